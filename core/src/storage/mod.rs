@@ -1,0 +1,61 @@
+//! One storage group: its transaction log stream, the inspection a passive copy applies to
+//! copied logs, replay, and the mailbox database with lost-log resilience.
+//!
+//! Writing is split in two: pure code decides *what* to write ([`writer::LogWriter`] emits
+//! [`crate::disk::DiskOp`]s), and whoever owns the disk executes it. Recovery is the same in
+//! reverse: [`recovery::plan_recovery`] looks at file contents and says what the stream is and
+//! which repairs to perform.
+
+pub mod database;
+pub mod inspect;
+pub mod logfile;
+pub mod names;
+pub mod record;
+pub mod recovery;
+pub mod replay;
+pub mod writer;
+
+use serde::{Deserialize, Serialize};
+
+/// A log generation number. Exchange numbers them from 1 and prints them as 8 hex digits.
+pub type Generation = u32;
+
+/// Identifies one storage group's log lineage. A copied log with another signature belongs to
+/// another storage group (or another lineage after a reseed from elsewhere) and is rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Signature(pub u64);
+
+impl std::fmt::Display for Signature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// A message's unique id; the store never holds two messages with the same id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MessageId(pub u64);
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "msg-{}", self.0)
+    }
+}
+
+/// Numbers of the storage group that CCR.md names as defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Nominal size of one log file; Exchange 2007 uses 1 MB logs.
+    pub log_size: u64,
+    /// Lost-log resilience depth: how many newest generations the database file holds back.
+    pub llr_depth: u32,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            log_size: 1024 * 1024,
+            llr_depth: 10,
+        }
+    }
+}
