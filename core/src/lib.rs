@@ -6,5 +6,6 @@
 //! implementation is deterministic. That is what lets the simulator, proptest and the real
 //! binary run the very same code.
 
+pub mod cluster;
 pub mod disk;
 pub mod storage;

@@ -142,6 +142,18 @@ impl Database {
         Digest(self.current.digest)
     }
 
+    /// The digest of the complete generations only (without the open generation's records):
+    /// what a passive copy at [`Self::applied`] must have.
+    pub fn complete_digest(&self) -> Digest {
+        let mut content = self.durable.clone();
+        for (_, records) in &self.held_back {
+            for r in records {
+                content.apply(r);
+            }
+        }
+        Digest(content.digest)
+    }
+
     pub fn contains(&self, id: MessageId) -> bool {
         self.current.messages.contains_key(&id)
     }

@@ -175,6 +175,23 @@ pub fn scan(bytes: &[u8]) -> Result<Scan, LogError> {
     })
 }
 
+/// Turns a copy of another node's open log into the closed log its writer would have produced:
+/// its valid prefix plus a close mark. Used when a survivor copies the last, still open log of
+/// a node whose store failed.
+pub fn seal(open_log: &[u8]) -> Result<Vec<u8>, LogError> {
+    let scan = scan(open_log)?;
+    if scan.closed_at.is_some() {
+        return Ok(open_log[..scan.valid_len].to_vec());
+    }
+    let mut out = open_log[..scan.valid_len].to_vec();
+    CloseMark {
+        record_count: scan.records.len() as u32,
+        body_crc: crc32c::crc32c(&out),
+    }
+    .encode_into(&mut out);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

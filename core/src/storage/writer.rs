@@ -123,6 +123,23 @@ impl LogWriter {
     /// to the generation's name, create a new `E00.log`. A crash between any two of these
     /// writes is repaired by recovery.
     pub fn roll(&mut self, now_ms: u64) -> Rolled {
+        let mut rolled = self.close();
+        let (next, start) = LogWriter::start(
+            &self.dir,
+            self.log_size,
+            self.signature,
+            rolled.generation + 1,
+            Some((rolled.generation, rolled.checksum)),
+            now_ms,
+        );
+        *self = next;
+        rolled.ops.extend(start);
+        rolled
+    }
+
+    /// Closes the open log without opening another (a node giving up the active role, or
+    /// sealing a log it finds the owner already has).
+    pub fn close(&self) -> Rolled {
         let mut close = Vec::with_capacity(CloseMark::FRAME_LEN);
         CloseMark {
             record_count: self.record_count,
@@ -130,9 +147,8 @@ impl LogWriter {
         }
         .encode_into(&mut close);
         let checksum = crc32c::crc32c_append(self.file_crc, &close);
-        let closed = self.generation;
         let open = self.open_path();
-        let mut ops = vec![
+        let ops = vec![
             DiskOp::Append {
                 path: open.clone(),
                 data: close,
@@ -140,21 +156,11 @@ impl LogWriter {
             DiskOp::Sync { path: open.clone() },
             DiskOp::Rename {
                 from: open,
-                to: self.closed_path(closed),
+                to: self.closed_path(self.generation),
             },
         ];
-        let (next, start) = LogWriter::start(
-            &self.dir,
-            self.log_size,
-            self.signature,
-            closed + 1,
-            Some((closed, checksum)),
-            now_ms,
-        );
-        *self = next;
-        ops.extend(start);
         Rolled {
-            generation: closed,
+            generation: self.generation,
             checksum,
             ops,
         }

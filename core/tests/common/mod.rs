@@ -1,5 +1,8 @@
-//! Helpers shared by the storage tests: a log stream driven against any disk.
+//! Helpers shared by the tests: a log stream driven against any disk, and (in `world`) a small
+//! network of the cluster's state machines.
 #![allow(dead_code)]
+
+pub mod world;
 
 use ccr_core::disk::{execute_all, Disk, DiskOp};
 use ccr_core::storage::record::Record;

@@ -1,0 +1,218 @@
+//! The numbers a cluster runs by. Defaults are CCR.md's (Windows Server's heartbeat settings,
+//! Exchange 2007's mount dial, dumpster limits, 1 MB logs, LLR depth 10); the lease numbers are
+//! ours and are derived so that the safety argument in ARCHITECTURE.md holds.
+
+use serde::{Deserialize, Serialize};
+
+use crate::storage::{Signature, StorageConfig};
+
+use super::NodeId;
+
+/// `AutoDatabaseMountDial`: how many missing logs an automatic mount may accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MountDial {
+    Lossless,
+    GoodAvailability,
+    BestAvailability,
+}
+
+/// The logs each dial setting accepts missing. Exchange 2007: 0, 3, 6 (2010 raised them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DialLimits {
+    pub lossless: u32,
+    pub good_availability: u32,
+    pub best_availability: u32,
+}
+
+impl Default for DialLimits {
+    fn default() -> Self {
+        DialLimits {
+            lossless: 0,
+            good_availability: 3,
+            best_availability: 6,
+        }
+    }
+}
+
+impl DialLimits {
+    pub fn allowed(&self, dial: MountDial) -> u32 {
+        match dial {
+            MountDial::Lossless => self.lossless,
+            MountDial::GoodAvailability => self.good_availability,
+            MountDial::BestAvailability => self.best_availability,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// The clustered mailbox server's name.
+    pub cms_name: String,
+    /// The storage group's log signature, shared by both copies.
+    pub signature: Signature,
+    /// Who owns the clustered mailbox server when the cluster is first formed.
+    pub initial_owner: NodeId,
+    /// Windows' SameSubnetDelay.
+    pub heartbeat_interval_ms: u64,
+    /// Windows' SameSubnetThreshold: missed heartbeats (on every network) before a peer is down.
+    pub heartbeat_threshold: u32,
+    /// How long a peer's echo of our heartbeat lets us serve (the peer lease).
+    pub peer_lease_ms: u64,
+    /// How long a witness grant lets its holder count the witness's vote.
+    pub witness_lease_ms: u64,
+    /// The owner asks the witness for its vote this long before its peer lease runs out.
+    pub witness_prefetch_ms: u64,
+    /// A passive that finds the active down waits this long before arbitrating, so that in a
+    /// split both nodes' race for the witness favours the current owner.
+    pub passive_arbitration_delay_ms: u64,
+    /// Largest clock rate error between any two machines, in parts per million.
+    pub max_drift_ppm: u64,
+    /// Extra wait added to every lease-based wait.
+    pub lease_margin_ms: u64,
+    /// How long a new owner tries to copy the lost node's remaining logs.
+    pub lost_log_copy_timeout_ms: u64,
+    /// Bringing the clustered mailbox server's resources online before the store mounts.
+    pub online_delay_ms: u64,
+    pub mount_dial: MountDial,
+    pub dial_limits: DialLimits,
+    /// A log copy request not answered in this time is retried.
+    pub copy_timeout_ms: u64,
+    /// Wait before retrying a failed copy (inspection rejected, disk full, source unreachable).
+    pub copy_retry_ms: u64,
+    /// How long a scheduled move waits for the target to catch up before giving up.
+    pub move_timeout_ms: u64,
+    /// The database file is rewritten after this many newly completed generations.
+    pub db_flush_every: u32,
+    pub storage: StorageConfig,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            cms_name: "E2K7CCR".into(),
+            signature: Signature(0xE2C7_CC12_0000_0001),
+            initial_owner: NodeId::Node1,
+            heartbeat_interval_ms: 1_000,
+            heartbeat_threshold: 5,
+            peer_lease_ms: 8_000,
+            witness_lease_ms: 5_000,
+            witness_prefetch_ms: 2_000,
+            passive_arbitration_delay_ms: 2_000,
+            max_drift_ppm: 10_000,
+            lease_margin_ms: 200,
+            lost_log_copy_timeout_ms: 5_000,
+            online_delay_ms: 3_000,
+            mount_dial: MountDial::BestAvailability,
+            dial_limits: DialLimits::default(),
+            copy_timeout_ms: 5_000,
+            copy_retry_ms: 2_000,
+            move_timeout_ms: 30_000,
+            db_flush_every: 4,
+            storage: StorageConfig::default(),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// A peer is down after this long without a heartbeat on any network.
+    pub fn peer_down_after_ms(&self) -> u64 {
+        self.heartbeat_interval_ms * u64::from(self.heartbeat_threshold)
+    }
+
+    /// A local duration `d` that is certain to cover at least `lease` on any other machine's
+    /// clock: `lease · (1+ρ)/(1−ρ) + margin`, rounded up.
+    pub fn outlast(&self, lease: u64) -> u64 {
+        let ppm = self.max_drift_ppm.min(500_000);
+        let num = u128::from(lease) * u128::from(1_000_000 + ppm);
+        let den = u128::from(1_000_000 - ppm);
+        (num.div_ceil(den)) as u64 + self.lease_margin_ms
+    }
+
+    /// After last hearing the old owner, a node waits this long before it may mount: by then
+    /// every peer lease the old owner could hold from us has run out.
+    pub fn takeover_guard_ms(&self) -> u64 {
+        self.outlast(self.peer_lease_ms)
+    }
+
+    /// After winning the witness, a node waits this long before it may mount: by then any
+    /// witness lease the other node held has run out, even if the witness forgot it.
+    pub fn witness_guard_ms(&self) -> u64 {
+        self.outlast(self.witness_lease_ms)
+    }
+
+    /// Checks the relations the safety and liveness arguments need; a config that breaks them
+    /// is refused with the field at fault.
+    pub fn validate(&self) -> Result<(), String> {
+        let fail = |field: &str, why: &str| Err(format!("{field}: {why}"));
+        if self.heartbeat_interval_ms == 0 {
+            return fail("heartbeat_interval_ms", "must be positive");
+        }
+        if self.heartbeat_threshold == 0 {
+            return fail("heartbeat_threshold", "must be at least 1");
+        }
+        if self.max_drift_ppm >= 100_000 {
+            return fail("max_drift_ppm", "must be below 100000 (10%)");
+        }
+        if self.peer_lease_ms <= self.witness_prefetch_ms + self.heartbeat_interval_ms {
+            return fail(
+                "peer_lease_ms",
+                "must exceed witness_prefetch_ms + heartbeat_interval_ms, or the owner \
+                 loses its lease between two heartbeats",
+            );
+        }
+        if self.witness_lease_ms <= self.heartbeat_interval_ms {
+            return fail(
+                "witness_lease_ms",
+                "must exceed heartbeat_interval_ms (renewals come once per interval)",
+            );
+        }
+        if self.storage.log_size == 0 {
+            return fail("storage.log_size", "must be positive");
+        }
+        if self.db_flush_every == 0 {
+            return fail("db_flush_every", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_put_a_crash_failover_inside_10_to_60_seconds() {
+        let c = ClusterConfig::default();
+        c.validate().unwrap();
+        // The arithmetic of ARCHITECTURE.md, "Failover timing": the last heartbeat from the
+        // crashed active arrives at 0; it crashed within one interval after that.
+        let detect = c.peer_down_after_ms();
+        let arbitrate = detect + c.passive_arbitration_delay_ms;
+        let may_mount = (arbitrate + c.witness_guard_ms())
+            .max(c.takeover_guard_ms())
+            .max(arbitrate + c.lost_log_copy_timeout_ms);
+        let mounted = may_mount + c.online_delay_ms;
+        let (earliest, latest) = (mounted - c.heartbeat_interval_ms, mounted);
+        assert!(earliest >= 10_000, "failover too fast: {earliest} ms");
+        assert!(latest <= 60_000, "failover too slow: {latest} ms");
+        assert_eq!((detect, arbitrate, mounted), (5_000, 7_000, 15_302));
+    }
+
+    #[test]
+    fn outlast_covers_drift() {
+        let c = ClusterConfig::default();
+        // 8 s at +1% on one clock and -1% on the other: 8 * 1.01 / 0.99 = 8.1616 s, plus margin.
+        assert_eq!(c.outlast(8_000), 8_162 + 200);
+    }
+
+    #[test]
+    fn broken_relations_are_refused_by_field() {
+        let c = ClusterConfig {
+            peer_lease_ms: 2_500,
+            ..ClusterConfig::default()
+        };
+        assert!(c.validate().unwrap_err().starts_with("peer_lease_ms"));
+    }
+}

@@ -1,0 +1,362 @@
+//! The hub transport: delivers client messages to whichever node serves the clustered mailbox
+//! server, and keeps the transport dumpster — recently delivered messages, bounded by size and
+//! age — so a lossy failover can be repaired by redelivery.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use super::wire::{LineageEntry, Msg, View};
+use super::{Endpoint, Net, NodeId, Now};
+use crate::storage::{Generation, MessageId};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubConfig {
+    /// `MaxDumpsterSizePerStorageGroup` (18 MB).
+    pub dumpster_max_bytes: u64,
+    /// `MaxDumpsterTime` (7 days).
+    pub dumpster_max_age_ms: u64,
+    /// A delivery not confirmed in this time is sent again.
+    pub redelivery_timeout_ms: u64,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            dumpster_max_bytes: 18 * 1024 * 1024,
+            dumpster_max_age_ms: 7 * 24 * 3600 * 1000,
+            redelivery_timeout_ms: 2_000,
+        }
+    }
+}
+
+/// A delivered message as the dumpster remembers it: where the store said it landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DumpsterEntry {
+    pub id: MessageId,
+    pub size: u32,
+    pub epoch: u64,
+    pub generation: Generation,
+    pub delivered_at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HubAction {
+    Send {
+        to: Endpoint,
+        net: Net,
+        msg: Msg,
+    },
+    /// The message is durable in the active store: the client may be told.
+    Acknowledged {
+        id: MessageId,
+    },
+    /// A redelivery request was answered with this many messages from the dumpster.
+    Redelivering {
+        epoch: u64,
+        count: usize,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Hub {
+    config: HubConfig,
+    /// The serving owner as last announced.
+    active: Option<View>,
+    waiting: VecDeque<(MessageId, u32)>,
+    /// Sent, not yet confirmed: id → (size, sent at).
+    in_flight: BTreeMap<MessageId, (u32, u64)>,
+    acknowledged: BTreeSet<MessageId>,
+    dumpster: BTreeMap<MessageId, DumpsterEntry>,
+    /// Dumpster ids in delivery order, for eviction.
+    dumpster_order: VecDeque<(u64, MessageId)>,
+    dumpster_bytes: u64,
+    out: VecDeque<HubAction>,
+    /// Epochs whose redelivery request was carried out (requests are repeated until confirmed).
+    redelivered: BTreeSet<u64>,
+    /// Test-only planted bug: ignore redelivery requests.
+    skips_redelivery: bool,
+}
+
+impl Hub {
+    pub fn new(config: HubConfig) -> Hub {
+        Hub {
+            config,
+            active: None,
+            waiting: VecDeque::new(),
+            in_flight: BTreeMap::new(),
+            acknowledged: BTreeSet::new(),
+            dumpster: BTreeMap::new(),
+            dumpster_order: VecDeque::new(),
+            dumpster_bytes: 0,
+            out: VecDeque::new(),
+            redelivered: BTreeSet::new(),
+            skips_redelivery: false,
+        }
+    }
+
+    /// Plants a bug for checker tests: redelivery requests are ignored.
+    pub fn plant_bug_skip_redelivery(&mut self) {
+        self.skips_redelivery = true;
+    }
+
+    pub fn active(&self) -> Option<View> {
+        self.active
+    }
+
+    pub fn dumpster_len(&self) -> usize {
+        self.dumpster.len()
+    }
+
+    /// Messages accepted from clients and not yet acknowledged.
+    pub fn pending(&self) -> usize {
+        self.waiting.len() + self.in_flight.len()
+    }
+
+    /// A client hands the hub a message.
+    pub fn submit(&mut self, now: Now, id: MessageId, size: u32) {
+        if self.acknowledged.contains(&id) || self.in_flight.contains_key(&id) {
+            return;
+        }
+        self.waiting.push_back((id, size));
+        self.pump(now);
+    }
+
+    pub fn handle(&mut self, now: Now, from: NodeId, msg: Msg) {
+        match msg {
+            Msg::Mounted { view }
+                if view.owner == from && self.active.is_none_or(|a| view.epoch >= a.epoch) =>
+            {
+                self.active = Some(view);
+            }
+            Msg::NotActive { view } => {
+                if self
+                    .active
+                    .is_some_and(|a| a.owner == from && view.epoch >= a.epoch)
+                {
+                    self.active = None;
+                }
+                self.requeue_from(from);
+            }
+            Msg::Delivered {
+                id,
+                generation,
+                epoch,
+            } => {
+                if let Some((size, _)) = self.in_flight.remove(&id) {
+                    if self.acknowledged.insert(id) {
+                        self.out.push_back(HubAction::Acknowledged { id });
+                    }
+                    self.remember(
+                        now,
+                        DumpsterEntry {
+                            id,
+                            size,
+                            epoch,
+                            generation,
+                            delivered_at: now.mono,
+                        },
+                    );
+                }
+            }
+            Msg::Redeliver { epoch, .. } if self.redelivered.contains(&epoch) => {
+                self.confirm_redelivery(from, epoch);
+            }
+            Msg::Redeliver { epoch, lineage } if !self.skips_redelivery => {
+                self.redelivered.insert(epoch);
+                self.confirm_redelivery(from, epoch);
+                let lost: Vec<DumpsterEntry> = self
+                    .dumpster
+                    .values()
+                    .filter(|e| may_be_lost(e, epoch, &lineage))
+                    .copied()
+                    .collect();
+                self.out.push_back(HubAction::Redelivering {
+                    epoch,
+                    count: lost.len(),
+                });
+                for e in lost {
+                    if !self.in_flight.contains_key(&e.id) {
+                        self.waiting.push_back((e.id, e.size));
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.pump(now);
+    }
+
+    pub fn handle_timeout(&mut self, now: Now) {
+        let expired: Vec<MessageId> = self
+            .in_flight
+            .iter()
+            .filter(|(_, (_, at))| now.mono >= at + self.config.redelivery_timeout_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired.into_iter().rev() {
+            let (size, _) = self.in_flight.remove(&id).expect("listed");
+            self.waiting.push_front((id, size));
+        }
+        self.evict(now);
+        self.pump(now);
+    }
+
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let retry = self
+            .in_flight
+            .values()
+            .map(|(_, at)| at + self.config.redelivery_timeout_ms)
+            .min();
+        let age = self
+            .dumpster_order
+            .front()
+            .map(|(at, _)| at + self.config.dumpster_max_age_ms);
+        retry.into_iter().chain(age).min()
+    }
+
+    pub fn poll_action(&mut self) -> Option<HubAction> {
+        self.out.pop_front()
+    }
+
+    fn confirm_redelivery(&mut self, to: NodeId, epoch: u64) {
+        self.out.push_back(HubAction::Send {
+            to: Endpoint::Node(to),
+            net: Net::Public,
+            msg: Msg::RedeliveryAccepted { epoch },
+        });
+    }
+
+    fn requeue_from(&mut self, _node: NodeId) {
+        let ids: Vec<(MessageId, u32)> = self
+            .in_flight
+            .iter()
+            .map(|(id, (size, _))| (*id, *size))
+            .collect();
+        self.in_flight.clear();
+        for item in ids.into_iter().rev() {
+            self.waiting.push_front(item);
+        }
+    }
+
+    fn pump(&mut self, now: Now) {
+        let Some(active) = self.active else { return };
+        while let Some((id, size)) = self.waiting.pop_front() {
+            self.in_flight.insert(id, (size, now.mono));
+            self.out.push_back(HubAction::Send {
+                to: Endpoint::Node(active.owner),
+                net: Net::Public,
+                msg: Msg::Deliver { id, size },
+            });
+        }
+    }
+
+    fn remember(&mut self, now: Now, entry: DumpsterEntry) {
+        if let Some(old) = self.dumpster.insert(entry.id, entry) {
+            self.dumpster_bytes -= u64::from(old.size);
+        }
+        self.dumpster_bytes += u64::from(entry.size);
+        self.dumpster_order
+            .push_back((entry.delivered_at, entry.id));
+        self.evict(now);
+    }
+
+    fn evict(&mut self, now: Now) {
+        while let Some(&(at, id)) = self.dumpster_order.front() {
+            let current = self.dumpster.get(&id).is_some_and(|e| e.delivered_at == at);
+            let too_old = now.mono >= at + self.config.dumpster_max_age_ms;
+            let too_big = self.dumpster_bytes > self.config.dumpster_max_bytes;
+            if current && !too_old && !too_big {
+                break;
+            }
+            self.dumpster_order.pop_front();
+            if current {
+                let e = self.dumpster.remove(&id).expect("current");
+                self.dumpster_bytes -= u64::from(e.size);
+            }
+        }
+    }
+}
+
+/// Whether a message the store confirmed in (`entry.epoch`, `entry.generation`) may be missing
+/// from a stream whose lineage is `lineage` and whose owner now serves in `epoch`: it is safe
+/// only if its epoch's writing is part of the lineage up to at least its generation.
+pub fn may_be_lost(entry: &DumpsterEntry, epoch: u64, lineage: &[LineageEntry]) -> bool {
+    if entry.epoch >= epoch {
+        return false;
+    }
+    let Some(i) = lineage.iter().position(|l| l.epoch == entry.epoch) else {
+        return true;
+    };
+    match lineage.get(i + 1) {
+        Some(next) => entry.generation >= next.first_generation,
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use NodeId::*;
+
+    fn entry(epoch: u64, generation: Generation) -> DumpsterEntry {
+        DumpsterEntry {
+            id: MessageId(1),
+            size: 1,
+            epoch,
+            generation,
+            delivered_at: 0,
+        }
+    }
+
+    #[test]
+    fn what_redelivery_covers() {
+        let l = |epoch, first| LineageEntry {
+            epoch,
+            owner: Node1,
+            first_generation: first,
+            prev_checksum: 0,
+        };
+        let lineage = [l(0, 1), l(3, 21)];
+        assert!(!may_be_lost(&entry(0, 20), 3, &lineage));
+        assert!(may_be_lost(&entry(0, 21), 3, &lineage));
+        assert!(
+            may_be_lost(&entry(2, 5), 3, &lineage),
+            "epoch 2 never made it into the lineage"
+        );
+        assert!(!may_be_lost(&entry(3, 30), 3, &lineage));
+    }
+
+    #[test]
+    fn dumpster_is_bounded_by_size_and_age() {
+        let mut hub = Hub::new(HubConfig {
+            dumpster_max_bytes: 250,
+            dumpster_max_age_ms: 1_000,
+            redelivery_timeout_ms: 100,
+        });
+        let view = View {
+            epoch: 0,
+            owner: Node1,
+        };
+        hub.handle(Now::at(0), Node1, Msg::Mounted { view });
+        for i in 0..3 {
+            hub.submit(Now::at(i), MessageId(i), 100);
+            hub.handle(
+                Now::at(i),
+                Node1,
+                Msg::Delivered {
+                    id: MessageId(i),
+                    generation: 1,
+                    epoch: 0,
+                },
+            );
+        }
+        assert_eq!(hub.dumpster_len(), 2, "size bound");
+        hub.handle_timeout(Now::at(1_002));
+        assert_eq!(hub.dumpster_len(), 0, "age bound");
+        let acks = std::iter::from_fn(|| hub.poll_action())
+            .filter(|a| matches!(a, HubAction::Acknowledged { .. }))
+            .count();
+        assert_eq!(acks, 3);
+    }
+}

@@ -1,0 +1,694 @@
+//! A mailbox node: cluster service (heartbeats, quorum, ownership), replication service (copy,
+//! inspect, replay) and store (mount, accept writes), as one sans-IO state machine.
+//!
+//! Driving it: `handle(now, input)` for each input, `handle_timeout(now)` once `poll_timeout()`
+//! has passed, and `poll_action()` until it returns `None` after each. Disk batches must be run
+//! one at a time, in the order they were issued, each answered with `Input::DiskDone`.
+//!
+//! The rooms of this module: `quorum` (leases, witness, may-this-node-mount), `replication`
+//! (the passive's copier and divergence resolution), `ownership` (takeover, mount, dismount,
+//! scheduled move) and `store` (the active store's writes and acknowledgements).
+
+mod ownership;
+mod quorum;
+mod replication;
+mod store;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use super::boot::{Boot, PersistedState};
+use super::config::ClusterConfig;
+use super::status::{CmsState, CmsStatus, CopyStatus, OperationalMachine, SummaryCopyStatus};
+use super::wire::{CopyReport, Heartbeat, LineageEntry, Msg, View};
+use super::{Endpoint, Net, NodeId, Now};
+use crate::disk::{DiskError, DiskOp};
+use crate::storage::database::Database;
+use crate::storage::inspect::Inspector;
+use crate::storage::logfile::ClosedLog;
+use crate::storage::record::Record;
+use crate::storage::writer::LogWriter;
+use crate::storage::{Generation, MessageId};
+
+pub const LOG_DIR: &str = "logs";
+pub const INSPECT_DIR: &str = "inspector";
+pub const DB_FILE: &str = "db/mailbox.edb";
+pub const STATE_FILE: &str = "cluster/state.json";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Message {
+        from: Endpoint,
+        net: Net,
+        msg: Msg,
+    },
+    DiskDone {
+        token: u64,
+        result: Result<(), DiskError>,
+    },
+    Admin(Admin),
+}
+
+/// Admin commands, named after the cmdlets they mirror.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admin {
+    /// `Move-ClusteredMailboxServer -TargetMachine … -MoveComment …`
+    Move { target: NodeId, comment: String },
+    /// `Suspend-StorageGroupCopy`
+    SuspendCopy,
+    /// `Resume-StorageGroupCopy`
+    ResumeCopy,
+    /// `Update-StorageGroupCopy`: reseed this passive copy from the active.
+    UpdateCopy,
+    /// `Restore-StorageGroupCopy`: activate this copy by hand, accepting the loss; also what an
+    /// admin uses to mount a database the mount dial kept dismounted.
+    RestoreCopy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Send { to: Endpoint, net: Net, msg: Msg },
+    Disk { token: u64, ops: Vec<DiskOp> },
+    Event(NodeEvent),
+}
+
+/// What happened inside a node, for traces, checkers and operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeEvent {
+    Mounted { view: View, lost: u32, forced: bool },
+    Dismounted { reason: String },
+    ViewChanged { view: View },
+    TakeoverStarted,
+    WitnessWon { epoch: u64, fresh: bool },
+    WitnessDenied { holder: NodeId },
+    StayDismounted { missing: u32, allowed: u32 },
+    LogCopied { generation: Generation },
+    LogRejected { reason: String },
+    LogReplayed { generation: Generation },
+    CopyFailed { reason: String },
+    Diverged { outcome: String },
+    Reseeded { checkpoint: Generation },
+    MoveRefused { reason: String },
+    MoveStarted { target: NodeId, comment: String },
+    MoveCompleted { target: NodeId, comment: String },
+    MoveFailed { reason: String },
+    StoreFailed { reason: String },
+    AdminRefused { reason: String },
+}
+
+/// Test-only planted bugs, so the checkers can be shown firing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlantedBugs {
+    /// Mount whatever the mount dial says.
+    pub ignore_mount_dial: bool,
+    /// Skip the lease waits before a takeover mount.
+    pub skip_takeover_guard: bool,
+    /// Never ask the hub for redelivery.
+    pub skip_redelivery: bool,
+}
+
+/// What the owner is doing about the clustered mailbox server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum OwnerState {
+    /// Not mounted: waiting for quorum or for the lease waits.
+    Offline {
+        reason: String,
+    },
+    /// Just took over: copying whatever the lost node's share still has.
+    Draining {
+        deadline: u64,
+    },
+    /// The mount dial refuses: too many logs missing.
+    Blocked {
+        missing: u32,
+        allowed: u32,
+        retry_at: u64,
+    },
+    /// Bringing the resources online; mounts at `ready_at`.
+    Onlining {
+        ready_at: u64,
+        lost: u32,
+        redeliver: bool,
+        forced: bool,
+    },
+    Serving,
+    /// Scheduled move in progress; the store is dismounted.
+    Moving(MoveState),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MoveState {
+    id: u64,
+    target: NodeId,
+    comment: String,
+    deadline: u64,
+    /// Set once `MovePrepare` went out: the last generation the target must have.
+    prepared: Option<Generation>,
+    /// Set once the target is ready and the new view is being persisted.
+    handing_over: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Role {
+    Passive {
+        /// When a takeover may arbitrate the witness, once the owner looks down.
+        arbitrate_at: Option<u64>,
+    },
+    Owner(OwnerState),
+}
+
+/// The witness vote as this node holds it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct WitnessHold {
+    until: Option<u64>,
+    epoch: Option<u64>,
+    /// After a fresh acquisition, no mount before this (see `ClusterConfig::witness_guard_ms`).
+    guard_until: u64,
+    last_request: Option<u64>,
+}
+
+/// What a disk batch was for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Io {
+    /// Appends and a sync of these messages; acknowledge when durable.
+    Commit {
+        ids: Vec<MessageId>,
+        generation: Generation,
+        epoch: u64,
+    },
+    /// A copied log going through the inspector folder into the log folder.
+    CopyLog {
+        log: Box<ClosedLog>,
+        inspector: Box<Inspector>,
+    },
+    /// The new view is durable: send the hand-over.
+    HandOver { view: View },
+    /// Housekeeping: state, database flushes.
+    Background,
+    /// Removals whose failure (say, the file was never created) does not matter.
+    Cleanup,
+}
+
+/// The copier's outstanding request to a share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fetch {
+    Log(Generation),
+    OpenLog,
+    Database,
+}
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    id: NodeId,
+    config: ClusterConfig,
+    boot_mono: u64,
+    bugs: PlantedBugs,
+
+    // The cluster database (persisted).
+    view: View,
+    lineage: Vec<LineageEntry>,
+    last_move_comment: Option<String>,
+
+    // Storage.
+    db: Database,
+    closed: BTreeMap<Generation, u32>,
+    writer: Option<LogWriter>,
+    inspector: Inspector,
+    replay_queue: VecDeque<ClosedLog>,
+    flushed_applied: Generation,
+
+    // Cluster service.
+    role: Role,
+    next_heartbeat: u64,
+    last_heard: [Option<u64>; 2],
+    peer_stamp: Option<u64>,
+    peer: Option<Heartbeat>,
+    peer_lease_until: Option<u64>,
+    witness: WitnessHold,
+    witness_holder: Option<NodeId>,
+    /// The newest generation the peer is known to have written while it owned the server.
+    peer_head: Generation,
+
+    // Replication service.
+    fetch: Option<(Fetch, u64)>,
+    copy_retry_at: u64,
+    copy_writing: bool,
+    suspended: bool,
+    copy_failure: Option<String>,
+    reseed_required: Option<String>,
+    seeding: bool,
+    resolved: bool,
+    move_target: Option<(u64, Generation)>,
+    /// Draining a lost node's share found nothing more to copy.
+    drain_finished: bool,
+    /// An admin restore: the next mount ignores the dial.
+    force_mount: bool,
+    last_replayed_ms: Option<u64>,
+
+    // Store.
+    batch: Vec<Record>,
+    batch_ids: Vec<MessageId>,
+    unsynced: BTreeSet<MessageId>,
+    commit_in_flight: bool,
+    store_failure: Option<String>,
+
+    /// A takeover mount asked the hub for redelivery; repeated until the hub confirms, and
+    /// kept in the cluster state so that a restart does not forget it.
+    redelivery_pending: bool,
+
+    next_token: u64,
+    io: BTreeMap<u64, Io>,
+    out: VecDeque<Action>,
+    last_tick: u64,
+}
+
+impl Node {
+    pub fn new(id: NodeId, config: ClusterConfig, boot: Boot, now: Now) -> Node {
+        let Boot {
+            state,
+            db,
+            closed,
+            writer,
+        } = boot;
+        let last = closed.keys().next_back().copied();
+        let next = last.unwrap_or(0).max(db.applied()) + 1;
+        let prev_checksum = match last {
+            Some(g) if g + 1 == next => closed.get(&g).copied(),
+            None if next == 1 => Some(0),
+            _ => None,
+        };
+        let inspector = Inspector::new(config.signature, next, prev_checksum);
+        let role = if state.view.owner == id {
+            Role::Owner(OwnerState::Offline {
+                reason: "starting".into(),
+            })
+        } else {
+            Role::Passive { arbitrate_at: None }
+        };
+        let flushed_applied = db.applied();
+        let mut node = Node {
+            id,
+            boot_mono: now.mono,
+            bugs: PlantedBugs::default(),
+            view: state.view,
+            lineage: state.lineage,
+            last_move_comment: state.last_move_comment,
+            resolved: state.view.owner == id || (writer.is_none() && closed.is_empty()),
+            db,
+            closed,
+            writer,
+            inspector,
+            replay_queue: VecDeque::new(),
+            flushed_applied,
+            role,
+            next_heartbeat: now.mono,
+            last_heard: [None; 2],
+            peer_stamp: None,
+            peer: None,
+            peer_lease_until: None,
+            witness: WitnessHold::default(),
+            witness_holder: None,
+            peer_head: 0,
+            fetch: None,
+            copy_retry_at: 0,
+            copy_writing: false,
+            suspended: false,
+            copy_failure: None,
+            reseed_required: None,
+            seeding: false,
+            move_target: None,
+            drain_finished: false,
+            force_mount: false,
+            last_replayed_ms: None,
+            batch: Vec::new(),
+            batch_ids: Vec::new(),
+            unsynced: BTreeSet::new(),
+            commit_in_flight: false,
+            store_failure: None,
+            redelivery_pending: state.redelivery_pending,
+            next_token: 0,
+            io: BTreeMap::new(),
+            out: VecDeque::new(),
+            last_tick: 0,
+            config,
+        };
+        node.tick(now);
+        node
+    }
+
+    pub fn plant_bugs(&mut self, bugs: PlantedBugs) {
+        self.bugs = bugs;
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    pub fn view(&self) -> View {
+        self.view
+    }
+
+    pub fn lineage(&self) -> &[LineageEntry] {
+        &self.lineage
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Mounted and accepting writes.
+    pub fn is_serving(&self) -> bool {
+        matches!(self.role, Role::Owner(OwnerState::Serving))
+    }
+
+    /// Whether the store has the open log in use (the share then will not serve it).
+    pub fn store_running(&self) -> bool {
+        matches!(self.role, Role::Owner(_)) && self.writer.is_some()
+    }
+
+    /// Newest closed generation in the log folder (0 for none).
+    pub fn last_closed(&self) -> Generation {
+        self.closed.keys().next_back().copied().unwrap_or(0)
+    }
+
+    /// Checksums of the closed logs this node holds.
+    pub fn closed_logs(&self) -> &BTreeMap<Generation, u32> {
+        &self.closed
+    }
+
+    pub fn handle(&mut self, now: Now, input: Input) {
+        // A lease may have run out since the last tick; no input is handled on an expired one.
+        self.check_quorum(now);
+        match input {
+            Input::Message { from, net, msg } => self.on_message(now, from, net, msg),
+            Input::DiskDone { token, result } => self.on_disk_done(now, token, result),
+            Input::Admin(cmd) => self.on_admin(now, cmd),
+        }
+        self.tick(now);
+    }
+
+    pub fn handle_timeout(&mut self, now: Now) {
+        self.tick(now);
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.out.pop_front()
+    }
+
+    /// The next time the node needs `handle_timeout`, on its monotonic clock.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let mut t = vec![Some(self.next_heartbeat)];
+        t.push(self.peer_lease_until);
+        t.push(self.witness.until);
+        if self.witness.guard_until > 0 {
+            t.push(Some(self.witness.guard_until));
+        }
+        t.push(Some(self.takeover_guard_until()));
+        t.push(Some(self.peer_down_at()));
+        t.push(self.fetch.map(|(_, deadline)| deadline));
+        t.push(Some(self.copy_retry_at));
+        match &self.role {
+            Role::Passive { arbitrate_at } => t.push(*arbitrate_at),
+            Role::Owner(state) => match state {
+                OwnerState::Draining { deadline } => t.push(Some(*deadline)),
+                OwnerState::Blocked { retry_at, .. } => t.push(Some(*retry_at)),
+                OwnerState::Onlining { ready_at, .. } => t.push(Some(*ready_at)),
+                OwnerState::Moving(m) => t.push(Some(m.deadline)),
+                OwnerState::Offline { .. } | OwnerState::Serving => {}
+            },
+        }
+        // Deadlines at or before the last tick have been dealt with.
+        t.into_iter().flatten().filter(|&d| d > self.last_tick).min()
+    }
+
+    /// Re-evaluates everything time-dependent. Idempotent: called after every input.
+    fn tick(&mut self, now: Now) {
+        self.last_tick = now.mono;
+        self.check_quorum(now);
+        self.progress_role(now);
+        self.request_witness_if_needed(now);
+        self.copy_if_needed(now);
+        self.send_heartbeats_if_due(now);
+    }
+
+    fn on_message(&mut self, now: Now, from: Endpoint, net: Net, msg: Msg) {
+        match msg {
+            Msg::Heartbeat(hb) if from == Endpoint::Node(self.id.peer()) => {
+                self.on_heartbeat(now, net, hb)
+            }
+            Msg::WitnessGranted { stamp, epoch } => self.on_witness_granted(now, stamp, epoch),
+            Msg::WitnessDenied { holder, .. } => {
+                self.witness_holder = Some(holder);
+                self.emit(NodeEvent::WitnessDenied { holder });
+            }
+            Msg::LogFile { generation, bytes } => self.on_log_file(now, generation, bytes),
+            Msg::OpenLogFile { bytes } => self.on_open_log_file(now, bytes),
+            Msg::DatabaseFile { bytes } => self.on_database_file(now, bytes),
+            Msg::NoLog { generation, reason } => self.on_no_log(now, generation, reason),
+            Msg::Deliver { id, size } => self.on_deliver(now, id, size),
+            Msg::MovePrepare {
+                move_id,
+                last_generation,
+            } => self.on_move_prepare(now, move_id, last_generation),
+            Msg::MoveReady { move_id } => self.on_move_ready(now, move_id),
+            Msg::MoveAbandoned { move_id, reason } => {
+                self.abort_move(now, move_id, format!("move abandoned: {reason}"))
+            }
+            Msg::HandOver { view, comment } => self.on_hand_over(now, view, comment),
+            Msg::RedeliveryAccepted { epoch } if epoch == self.view.epoch && self.redelivery_pending => {
+                self.redelivery_pending = false;
+                self.persist_state();
+            }
+            _ => {}
+        }
+    }
+
+    fn on_disk_done(&mut self, now: Now, token: u64, result: Result<(), DiskError>) {
+        let Some(io) = self.io.remove(&token) else {
+            return;
+        };
+        match io {
+            Io::Commit {
+                ids,
+                generation,
+                epoch,
+            } => self.on_commit_done(now, ids, generation, epoch, result),
+            Io::CopyLog { log, inspector } => self.on_copy_written(now, *log, *inspector, result),
+            Io::HandOver { view } => self.on_hand_over_persisted(now, view, result),
+            Io::Cleanup => {}
+            Io::Background => {
+                if let Err(e) = result {
+                    self.emit(NodeEvent::StoreFailed {
+                        reason: format!("background write failed: {e}"),
+                    });
+                }
+            }
+        }
+    }
+
+    fn on_admin(&mut self, now: Now, cmd: Admin) {
+        match cmd {
+            Admin::Move { target, comment } => self.start_move(now, target, comment),
+            Admin::SuspendCopy => self.suspended = true,
+            Admin::ResumeCopy => {
+                self.suspended = false;
+                self.copy_retry_at = 0;
+                self.replay_ready();
+            }
+            Admin::UpdateCopy => self.start_reseed(now),
+            Admin::RestoreCopy => self.restore_copy(now),
+        }
+    }
+
+    fn emit(&mut self, event: NodeEvent) {
+        self.out.push_back(Action::Event(event));
+    }
+
+    fn send(&mut self, to: Endpoint, net: Net, msg: Msg) {
+        self.out.push_back(Action::Send { to, net, msg });
+    }
+
+    fn disk(&mut self, ops: Vec<DiskOp>, io: Io) {
+        if ops.is_empty() {
+            return;
+        }
+        let token = self.next_token;
+        self.next_token += 1;
+        self.io.insert(token, io);
+        self.out.push_back(Action::Disk { token, ops });
+    }
+
+    fn persisted_state(&self) -> PersistedState {
+        PersistedState {
+            view: self.view,
+            lineage: self.lineage.clone(),
+            last_move_comment: self.last_move_comment.clone(),
+            redelivery_pending: self.redelivery_pending,
+        }
+    }
+
+    fn persist_state(&mut self) {
+        let ops = self.persisted_state().persist_ops();
+        self.disk(ops, Io::Background);
+    }
+
+    fn send_heartbeats_if_due(&mut self, now: Now) {
+        if now.mono < self.next_heartbeat {
+            return;
+        }
+        self.next_heartbeat = now.mono + self.config.heartbeat_interval_ms;
+        let owner_side = matches!(self.role, Role::Owner(_));
+        let hb = Heartbeat {
+            stamp: now.mono,
+            echo: self.peer_stamp,
+            view: self.view,
+            grants_lease: self.grants_lease(),
+            serving: self.is_serving(),
+            open_generation: self
+                .writer
+                .as_ref()
+                .filter(|_| owner_side)
+                .map(|w| w.generation()),
+            open_records: self
+                .writer
+                .as_ref()
+                .filter(|_| owner_side)
+                .map_or(0, |w| w.records_in_open_log()),
+            last_closed: self.last_closed(),
+            lineage: self.lineage.clone(),
+            copy: (!owner_side).then(|| self.copy_report()),
+        };
+        for net in Net::ALL {
+            self.send(
+                Endpoint::Node(self.id.peer()),
+                net,
+                Msg::Heartbeat(hb.clone()),
+            );
+        }
+        if self.is_serving() {
+            self.announce();
+        }
+    }
+
+    /// Tells the hub this node serves (and, after a takeover, what to redeliver).
+    fn announce(&mut self) {
+        self.send(Endpoint::Hub, Net::Public, Msg::Mounted { view: self.view });
+        if self.redelivery_pending {
+            self.send(
+                Endpoint::Hub,
+                Net::Public,
+                Msg::Redeliver {
+                    epoch: self.view.epoch,
+                    lineage: self.lineage.clone(),
+                },
+            );
+        }
+    }
+
+    fn copy_report(&self) -> CopyReport {
+        CopyReport {
+            status: self.summary_copy_status(),
+            last_inspected: self.inspector.last_inspected(),
+            last_replayed: self.db.applied(),
+        }
+    }
+
+    /// `Get-ClusteredMailboxServerStatus` as this node sees it.
+    pub fn cms_status(&self, now: Now) -> CmsStatus {
+        let (state, reason) = match &self.role {
+            Role::Owner(OwnerState::Serving) => (CmsState::Online, None),
+            Role::Owner(OwnerState::Onlining { .. }) | Role::Owner(OwnerState::Draining { .. }) => {
+                (CmsState::Pending, None)
+            }
+            Role::Owner(OwnerState::Moving(m)) => (
+                CmsState::Pending,
+                Some(format!("moving to {}: {}", m.target, m.comment)),
+            ),
+            Role::Owner(OwnerState::Blocked {
+                missing, allowed, ..
+            }) => (
+                CmsState::Failed,
+                Some(format!(
+                    "AutoDatabaseMountDial: {missing} log(s) missing, {allowed} allowed"
+                )),
+            ),
+            Role::Owner(OwnerState::Offline { reason }) => {
+                let state = if self.store_failure.is_some() {
+                    CmsState::Failed
+                } else {
+                    CmsState::Offline
+                };
+                (state, Some(reason.clone()))
+            }
+            Role::Passive { .. } if self.peer_serving(now) => (CmsState::Online, None),
+            Role::Passive { .. } => (CmsState::Offline, None),
+        };
+        let quorum_owner = self.witness_holder.unwrap_or(self.view.owner);
+        let mut machines = vec![self.id];
+        if !self.peer_down(now) {
+            machines.push(self.id.peer());
+        }
+        machines.sort();
+        CmsStatus {
+            identity: self.config.cms_name.clone(),
+            state,
+            operational_machines: machines
+                .into_iter()
+                .map(|node| OperationalMachine {
+                    node,
+                    active: node == self.view.owner,
+                    quorum_owner: node == quorum_owner,
+                })
+                .collect(),
+            reason,
+            last_move_comment: self.last_move_comment.clone(),
+        }
+    }
+
+    fn peer_serving(&self, now: Now) -> bool {
+        !self.peer_down(now) && self.peer.as_ref().is_some_and(|p| p.serving)
+    }
+
+    /// `Get-StorageGroupCopyStatus`: this node's copy if passive, else the passive's as its
+    /// heartbeats report it.
+    pub fn copy_status(&self) -> CopyStatus {
+        let last_inspected = self.inspector.last_inspected();
+        let last_replayed = self.db.applied();
+        let source_last = self
+            .peer
+            .as_ref()
+            .filter(|p| p.view.owner != self.id)
+            .map_or(last_inspected, |p| p.last_closed);
+        CopyStatus {
+            node: self.id,
+            summary: self.summary_copy_status(),
+            copy_queue_length: source_last.saturating_sub(last_inspected),
+            replay_queue_length: last_inspected.saturating_sub(last_replayed),
+            last_inspected_generation: last_inspected,
+            last_replayed_generation: last_replayed,
+            last_inspected_log_time: self.inspector.last_inspected_ms(),
+            last_replayed_log_time: self.last_replayed_ms,
+            failed_message: self
+                .reseed_required
+                .clone()
+                .or_else(|| self.copy_failure.clone()),
+        }
+    }
+
+    fn summary_copy_status(&self) -> SummaryCopyStatus {
+        if matches!(self.role, Role::Owner(_)) {
+            SummaryCopyStatus::Disabled
+        } else if self.reseed_required.is_some() {
+            SummaryCopyStatus::Failed
+        } else if self.seeding {
+            SummaryCopyStatus::Seeding
+        } else if self.suspended {
+            SummaryCopyStatus::Suspended
+        } else if self.copy_failure.is_some() {
+            SummaryCopyStatus::Failed
+        } else if !self.resolved || self.peer.is_none() {
+            SummaryCopyStatus::Initializing
+        } else {
+            SummaryCopyStatus::Healthy
+        }
+    }
+}

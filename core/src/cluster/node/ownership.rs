@@ -1,0 +1,447 @@
+//! Who owns the clustered mailbox server and how ownership moves: automatic takeover through the
+//! witness, the mount dial, mounting and dismounting, and the scheduled move.
+
+use super::{Io, MoveState, Node, NodeEvent, OwnerState, Role, LOG_DIR};
+use crate::cluster::dial::{self, MountDecision};
+use crate::cluster::status::SummaryCopyStatus;
+use crate::cluster::wire::{LineageEntry, Msg, View};
+use crate::cluster::{Endpoint, Net, NodeId, Now};
+use crate::disk::{join, DiskOp};
+use crate::storage::names::OPEN_LOG;
+use crate::storage::writer::LogWriter;
+
+impl Node {
+    pub(super) fn progress_role(&mut self, now: Now) {
+        match self.role.clone() {
+            Role::Passive { arbitrate_at: None } => {
+                let may_take_over = self.view.owner == self.id.peer()
+                    && self.peer_down(now)
+                    && self.reseed_required.is_none()
+                    && !self.seeding
+                    && self.store_failure.is_none();
+                if may_take_over {
+                    self.role = Role::Passive {
+                        arbitrate_at: Some(now.mono + self.config.passive_arbitration_delay_ms),
+                    };
+                    self.emit(NodeEvent::TakeoverStarted);
+                }
+            }
+            Role::Passive { .. } => {}
+            Role::Owner(OwnerState::Offline { .. }) => {
+                if self.store_failure.is_none() && self.may_mount(now).is_ok() {
+                    if self.mounted_in_this_epoch() {
+                        // Our own stream continues: a remount.
+                        self.role = Role::Owner(OwnerState::Onlining {
+                            ready_at: now.mono + self.config.online_delay_ms,
+                            lost: 0,
+                            redeliver: false,
+                            forced: false,
+                        });
+                    } else {
+                        // Owner of an epoch we never served in (a takeover cut short by a
+                        // restart): finish it the way a takeover does.
+                        self.start_drain(now);
+                    }
+                }
+            }
+            Role::Owner(OwnerState::Draining { deadline }) => {
+                let drained = self.fetch.is_none() && self.drain_finished;
+                if (drained || now.mono >= deadline) && !self.copy_writing {
+                    self.finish_drain(now);
+                }
+            }
+            Role::Owner(OwnerState::Blocked { retry_at, .. }) => {
+                if now.mono >= retry_at {
+                    self.start_drain(now);
+                }
+            }
+            Role::Owner(OwnerState::Onlining { ready_at, .. }) => {
+                if now.mono >= ready_at && self.may_mount(now).is_ok() {
+                    self.mount(now);
+                }
+            }
+            Role::Owner(OwnerState::Serving) => {}
+            Role::Owner(OwnerState::Moving(m)) => self.progress_move(now, m),
+        }
+    }
+
+    /// Whether this node already wrote in the current epoch (its lineage says where it began).
+    fn mounted_in_this_epoch(&self) -> bool {
+        let first_formation = self.view.epoch == 0 && self.lineage.is_empty();
+        first_formation
+            || self
+                .lineage
+                .last()
+                .is_some_and(|e| e.epoch == self.view.epoch && e.owner == self.id)
+    }
+
+    /// A higher epoch seen from the peer.
+    pub(super) fn adopt_view(&mut self, now: Now, view: View) {
+        debug_assert!(view.epoch > self.view.epoch);
+        self.view = view;
+        self.emit(NodeEvent::ViewChanged { view });
+        self.persist_state();
+        if view.owner == self.id {
+            // Only a hand-over names the other node: the old owner dismounted and we are
+            // caught up (it waited for our MoveReady).
+            self.move_target = None;
+            self.role = Role::Owner(OwnerState::Onlining {
+                ready_at: now.mono + self.config.online_delay_ms,
+                lost: 0,
+                redeliver: false,
+                forced: false,
+            });
+        } else {
+            self.demote(now, "another node owns the clustered mailbox server");
+        }
+    }
+
+    /// Becomes a passive copy: the store dismounts and an empty open log is dropped (the new
+    /// owner writes that generation). An open log with records stays until it is compared with
+    /// the owner's lineage.
+    pub(super) fn demote(&mut self, _now: Now, reason: &str) {
+        if self.is_serving() {
+            self.emit(NodeEvent::Dismounted {
+                reason: reason.into(),
+            });
+        }
+        self.role = Role::Passive { arbitrate_at: None };
+        if self
+            .writer
+            .as_ref()
+            .is_some_and(|w| w.records_in_open_log() == 0)
+        {
+            self.writer = None;
+            self.disk(
+                vec![DiskOp::Remove {
+                    path: join(LOG_DIR, OPEN_LOG),
+                }],
+                Io::Cleanup,
+            );
+        }
+        self.resolved = false;
+        self.fetch = None;
+        self.reset_inspector();
+    }
+
+    /// The witness is ours: the passive becomes the owner in a new epoch and first copies what
+    /// the lost node's share still has.
+    pub(super) fn win_takeover(&mut self, now: Now) {
+        let seen = self.peer.as_ref().map_or(0, |p| p.view.epoch);
+        let view = View {
+            epoch: self.view.epoch.max(seen) + 1,
+            owner: self.id,
+        };
+        self.view = view;
+        self.emit(NodeEvent::ViewChanged { view });
+        self.persist_state();
+        self.start_drain(now);
+    }
+
+    pub(super) fn start_drain(&mut self, now: Now) {
+        self.fetch = None;
+        self.drain_finished = false;
+        self.role = Role::Owner(OwnerState::Draining {
+            deadline: now.mono + self.config.lost_log_copy_timeout_ms,
+        });
+    }
+
+    /// The lost node's logs are copied as far as they could be: apply the mount dial.
+    fn finish_drain(&mut self, now: Now) {
+        self.fetch = None;
+        self.replay_ready();
+        let have = self.inspector.last_inspected();
+        let source_last = self.peer_head.max(have);
+        let mut decision = dial::decide(
+            self.config.mount_dial,
+            &self.config.dial_limits,
+            have,
+            source_last,
+        );
+        if self.bugs.ignore_mount_dial || self.force_mount {
+            if let MountDecision::StayDismounted { missing, .. } = decision {
+                decision = MountDecision::Mount { lost: missing };
+            }
+        }
+        match decision {
+            MountDecision::Mount { lost } => {
+                let forced = self.force_mount;
+                self.force_mount = false;
+                self.role = Role::Owner(OwnerState::Onlining {
+                    ready_at: now.mono + self.config.online_delay_ms,
+                    lost,
+                    redeliver: true,
+                    forced,
+                })
+            }
+            MountDecision::StayDismounted { missing, allowed } => {
+                self.emit(NodeEvent::StayDismounted { missing, allowed });
+                self.role = Role::Owner(OwnerState::Blocked {
+                    missing,
+                    allowed,
+                    retry_at: now.mono + self.config.copy_retry_ms,
+                });
+            }
+        }
+    }
+
+    fn mount(&mut self, now: Now) {
+        let may = self.may_mount(now);
+        assert!(
+            may.is_ok(),
+            "{}: mount refused by the quorum rules ({may:?}): this would risk two active copies",
+            self.id
+        );
+        let Role::Owner(OwnerState::Onlining {
+            lost,
+            redeliver,
+            forced,
+            ..
+        }) = self.role
+        else {
+            unreachable!("mount only from Onlining");
+        };
+        self.replay_ready();
+        let mut ops = Vec::new();
+        let new_epoch = self
+            .lineage
+            .last()
+            .is_none_or(|e| e.epoch != self.view.epoch);
+        if new_epoch {
+            // An open log left from an earlier epoch is closed as it stands; this epoch's
+            // writing starts with a fresh generation, recorded in the lineage.
+            if let Some(w) = self.writer.take() {
+                if w.records_in_open_log() > 0 {
+                    ops.extend(self.close_open_log(&w));
+                } else {
+                    ops.push(DiskOp::Remove {
+                        path: join(LOG_DIR, OPEN_LOG),
+                    });
+                }
+            }
+            self.reset_inspector();
+            self.lineage.push(LineageEntry {
+                epoch: self.view.epoch,
+                owner: self.id,
+                first_generation: self.inspector.next_expected(),
+                prev_checksum: self.inspector.last_checksum().unwrap_or(0),
+            });
+        }
+        if self.writer.is_none() {
+            let next = self.inspector.next_expected();
+            let last = self.inspector.last_checksum().map(|c| (next - 1, c));
+            let (writer, start) = LogWriter::start(
+                LOG_DIR,
+                self.config.storage.log_size,
+                self.config.signature,
+                next,
+                last.filter(|(g, _)| *g > 0),
+                now.wall,
+            );
+            ops.extend(start);
+            self.writer = Some(writer);
+        }
+        // Before the state is persisted, so that the request survives a restart.
+        self.redelivery_pending |= redeliver && !self.bugs.skip_redelivery;
+        ops.extend(self.persisted_state().persist_ops());
+        self.disk(ops, Io::Background);
+        self.role = Role::Owner(OwnerState::Serving);
+        self.fetch = None;
+        self.move_target = None;
+        self.emit(NodeEvent::Mounted {
+            view: self.view,
+            lost,
+            forced,
+        });
+        self.announce();
+    }
+
+    pub(super) fn dismount(&mut self, _now: Now, next: OwnerState) {
+        if self.is_serving() {
+            let reason = match &next {
+                OwnerState::Offline { reason } => reason.clone(),
+                OwnerState::Moving(m) => format!("moving to {}: {}", m.target, m.comment),
+                other => format!("{other:?}"),
+            };
+            self.emit(NodeEvent::Dismounted { reason });
+        }
+        self.role = Role::Owner(next);
+    }
+
+    /// `Restore-StorageGroupCopy`: mount this copy whatever the dial says.
+    pub(super) fn restore_copy(&mut self, now: Now) {
+        match self.role.clone() {
+            Role::Owner(OwnerState::Blocked { .. }) | Role::Owner(OwnerState::Draining { .. }) => {
+                self.force_mount = true;
+                self.finish_drain(now);
+            }
+            Role::Passive { .. } if self.view.owner == self.id.peer() && self.peer_down(now) => {
+                self.force_mount = true;
+                self.role = Role::Passive {
+                    arbitrate_at: Some(now.mono),
+                };
+                self.emit(NodeEvent::TakeoverStarted);
+            }
+            _ => self.emit(NodeEvent::AdminRefused {
+                reason: "Restore-StorageGroupCopy: the active copy is still online".into(),
+            }),
+        }
+    }
+
+    /// `Move-ClusteredMailboxServer`: refused unless this node serves and the target is up
+    /// with a healthy copy.
+    pub(super) fn start_move(&mut self, now: Now, target: NodeId, comment: String) {
+        let target_copy = self.peer.as_ref().and_then(|p| p.copy);
+        let refusal = if target == self.id {
+            Some(format!(
+                "{target} already owns the clustered mailbox server"
+            ))
+        } else if !self.is_serving() {
+            Some("the clustered mailbox server is not online on this node".to_string())
+        } else if self.peer_down(now) {
+            Some(format!("{target} is not an operational machine"))
+        } else if target_copy.is_none_or(|c| c.status != SummaryCopyStatus::Healthy) {
+            Some(format!(
+                "the copy on {target} is not healthy ({:?})",
+                target_copy.map(|c| c.status)
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            self.emit(NodeEvent::MoveRefused { reason });
+            return;
+        }
+        self.emit(NodeEvent::MoveStarted {
+            target,
+            comment: comment.clone(),
+        });
+        self.dismount(
+            now,
+            OwnerState::Moving(MoveState {
+                id: now.mono,
+                target,
+                comment,
+                deadline: now.mono + self.config.move_timeout_ms,
+                prepared: None,
+                handing_over: false,
+            }),
+        );
+    }
+
+    fn progress_move(&mut self, now: Now, m: MoveState) {
+        if m.handing_over {
+            return;
+        }
+        if now.mono >= m.deadline {
+            self.abort_move(now, m.id, "the target did not catch up in time".into());
+            return;
+        }
+        if m.prepared.is_none() && !self.commit_in_flight && self.batch_ids.is_empty() {
+            // Everything acknowledged is durable; close the open log so the target can copy it.
+            if self
+                .writer
+                .as_ref()
+                .is_some_and(|w| w.records_in_open_log() > 0)
+            {
+                let ops = self.roll_open_log(now);
+                self.disk(ops, Io::Background);
+            }
+            let last_generation = self.last_closed();
+            if let Role::Owner(OwnerState::Moving(state)) = &mut self.role {
+                state.prepared = Some(last_generation);
+            }
+            self.send(
+                Endpoint::Node(m.target),
+                Net::Public,
+                Msg::MovePrepare {
+                    move_id: m.id,
+                    last_generation,
+                },
+            );
+        }
+    }
+
+    pub(super) fn on_move_ready(&mut self, _now: Now, move_id: u64) {
+        let Role::Owner(OwnerState::Moving(m)) = &mut self.role else {
+            return;
+        };
+        if m.id != move_id || m.prepared.is_none() || m.handing_over {
+            return;
+        }
+        m.handing_over = true;
+        let view = View {
+            epoch: self.view.epoch + 1,
+            owner: m.target,
+        };
+        self.last_move_comment = Some(m.comment.clone());
+        self.view = view;
+        self.emit(NodeEvent::ViewChanged { view });
+        let ops = self.persisted_state().persist_ops();
+        self.disk(ops, Io::HandOver { view });
+    }
+
+    pub(super) fn on_hand_over_persisted(
+        &mut self,
+        now: Now,
+        view: View,
+        result: Result<(), crate::disk::DiskError>,
+    ) {
+        if let Err(e) = result {
+            self.emit(NodeEvent::StoreFailed {
+                reason: format!("persisting the hand-over: {e}"),
+            });
+        }
+        let Role::Owner(OwnerState::Moving(m)) = self.role.clone() else {
+            return;
+        };
+        for net in Net::ALL {
+            self.send(
+                Endpoint::Node(m.target),
+                net,
+                Msg::HandOver {
+                    view,
+                    comment: m.comment.clone(),
+                },
+            );
+        }
+        self.emit(NodeEvent::MoveCompleted {
+            target: m.target,
+            comment: m.comment,
+        });
+        self.demote(now, "moved");
+    }
+
+    pub(super) fn abort_move(&mut self, _now: Now, move_id: u64, reason: String) {
+        match &self.role {
+            Role::Owner(OwnerState::Moving(m)) if m.id == move_id && !m.handing_over => {
+                let target = m.target;
+                self.send(
+                    Endpoint::Node(target),
+                    Net::Public,
+                    Msg::MoveAbandoned {
+                        move_id,
+                        reason: reason.clone(),
+                    },
+                );
+                self.emit(NodeEvent::MoveFailed {
+                    reason: reason.clone(),
+                });
+                self.role = Role::Owner(OwnerState::Offline {
+                    reason: format!("move failed: {reason}"),
+                });
+            }
+            Role::Passive { .. } if self.move_target.is_some_and(|(id, _)| id == move_id) => {
+                self.move_target = None;
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_hand_over(&mut self, now: Now, view: View, comment: String) {
+        if view.epoch > self.view.epoch && view.owner == self.id {
+            self.last_move_comment = Some(comment);
+            self.adopt_view(now, view);
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Quorum: who hears whom, the leases that let an owner serve, the witness vote, and the one
+//! question every mount asks — may this node mount now without any chance that the other one
+//! is still serving? (The argument is in ARCHITECTURE.md, "Why two nodes never both serve".)
+
+use super::{Node, NodeEvent, OwnerState, Role};
+use crate::cluster::wire::{Heartbeat, Msg};
+use crate::cluster::{Endpoint, Net, Now};
+
+impl Node {
+    pub(super) fn on_heartbeat(&mut self, now: Now, net: Net, hb: Heartbeat) {
+        let heard = &mut self.last_heard[net.index()];
+        *heard = Some(heard.map_or(now.mono, |h| h.max(now.mono)));
+        self.peer_stamp = Some(self.peer_stamp.map_or(hb.stamp, |s| s.max(hb.stamp)));
+        // An echo is a lease only when the peer agrees we own the current view.
+        if hb.grants_lease && hb.view == self.view && self.view.owner == self.id {
+            if let Some(stamp) = hb.echo {
+                let until = stamp + self.config.peer_lease_ms;
+                self.peer_lease_until = Some(self.peer_lease_until.map_or(until, |u| u.max(until)));
+            }
+        }
+        if hb.view.owner == self.id.peer() && hb.view.epoch >= self.view.epoch {
+            let head = match hb.open_generation {
+                Some(g) if hb.open_records > 0 => g,
+                _ => hb.last_closed,
+            };
+            self.peer_head = head;
+        }
+        if hb.view.epoch > self.view.epoch {
+            self.adopt_view(now, hb.view);
+        }
+        let from_owner = hb.view == self.view && hb.view.owner == self.id.peer();
+        let lineage = hb.lineage.clone();
+        self.peer = Some(hb);
+        if let Role::Passive { arbitrate_at } = &mut self.role {
+            // The owner is alive after all: no takeover.
+            *arbitrate_at = None;
+        }
+        if from_owner {
+            self.follow_owner_lineage(now, &lineage);
+        }
+    }
+
+    /// Whether our heartbeats grant the peer a lease: we agree it owns the view and we are not
+    /// trying to take over.
+    pub(super) fn grants_lease(&self) -> bool {
+        self.view.owner == self.id.peer()
+            && matches!(self.role, Role::Passive { arbitrate_at: None })
+    }
+
+    pub(super) fn peer_lease_valid(&self, now: Now) -> bool {
+        self.peer_lease_until.is_some_and(|u| now.mono < u)
+    }
+
+    pub(super) fn witness_valid(&self, now: Now) -> bool {
+        self.witness.until.is_some_and(|u| now.mono < u)
+    }
+
+    /// Quorum: two of three votes — our own plus the peer's (its lease) or the witness's.
+    pub fn has_quorum(&self, now: Now) -> bool {
+        self.peer_lease_valid(now) || self.witness_valid(now)
+    }
+
+    fn last_heard_any(&self) -> Option<u64> {
+        self.last_heard.iter().flatten().copied().max()
+    }
+
+    /// When the peer counts as down: the threshold of missed heartbeats on every network,
+    /// counted from the last one heard (or from our own start).
+    pub(super) fn peer_down_at(&self) -> u64 {
+        self.last_heard_any().unwrap_or(0).max(self.boot_mono) + self.config.peer_down_after_ms()
+    }
+
+    pub fn peer_down(&self, now: Now) -> bool {
+        now.mono >= self.peer_down_at()
+    }
+
+    /// No mount before this unless the peer currently agrees we own the server: any peer
+    /// lease the other node could hold from our echoes has run out by then.
+    pub(super) fn takeover_guard_until(&self) -> u64 {
+        self.last_heard_any().unwrap_or(0).max(self.boot_mono) + self.config.takeover_guard_ms()
+    }
+
+    /// Why this node may not mount now, or `Ok` if it may.
+    pub fn may_mount(&self, now: Now) -> Result<(), &'static str> {
+        if self.view.owner != self.id {
+            return Err("not the owner");
+        }
+        if !self.has_quorum(now) {
+            return Err("no quorum");
+        }
+        if self.peer_lease_valid(now) || self.bugs.skip_takeover_guard {
+            // The peer agrees we own the server, so it is not serving.
+            return Ok(());
+        }
+        if now.mono < self.takeover_guard_until() {
+            return Err("waiting for the peer's lease to run out");
+        }
+        if now.mono < self.witness.guard_until {
+            return Err("waiting for any earlier witness lease to run out");
+        }
+        Ok(())
+    }
+
+    /// A serving owner without quorum stops at once.
+    pub(super) fn check_quorum(&mut self, now: Now) {
+        if self.is_serving() && !self.has_quorum(now) {
+            self.dismount(
+                now,
+                OwnerState::Offline {
+                    reason: "lost quorum: cannot see the peer and does not hold the witness".into(),
+                },
+            );
+        }
+    }
+
+    /// Asks the witness for its vote when we need it: an owner whose peer lease is about to
+    /// run out, or a passive taking over. Once per heartbeat interval.
+    pub(super) fn request_witness_if_needed(&mut self, now: Now) {
+        let wanted = match &self.role {
+            Role::Owner(_) => self
+                .peer_lease_until
+                .is_none_or(|u| now.mono + self.config.witness_prefetch_ms >= u),
+            Role::Passive { arbitrate_at } => arbitrate_at.is_some_and(|at| now.mono >= at),
+        };
+        let due = self
+            .witness
+            .last_request
+            .is_none_or(|t| now.mono >= t + self.config.heartbeat_interval_ms);
+        if wanted && due {
+            self.witness.last_request = Some(now.mono);
+            self.send(
+                Endpoint::Witness,
+                Net::Public,
+                Msg::Arbitrate { stamp: now.mono },
+            );
+        }
+    }
+
+    pub(super) fn on_witness_granted(&mut self, now: Now, stamp: u64, epoch: u64) {
+        let fresh = self.witness.epoch != Some(epoch);
+        if fresh {
+            // Someone may have held the lock until just now (the witness may even have lost
+            // its file): wait out any lease they could still think they have.
+            self.witness.epoch = Some(epoch);
+            self.witness.guard_until = now.mono + self.config.witness_guard_ms();
+            self.emit(NodeEvent::WitnessWon { epoch, fresh });
+        }
+        let until = stamp + self.config.witness_lease_ms;
+        self.witness.until = Some(self.witness.until.map_or(until, |u| u.max(until)));
+        self.witness_holder = Some(self.id);
+        if let Role::Passive {
+            arbitrate_at: Some(_),
+        } = self.role
+        {
+            self.win_takeover(now);
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! The replication service: the passive pulls closed logs from the owner's log share, inspects
+//! them, moves them into its log folder and replays them; it resolves divergence against the
+//! owner's lineage, reseeds on request, and catches up for a scheduled move. The same copier
+//! drains a lost node's share after a takeover.
+
+use super::{Fetch, Io, Node, NodeEvent, OwnerState, Role, INSPECT_DIR, LOG_DIR};
+use crate::cluster::divergence::{resolve, OwnStream, Resolution};
+use crate::cluster::wire::{LineageEntry, Msg};
+use crate::cluster::{Endpoint, Net, Now};
+use crate::disk::{join, DiskError, DiskOp};
+use crate::storage::database::Database;
+use crate::storage::inspect::{Inspector, Rejection};
+use crate::storage::logfile::{seal, ClosedLog, LogHeader};
+use crate::storage::names::{closed_log_name, OPEN_LOG};
+use crate::storage::Generation;
+
+impl Node {
+    /// Makes the inspector expect the generation after everything this node holds.
+    pub(super) fn reset_inspector(&mut self) {
+        let next = self.last_closed().max(self.db.applied()) + 1;
+        let prev = match self.closed.get(&(next - 1)) {
+            Some(c) => Some(*c),
+            None if next == 1 => Some(0),
+            None => None,
+        };
+        self.inspector = Inspector::new(self.config.signature, next, prev);
+    }
+
+    /// Sends the next copy request if one is due.
+    pub(super) fn copy_if_needed(&mut self, now: Now) {
+        if let Some((what, deadline)) = self.fetch {
+            if now.mono < deadline {
+                return;
+            }
+            self.fetch = None;
+            if matches!(self.role, Role::Owner(OwnerState::Draining { .. })) {
+                // The lost node's share does not answer: nothing more to copy.
+                self.drain_finished = true;
+                return;
+            }
+            self.copy_failed(now, format!("copy request {what:?} timed out"));
+        }
+        if self.copy_writing || now.mono < self.copy_retry_at {
+            return;
+        }
+        let next = self.inspector.next_expected();
+        let wanted = match &self.role {
+            Role::Owner(OwnerState::Draining { .. }) => !self.drain_finished,
+            Role::Passive { .. } => {
+                let following = self.resolved
+                    && self.reseed_required.is_none()
+                    && !self.seeding
+                    && !self.suspended
+                    && self.view.owner == self.id.peer();
+                let source_last = self
+                    .peer
+                    .as_ref()
+                    .filter(|p| p.view.owner == p_owner(self))
+                    .map_or(0, |p| p.last_closed)
+                    .max(self.move_target.map_or(0, |(_, g)| g));
+                following && next <= source_last
+            }
+            Role::Owner(_) => false,
+        };
+        if wanted {
+            self.request(now, Fetch::Log(next), Msg::FetchLog { generation: next });
+        }
+    }
+
+    fn request(&mut self, now: Now, what: Fetch, msg: Msg) {
+        self.fetch = Some((what, now.mono + self.config.copy_timeout_ms));
+        self.send(Endpoint::Share(self.id.peer()), Net::Public, msg);
+    }
+
+    fn copy_failed(&mut self, now: Now, reason: String) {
+        self.copy_failure = Some(reason.clone());
+        self.copy_retry_at = now.mono + self.config.copy_retry_ms;
+        self.emit(NodeEvent::CopyFailed { reason });
+    }
+
+    pub(super) fn on_log_file(&mut self, now: Now, generation: Generation, bytes: Vec<u8>) {
+        if self.fetch.map(|(w, _)| w) != Some(Fetch::Log(generation)) {
+            return;
+        }
+        self.fetch = None;
+        self.accept_copy(now, &closed_log_name(generation), bytes);
+    }
+
+    /// The lost node's open log, from its share: sealed as its writer would have closed it.
+    pub(super) fn on_open_log_file(&mut self, now: Now, bytes: Vec<u8>) {
+        if self.fetch.map(|(w, _)| w) != Some(Fetch::OpenLog) {
+            return;
+        }
+        self.fetch = None;
+        self.drain_finished = true;
+        let Ok(header) = LogHeader::decode(&bytes) else {
+            return;
+        };
+        match seal(&bytes) {
+            Ok(sealed)
+                if sealed.len() > bytes.len().min(crate::storage::logfile::HEADER_LEN + 17) =>
+            {
+                self.accept_copy(now, &closed_log_name(header.generation), sealed)
+            }
+            _ => {}
+        }
+    }
+
+    /// Inspects a copied log, then writes it through the inspector folder into the log folder.
+    fn accept_copy(&mut self, now: Now, name: &str, bytes: Vec<u8>) {
+        let mut inspector = self.inspector.clone();
+        match inspector.inspect(name, &bytes) {
+            Ok(log) => {
+                let staged = join(INSPECT_DIR, name);
+                let ops = vec![
+                    DiskOp::Create {
+                        path: staged.clone(),
+                    },
+                    DiskOp::Append {
+                        path: staged.clone(),
+                        data: bytes,
+                    },
+                    DiskOp::Sync {
+                        path: staged.clone(),
+                    },
+                    DiskOp::Rename {
+                        from: staged,
+                        to: join(LOG_DIR, name),
+                    },
+                ];
+                self.copy_writing = true;
+                self.disk(
+                    ops,
+                    Io::CopyLog {
+                        log: Box::new(log),
+                        inspector: Box::new(inspector),
+                    },
+                );
+            }
+            Err(rejection) => {
+                let reason = rejection.to_string();
+                self.emit(NodeEvent::LogRejected {
+                    reason: reason.clone(),
+                });
+                if matches!(rejection, Rejection::BrokenChain { .. })
+                    && matches!(self.role, Role::Passive { .. })
+                {
+                    // Same generation, another history: this copy diverged in a way the
+                    // lineage did not show. Never replayed blindly.
+                    self.reseed_required = Some(format!("diverged copy: {reason}"));
+                    self.emit(NodeEvent::Diverged { outcome: reason });
+                } else {
+                    self.copy_failed(now, reason);
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_copy_written(
+        &mut self,
+        now: Now,
+        log: ClosedLog,
+        inspector: Inspector,
+        result: Result<(), DiskError>,
+    ) {
+        self.copy_writing = false;
+        let generation = log.header.generation;
+        if let Err(e) = result {
+            let staged = join(INSPECT_DIR, &closed_log_name(generation));
+            self.disk(vec![DiskOp::Remove { path: staged }], Io::Cleanup);
+            self.copy_failed(now, format!("copying generation {generation:#x}: {e}"));
+            return;
+        }
+        self.closed.insert(generation, log.checksum);
+        self.inspector = inspector;
+        self.copy_failure = None;
+        self.emit(NodeEvent::LogCopied { generation });
+        self.replay_queue.push_back(log);
+        self.replay_ready();
+        self.check_move_ready();
+    }
+
+    /// Replays every inspected log (unless the copy is suspended).
+    pub(super) fn replay_ready(&mut self) {
+        if self.suspended && matches!(self.role, Role::Passive { .. }) {
+            return;
+        }
+        while let Some(log) = self.replay_queue.pop_front() {
+            let generation = log.header.generation;
+            if let Err(e) = self.db.apply_log(generation, &log.records) {
+                self.reseed_required = Some(format!("replay of generation {generation:#x}: {e}"));
+                self.replay_queue.clear();
+                return;
+            }
+            self.last_replayed_ms = Some(log.header.created_ms);
+            self.emit(NodeEvent::LogReplayed { generation });
+        }
+        let ops = self.flush_db_if_due();
+        self.disk(ops, Io::Background);
+    }
+
+    pub(super) fn on_no_log(&mut self, now: Now, generation: Option<Generation>, reason: String) {
+        let Some((what, _)) = self.fetch else { return };
+        let draining = matches!(self.role, Role::Owner(OwnerState::Draining { .. }));
+        match (what, generation) {
+            (Fetch::Log(g), Some(n)) if g == n => {
+                self.fetch = None;
+                if draining {
+                    self.request(now, Fetch::OpenLog, Msg::FetchOpenLog);
+                } else {
+                    self.copy_retry_at = now.mono + self.config.copy_retry_ms;
+                }
+            }
+            (Fetch::OpenLog, None) => {
+                self.fetch = None;
+                self.drain_finished = true;
+            }
+            (Fetch::Database, None) => {
+                self.fetch = None;
+                self.seeding = false;
+                self.copy_failed(now, format!("seeding failed: {reason}"));
+            }
+            _ => {}
+        }
+    }
+
+    /// Compares this passive's logs with the owner's lineage (see `divergence`).
+    pub(super) fn follow_owner_lineage(&mut self, now: Now, owner_lineage: &[LineageEntry]) {
+        if !matches!(self.role, Role::Passive { .. })
+            || self.seeding
+            || self.reseed_required.is_some()
+        {
+            return;
+        }
+        if self.resolved && self.lineage == owner_lineage {
+            return;
+        }
+        self.replay_ready();
+        if !self.replay_queue.is_empty() {
+            return;
+        }
+        let open_with_records = self
+            .writer
+            .as_ref()
+            .filter(|w| w.records_in_open_log() > 0)
+            .map(|w| w.generation());
+        let resolution = resolve(
+            &self.lineage,
+            owner_lineage,
+            OwnStream {
+                closed: &self.closed,
+                open_with_records,
+                db_checkpoint: self.db.checkpoint(),
+            },
+        );
+        match resolution {
+            Resolution::InLine { seal_open } => {
+                if let Some(w) = self.writer.take() {
+                    let ops = if seal_open {
+                        self.close_open_log(&w)
+                    } else {
+                        vec![DiskOp::Remove {
+                            path: join(LOG_DIR, OPEN_LOG),
+                        }]
+                    };
+                    self.disk(ops, Io::Background);
+                }
+            }
+            Resolution::RollBack { to, discarded } => {
+                if let Err(e) = self.db.rollback_to(to) {
+                    self.reseed_required = Some(e.to_string());
+                    self.emit(NodeEvent::Diverged {
+                        outcome: e.to_string(),
+                    });
+                    return;
+                }
+                let mut ops: Vec<DiskOp> = self
+                    .closed
+                    .split_off(&(to + 1))
+                    .into_keys()
+                    .map(|g| DiskOp::Remove {
+                        path: join(LOG_DIR, &closed_log_name(g)),
+                    })
+                    .collect();
+                if self.writer.take().is_some() {
+                    ops.push(DiskOp::Remove {
+                        path: join(LOG_DIR, OPEN_LOG),
+                    });
+                }
+                self.disk(ops, Io::Background);
+                self.emit(NodeEvent::Diverged {
+                    outcome: format!(
+                        "rolled back {discarded} diverged generation(s) to {to:#x}; now passive"
+                    ),
+                });
+            }
+            Resolution::ReseedRequired { reason } => {
+                self.reseed_required = Some(format!("reseed required: {reason}"));
+                self.emit(NodeEvent::Diverged { outcome: reason });
+                return;
+            }
+        }
+        self.lineage = owner_lineage.to_vec();
+        self.resolved = true;
+        self.reset_inspector();
+        self.persist_state();
+        self.copy_if_needed(now);
+    }
+
+    /// `Update-StorageGroupCopy`: discard this copy and seed it from the owner's database file,
+    /// then copy the logs after its checkpoint.
+    pub(super) fn start_reseed(&mut self, now: Now) {
+        if !matches!(self.role, Role::Passive { .. }) || self.peer_down(now) {
+            self.emit(NodeEvent::AdminRefused {
+                reason: "Update-StorageGroupCopy needs a passive copy and a reachable active"
+                    .into(),
+            });
+            return;
+        }
+        let mut ops: Vec<DiskOp> = std::mem::take(&mut self.closed)
+            .into_keys()
+            .map(|g| DiskOp::Remove {
+                path: join(LOG_DIR, &closed_log_name(g)),
+            })
+            .collect();
+        if self.writer.take().is_some() {
+            ops.push(DiskOp::Remove {
+                path: join(LOG_DIR, OPEN_LOG),
+            });
+        }
+        self.disk(ops, Io::Cleanup);
+        self.replay_queue.clear();
+        self.seeding = true;
+        self.reseed_required = None;
+        self.copy_failure = None;
+        self.request(now, Fetch::Database, Msg::FetchDatabase);
+    }
+
+    pub(super) fn on_database_file(&mut self, now: Now, bytes: Vec<u8>) {
+        if self.fetch.map(|(w, _)| w) != Some(Fetch::Database) {
+            return;
+        }
+        self.fetch = None;
+        self.seeding = false;
+        match Database::from_image(&bytes, self.config.storage.llr_depth) {
+            Ok(db) => {
+                self.db = db;
+                self.flushed_applied = self.db.applied();
+                let ops = self.db.persist_ops(super::DB_FILE);
+                self.disk(ops, Io::Background);
+                self.lineage = self
+                    .peer
+                    .as_ref()
+                    .map(|p| p.lineage.clone())
+                    .unwrap_or_default();
+                self.resolved = true;
+                self.reset_inspector();
+                self.persist_state();
+                self.emit(NodeEvent::Reseeded {
+                    checkpoint: self.db.checkpoint(),
+                });
+            }
+            Err(e) => self.copy_failed(now, format!("seeding failed: {e}")),
+        }
+    }
+
+    /// Target of a scheduled move: copy up to the owner's last generation, then say so.
+    pub(super) fn on_move_prepare(&mut self, _now: Now, move_id: u64, last_generation: Generation) {
+        let healthy = matches!(self.role, Role::Passive { .. })
+            && self.resolved
+            && self.reseed_required.is_none()
+            && !self.seeding
+            && !self.suspended;
+        if healthy {
+            self.move_target = Some((move_id, last_generation));
+            self.check_move_ready();
+        } else {
+            self.send(
+                Endpoint::Node(self.id.peer()),
+                Net::Public,
+                Msg::MoveAbandoned {
+                    move_id,
+                    reason: format!("the copy on {} is not healthy", self.id),
+                },
+            );
+        }
+    }
+
+    fn check_move_ready(&mut self) {
+        let Some((move_id, generation)) = self.move_target else {
+            return;
+        };
+        if self.inspector.last_inspected() >= generation && self.replay_queue.is_empty() {
+            self.move_target = None;
+            for net in Net::ALL {
+                self.send(
+                    Endpoint::Node(self.id.peer()),
+                    net,
+                    Msg::MoveReady { move_id },
+                );
+            }
+        }
+    }
+}
+
+fn p_owner(node: &Node) -> crate::cluster::NodeId {
+    node.id.peer()
+}

@@ -1,0 +1,168 @@
+//! The active store: messages from the hub go into the open log; a batch is acknowledged once a
+//! sync made it durable (group commit); full logs roll.
+
+use super::{Io, Node, NodeEvent, OwnerState, DB_FILE};
+use crate::cluster::wire::Msg;
+use crate::cluster::{Endpoint, Net, Now};
+use crate::disk::{DiskError, DiskOp};
+use crate::storage::record::Record;
+use crate::storage::writer::LogWriter;
+use crate::storage::{Generation, MessageId};
+
+impl Node {
+    pub(super) fn on_deliver(&mut self, now: Now, id: MessageId, size: u32) {
+        if !self.is_serving() {
+            self.send(
+                Endpoint::Hub,
+                Net::Public,
+                Msg::NotActive { view: self.view },
+            );
+            return;
+        }
+        assert!(
+            self.has_quorum(now),
+            "{}: serving without quorum must be impossible (check_quorum runs first)",
+            self.id
+        );
+        let generation = self
+            .writer
+            .as_ref()
+            .expect("serving has a writer")
+            .generation();
+        if self.db.contains(id) {
+            if self.unsynced.contains(&id) {
+                // Acknowledged with the next sync, once it is durable.
+                self.batch_ids.push(id);
+            } else {
+                self.send(
+                    Endpoint::Hub,
+                    Net::Public,
+                    Msg::Delivered {
+                        id,
+                        generation,
+                        epoch: self.view.epoch,
+                    },
+                );
+            }
+        } else {
+            let record = Record::Insert {
+                id,
+                size,
+                body: Vec::new(),
+            };
+            self.db
+                .apply_record(generation, record.clone())
+                .expect("the open generation follows the applied ones");
+            self.batch.push(record);
+            self.batch_ids.push(id);
+            self.unsynced.insert(id);
+        }
+        self.maybe_flush(now);
+    }
+
+    /// Writes the waiting batch with one append and one sync, unless a commit is in flight.
+    pub(super) fn maybe_flush(&mut self, now: Now) {
+        if self.commit_in_flight || self.batch_ids.is_empty() {
+            return;
+        }
+        let Some(writer) = self.writer.as_mut() else {
+            return;
+        };
+        let generation = writer.generation();
+        let mut ops = Vec::new();
+        if !self.batch.is_empty() {
+            ops.push(writer.append(&self.batch));
+        }
+        ops.push(writer.sync_op());
+        let full = writer.is_full();
+        self.batch.clear();
+        let ids = std::mem::take(&mut self.batch_ids);
+        if full {
+            ops.extend(self.roll_open_log(now));
+        }
+        self.commit_in_flight = true;
+        self.disk(
+            ops,
+            Io::Commit {
+                ids,
+                generation,
+                epoch: self.view.epoch,
+            },
+        );
+    }
+
+    pub(super) fn on_commit_done(
+        &mut self,
+        now: Now,
+        ids: Vec<MessageId>,
+        generation: Generation,
+        epoch: u64,
+        result: Result<(), DiskError>,
+    ) {
+        self.commit_in_flight = false;
+        match result {
+            Ok(()) => {
+                for id in ids {
+                    self.unsynced.remove(&id);
+                    self.send(
+                        Endpoint::Hub,
+                        Net::Public,
+                        Msg::Delivered {
+                            id,
+                            generation,
+                            epoch,
+                        },
+                    );
+                }
+                self.maybe_flush(now);
+            }
+            Err(e) => {
+                // The log disk failed: what was not synced is not acknowledged, and the store
+                // stops until the node is restarted (its recovery finds what is durable).
+                let reason = format!("transaction log write failed: {e}");
+                self.store_failure = Some(reason.clone());
+                self.emit(NodeEvent::StoreFailed {
+                    reason: reason.clone(),
+                });
+                self.dismount(now, OwnerState::Offline { reason });
+            }
+        }
+    }
+
+    /// Rolls the open log; returns the writes (and a database flush when one is due).
+    pub(super) fn roll_open_log(&mut self, now: Now) -> Vec<DiskOp> {
+        let writer = self.writer.as_mut().expect("rolling needs an open log");
+        let rolled = writer.roll(now.wall);
+        self.closed.insert(rolled.generation, rolled.checksum);
+        self.db
+            .complete_generation(rolled.generation)
+            .expect("the rolled generation is the open one");
+        self.reset_inspector();
+        let mut ops = rolled.ops;
+        ops.extend(self.flush_db_if_due());
+        ops
+    }
+
+    /// Closes `writer`'s log in place (no next log): for an open log left from an earlier role.
+    pub(super) fn close_open_log(&mut self, writer: &LogWriter) -> Vec<DiskOp> {
+        let rolled = writer.close();
+        self.closed.insert(rolled.generation, rolled.checksum);
+        if self.db.applied() + 1 == rolled.generation {
+            self.db
+                .complete_generation(rolled.generation)
+                .expect("the open generation follows the applied ones");
+        }
+        self.reset_inspector();
+        rolled.ops
+    }
+
+    /// The database file is rewritten every `db_flush_every` completed generations (it then
+    /// holds everything up to its checkpoint, which lags by the LLR depth).
+    pub(super) fn flush_db_if_due(&mut self) -> Vec<DiskOp> {
+        if self.db.applied() < self.flushed_applied + self.config.db_flush_every {
+            return Vec::new();
+        }
+        self.flushed_applied = self.db.applied();
+        self.db.persist_ops(DB_FILE)
+    }
+}

@@ -1,0 +1,38 @@
+//! A node machine's log share: the file server the passive pulls closed logs from. It reads the
+//! machine's disk directly, so it keeps serving when the node's services have died — which is
+//! what lets a survivor copy the last logs of a node whose store failed but whose machine is up.
+
+use crate::disk::{join, Disk};
+use crate::storage::names::{closed_log_name, OPEN_LOG};
+
+use super::node::{DB_FILE, LOG_DIR};
+use super::wire::Msg;
+
+/// Answers one request. `store_running` is whether that machine's store has the logs open;
+/// the open log is served only when it is not (it is still being written otherwise).
+pub fn serve(disk: &mut dyn Disk, request: &Msg, store_running: bool) -> Option<Msg> {
+    let missing = |generation, reason: String| Msg::NoLog { generation, reason };
+    Some(match request {
+        Msg::FetchLog { generation } => {
+            match disk.read(&join(LOG_DIR, &closed_log_name(*generation))) {
+                Ok(done) => Msg::LogFile {
+                    generation: *generation,
+                    bytes: done.value,
+                },
+                Err(e) => missing(Some(*generation), e.to_string()),
+            }
+        }
+        Msg::FetchOpenLog if store_running => {
+            missing(None, "the store has the open log in use".into())
+        }
+        Msg::FetchOpenLog => match disk.read(&join(LOG_DIR, OPEN_LOG)) {
+            Ok(done) => Msg::OpenLogFile { bytes: done.value },
+            Err(e) => missing(None, e.to_string()),
+        },
+        Msg::FetchDatabase => match disk.read(DB_FILE) {
+            Ok(done) => Msg::DatabaseFile { bytes: done.value },
+            Err(e) => missing(None, e.to_string()),
+        },
+        _ => return None,
+    })
+}

@@ -1,0 +1,144 @@
+//! Messages between the cluster's machines. Plain data: the simulator passes them as values,
+//! the real binary encodes them in authenticated frames.
+
+use serde::{Deserialize, Serialize};
+
+use crate::storage::{Generation, MessageId};
+
+use super::status::SummaryCopyStatus;
+use super::NodeId;
+
+/// Who owns the clustered mailbox server, as of which ownership epoch. Epochs only grow; a
+/// node that sees a higher epoch adopts that view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct View {
+    pub epoch: u64,
+    pub owner: NodeId,
+}
+
+/// Where an owner's log stream began: the first generation it wrote in `epoch`, and the
+/// checksum of the generation before it. The list of these is the lineage of the current
+/// stream; a returning node compares its logs with it to find where it diverged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineageEntry {
+    pub epoch: u64,
+    pub owner: NodeId,
+    pub first_generation: Generation,
+    /// Checksum of `first_generation - 1` (0 when `first_generation` is 1).
+    pub prev_checksum: u32,
+}
+
+/// What a passive tells the owner about its copy (a move needs a healthy target).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyReport {
+    pub status: SummaryCopyStatus,
+    pub last_inspected: Generation,
+    pub last_replayed: Generation,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The sender's monotonic clock when it sent this.
+    pub stamp: u64,
+    /// The newest `stamp` the sender has received from the receiver, echoed back.
+    pub echo: Option<u64>,
+    pub view: View,
+    /// The sender agrees the receiver owns `view` and is not taking over: the echo is a lease.
+    pub grants_lease: bool,
+    pub serving: bool,
+    /// Generation of the sender's open log and how many records it holds, when active.
+    pub open_generation: Option<Generation>,
+    pub open_records: u32,
+    /// The sender's newest closed generation (0 for none).
+    pub last_closed: Generation,
+    /// The sender's lineage (authoritative when the sender owns `view`).
+    pub lineage: Vec<LineageEntry>,
+    /// The sender's copy, when it is a passive.
+    pub copy: Option<CopyReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Msg {
+    Heartbeat(Heartbeat),
+
+    // Node → a node machine's log share, and its answers.
+    FetchLog {
+        generation: Generation,
+    },
+    /// Copy the open log as it stands; the share serves it only while that node's store is
+    /// not running (the survivor's last attempt to copy everything after a failure).
+    FetchOpenLog,
+    FetchDatabase,
+    LogFile {
+        generation: Generation,
+        bytes: Vec<u8>,
+    },
+    OpenLogFile {
+        bytes: Vec<u8>,
+    },
+    DatabaseFile {
+        bytes: Vec<u8>,
+    },
+    NoLog {
+        generation: Option<Generation>,
+        reason: String,
+    },
+
+    // Node ↔ witness.
+    Arbitrate {
+        stamp: u64,
+    },
+    WitnessGranted {
+        stamp: u64,
+        epoch: u64,
+    },
+    WitnessDenied {
+        stamp: u64,
+        holder: NodeId,
+        epoch: u64,
+    },
+
+    // Scheduled move, owner ↔ target.
+    MovePrepare {
+        move_id: u64,
+        last_generation: Generation,
+    },
+    MoveReady {
+        move_id: u64,
+    },
+    MoveAbandoned {
+        move_id: u64,
+        reason: String,
+    },
+    HandOver {
+        view: View,
+        comment: String,
+    },
+
+    // Hub ↔ node.
+    Deliver {
+        id: MessageId,
+        size: u32,
+    },
+    Delivered {
+        id: MessageId,
+        generation: Generation,
+        epoch: u64,
+    },
+    NotActive {
+        view: View,
+    },
+    /// The owner mounted and serves clients.
+    Mounted {
+        view: View,
+    },
+    /// After a takeover: redeliver what the lineage may not hold. Repeated with every
+    /// announcement until the hub confirms it.
+    Redeliver {
+        epoch: u64,
+        lineage: Vec<LineageEntry>,
+    },
+    RedeliveryAccepted {
+        epoch: u64,
+    },
+}

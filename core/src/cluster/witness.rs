@@ -1,0 +1,148 @@
+//! The file share witness: an exclusive lock on a file, with an owner, a lease and an epoch that
+//! grows with every new holder (the fencing token).
+
+use std::collections::VecDeque;
+
+use super::config::ClusterConfig;
+use super::wire::Msg;
+use super::{Endpoint, NodeId, Now};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lock {
+    pub holder: NodeId,
+    pub epoch: u64,
+    /// Witness clock when the holder last renewed.
+    pub renewed_at: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Witness {
+    /// How long after a renewal the lock stays the holder's, on the witness's clock.
+    hold_ms: u64,
+    lock: Option<Lock>,
+    epoch: u64,
+    out: VecDeque<(Endpoint, Msg)>,
+    /// Test-only planted bug: grant every request, as a broken witness would.
+    grants_everyone: bool,
+}
+
+impl Witness {
+    pub fn new(config: &ClusterConfig) -> Witness {
+        Witness {
+            hold_ms: config.outlast(config.witness_lease_ms),
+            lock: None,
+            epoch: 0,
+            out: VecDeque::new(),
+            grants_everyone: false,
+        }
+    }
+
+    /// Plants a bug for checker tests: the witness grants its lock to anyone who asks.
+    pub fn plant_bug_grant_everyone(&mut self) {
+        self.grants_everyone = true;
+    }
+
+    pub fn lock(&self) -> Option<Lock> {
+        self.lock
+    }
+
+    /// The holder whose lease has not run out on the witness's clock.
+    pub fn holder(&self, now: Now) -> Option<NodeId> {
+        self.lock
+            .filter(|l| now.mono < l.renewed_at + self.hold_ms)
+            .map(|l| l.holder)
+    }
+
+    /// The witness file was lost (deleted, share recreated): nobody holds the lock. The epoch
+    /// counter lives with the witness service, so epochs still only grow.
+    pub fn lose_file(&mut self) {
+        self.lock = None;
+    }
+
+    pub fn handle(&mut self, now: Now, from: NodeId, msg: Msg) {
+        let Msg::Arbitrate { stamp } = msg else {
+            return;
+        };
+        let reply = match self.lock {
+            Some(l) if l.holder == from && now.mono < l.renewed_at + self.hold_ms => {
+                self.lock = Some(Lock {
+                    renewed_at: now.mono,
+                    ..l
+                });
+                Msg::WitnessGranted {
+                    stamp,
+                    epoch: l.epoch,
+                }
+            }
+            Some(l) if now.mono < l.renewed_at + self.hold_ms && !self.grants_everyone => {
+                Msg::WitnessDenied {
+                    stamp,
+                    holder: l.holder,
+                    epoch: l.epoch,
+                }
+            }
+            _ => {
+                self.epoch += 1;
+                self.lock = Some(Lock {
+                    holder: from,
+                    epoch: self.epoch,
+                    renewed_at: now.mono,
+                });
+                Msg::WitnessGranted {
+                    stamp,
+                    epoch: self.epoch,
+                }
+            }
+        };
+        self.out.push_back((Endpoint::Node(from), reply));
+    }
+
+    pub fn poll_send(&mut self) -> Option<(Endpoint, Msg)> {
+        self.out.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ask(w: &mut Witness, t: u64, node: NodeId) -> Msg {
+        w.handle(Now::at(t), node, Msg::Arbitrate { stamp: t });
+        w.poll_send().unwrap().1
+    }
+
+    #[test]
+    fn one_holder_at_a_time_with_growing_epochs() {
+        let c = ClusterConfig::default();
+        let mut w = Witness::new(&c);
+        assert_eq!(
+            ask(&mut w, 0, NodeId::Node1),
+            Msg::WitnessGranted { stamp: 0, epoch: 1 }
+        );
+        assert!(matches!(
+            ask(&mut w, 100, NodeId::Node2),
+            Msg::WitnessDenied {
+                holder: NodeId::Node1,
+                ..
+            }
+        ));
+        assert!(matches!(
+            ask(&mut w, 1_000, NodeId::Node1),
+            Msg::WitnessGranted { epoch: 1, .. }
+        ));
+        let expiry = 1_000 + c.outlast(c.witness_lease_ms);
+        assert!(matches!(
+            ask(&mut w, expiry - 1, NodeId::Node2),
+            Msg::WitnessDenied { .. }
+        ));
+        assert!(matches!(
+            ask(&mut w, expiry, NodeId::Node2),
+            Msg::WitnessGranted { epoch: 2, .. }
+        ));
+        w.lose_file();
+        assert!(matches!(
+            ask(&mut w, expiry + 1, NodeId::Node1),
+            Msg::WitnessGranted { epoch: 3, .. }
+        ));
+    }
+}

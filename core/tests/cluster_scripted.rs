@@ -1,0 +1,160 @@
+//! Scripted runs of the cluster's state machines in the in-test network: the behaviours
+//! ISSUES #3 names, each checked end to end (single active, nothing acknowledged lost, the
+//! copies converge).
+
+mod common;
+
+use ccr_core::cluster::config::ClusterConfig;
+use ccr_core::cluster::node::{Admin, NodeEvent};
+use ccr_core::cluster::{Net, NodeId::*};
+use common::world::{Fault, NetConfig, Place, World};
+
+fn calm() -> NetConfig {
+    NetConfig {
+        max_delay_ms: 5,
+        drop_rate: 0.0,
+        dup_rate: 0.0,
+    }
+}
+
+fn world() -> World {
+    World::new(1, ClusterConfig::default(), calm())
+}
+
+#[test]
+fn the_cluster_forms_and_replicates() {
+    let mut w = world();
+    w.workload(20, 60_000);
+    w.run_until(90_000);
+    assert_eq!(w.serving(), vec![Node1]);
+    assert!(w.acked.len() > 2_900, "acked {}", w.acked.len());
+    assert!(w.node(Node2).unwrap().last_closed() > 10, "logs rolled and copied");
+    w.check_settled();
+}
+
+#[test]
+fn active_power_loss_fails_over_inside_the_window_and_loses_nothing() {
+    let mut w = world();
+    w.workload(20, 60_000);
+    w.schedule(30_000, Fault::PowerLoss(Node1));
+    w.run_until(90_000);
+    let mounts = w.mounts();
+    let failover = mounts.iter().find(|(_, id, _)| *id == Node2).expect("node2 mounted");
+    let took = failover.0 - 30_000;
+    assert!((10_000..=60_000).contains(&took), "failover took {took} ms");
+    w.heal_everything();
+    w.run_until(200_000);
+    assert_eq!(w.serving(), vec![Node2]);
+    w.check_settled();
+}
+
+#[test]
+fn a_store_crash_lets_the_survivor_copy_every_last_log() {
+    let mut w = world();
+    w.workload(20, 60_000);
+    w.schedule(30_000, Fault::Crash(Node1));
+    w.run_until(60_000);
+    let (_, id, lost) = *w.mounts().last().unwrap();
+    assert_eq!((id, lost), (Node2, 0), "the share was up: lossless");
+    w.heal_everything();
+    w.run_until(200_000);
+    w.check_settled();
+}
+
+#[test]
+fn witness_lost_alone_changes_nothing() {
+    let mut w = world();
+    w.workload(50, 60_000);
+    w.schedule(10_000, Fault::WitnessDown);
+    w.run_until(80_000);
+    assert_eq!(w.mounts().len(), 1);
+    w.check_settled();
+}
+
+#[test]
+fn witness_lost_then_active_crash_loses_quorum_and_nothing_acknowledged() {
+    let mut w = world();
+    w.workload(50, 60_000);
+    w.schedule(10_000, Fault::WitnessDown);
+    w.schedule(20_000, Fault::PowerLoss(Node1));
+    w.run_until(80_000);
+    assert!(w.serving().is_empty(), "no quorum, nothing may be mounted");
+    assert_eq!(w.mounts().len(), 1);
+    w.heal_everything();
+    w.run_until(200_000);
+    w.check_settled();
+}
+
+#[test]
+fn split_subnets_with_the_witness_visible_exactly_one_serves() {
+    let mut w = world();
+    w.workload(50, 60_000);
+    for net in Net::ALL {
+        for (a, b) in [(Node1, Node2), (Node2, Node1)] {
+            w.schedule(10_000, Fault::Cut { from: Place::Node(a), to: Place::Node(b), net });
+        }
+    }
+    w.run_until(60_000);
+    assert_eq!(w.serving().len(), 1);
+    w.heal_everything();
+    w.run_until(200_000);
+    w.check_settled();
+}
+
+#[test]
+fn active_isolated_from_peer_and_witness_fails_over() {
+    let mut w = world();
+    w.workload(50, 60_000);
+    for net in Net::ALL {
+        for other in [Place::Node(Node2), Place::Hub] {
+            w.schedule(10_000, Fault::Cut { from: Place::Node(Node1), to: other, net });
+            w.schedule(10_000, Fault::Cut { from: other, to: Place::Node(Node1), net });
+        }
+    }
+    w.run_until(60_000);
+    assert_eq!(w.serving(), vec![Node2]);
+    w.heal_everything();
+    w.run_until(200_000);
+    w.check_settled();
+}
+
+#[test]
+fn private_network_down_alone_is_no_failover() {
+    let mut w = world();
+    w.workload(50, 60_000);
+    w.schedule(10_000, Fault::Cut { from: Place::Node(Node1), to: Place::Node(Node2), net: Net::Private });
+    w.schedule(10_000, Fault::Cut { from: Place::Node(Node2), to: Place::Node(Node1), net: Net::Private });
+    w.run_until(80_000);
+    assert_eq!(w.mounts().len(), 1);
+    w.check_settled();
+}
+
+#[test]
+fn the_articles_scheduled_moves_are_lossless_and_record_the_comment() {
+    let mut w = world();
+    w.workload(20, 80_000);
+    w.schedule(20_000, Fault::Admin(Node1, Admin::Move { target: Node2, comment: "This is a test!".into() }));
+    w.schedule(50_000, Fault::Admin(Node2, Admin::Move { target: Node1, comment: "back".into() }));
+    w.run_until(120_000);
+    let moves: Vec<_> = w.events.iter().filter(|(_, _, e)| matches!(e, NodeEvent::MoveCompleted { .. })).collect();
+    assert_eq!(moves.len(), 2, "{moves:?}");
+    let mounts = w.mounts();
+    assert_eq!(mounts.iter().map(|m| (m.1, m.2)).collect::<Vec<_>>(), vec![(Node1, 0), (Node2, 0), (Node1, 0)]);
+    assert_eq!(w.node(Node1).unwrap().cms_status(ccr_core::cluster::Now::at(w.now)).last_move_comment.as_deref(), Some("back"));
+    w.check_settled();
+    assert_eq!(w.redelivered, 0, "a move needs no redelivery");
+}
+
+#[test]
+fn a_move_to_an_unhealthy_target_is_refused_and_the_source_stays_active() {
+    let mut w = world();
+    w.workload(50, 40_000);
+    w.schedule(10_000, Fault::Admin(Node2, Admin::SuspendCopy));
+    w.schedule(20_000, Fault::Admin(Node1, Admin::Move { target: Node2, comment: "x".into() }));
+    w.schedule(30_000, Fault::Admin(Node2, Admin::ResumeCopy));
+    w.run_until(80_000);
+    assert!(w.events.iter().any(|(_, _, e)| matches!(e, NodeEvent::MoveRefused { .. })));
+    assert_eq!(w.mounts().len(), 1);
+    assert_eq!(w.serving(), vec![Node1]);
+    w.check_settled();
+}

@@ -1,0 +1,477 @@
+//! A small in-test network of the cluster's state machines: two nodes with in-memory disks, the
+//! witness and the hub, virtual time, and a network that can delay, reorder, drop, duplicate
+//! and cut messages. No runtime: a priority queue of events and the machines' own timeouts.
+//! It checks the safety properties after every step.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ccr_core::cluster::boot::boot;
+use ccr_core::cluster::config::ClusterConfig;
+use ccr_core::cluster::hub::{Hub, HubAction, HubConfig};
+use ccr_core::cluster::node::{Action, Admin, Input, Node, NodeEvent, PlantedBugs};
+use ccr_core::cluster::share;
+use ccr_core::cluster::wire::Msg;
+use ccr_core::cluster::witness::Witness;
+use ccr_core::cluster::{Endpoint, Net, NodeId, Now};
+use ccr_core::disk::{execute_all, DiskError, MemDisk, Tear};
+use ccr_core::storage::MessageId;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Machines, as the network sees them: each node machine, and the hub machine that also hosts
+/// the witness share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Place {
+    Node(NodeId),
+    Hub,
+}
+
+fn place(e: Endpoint) -> Place {
+    match e {
+        Endpoint::Node(n) | Endpoint::Share(n) => Place::Node(n),
+        Endpoint::Witness | Endpoint::Hub => Place::Hub,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// The node's services die; the machine, its disk and its share stay up.
+    Crash(NodeId),
+    /// The machine loses power: services, share and unsynced writes are gone.
+    PowerLoss(NodeId),
+    Restart(NodeId),
+    /// Cut messages from one machine to another on one network.
+    Cut { from: Place, to: Place, net: Net },
+    HealAll,
+    WitnessDown,
+    WitnessUp,
+    WitnessLosesFile,
+    Admin(NodeId, Admin),
+}
+
+enum Ev {
+    Msg {
+        from: Endpoint,
+        to: Endpoint,
+        net: Net,
+        msg: Msg,
+    },
+    DiskDone {
+        node: NodeId,
+        incarnation: u64,
+        token: u64,
+        result: Result<(), DiskError>,
+    },
+    Fault(Fault),
+    Submit,
+}
+
+pub struct Machine {
+    pub node: Option<Node>,
+    pub disk: MemDisk,
+    pub up: bool,
+    incarnation: u64,
+    disk_busy_until: u64,
+}
+
+pub struct NetConfig {
+    pub max_delay_ms: u64,
+    pub drop_rate: f64,
+    pub dup_rate: f64,
+}
+
+pub struct World {
+    pub now: u64,
+    seq: u64,
+    rng: StdRng,
+    pub config: ClusterConfig,
+    pub machines: Vec<Machine>,
+    pub witness: Witness,
+    pub witness_up: bool,
+    pub hub: Hub,
+    queue: BTreeMap<(u64, u64), Ev>,
+    cuts: BTreeSet<(Place, Place, Net)>,
+    pub net: NetConfig,
+    pub acked: BTreeSet<MessageId>,
+    next_message: u64,
+    submit_every_ms: u64,
+    submit_until: u64,
+    pub events: Vec<(u64, NodeId, NodeEvent)>,
+    pub redelivered: usize,
+}
+
+impl World {
+    pub fn new(seed: u64, config: ClusterConfig, net: NetConfig) -> World {
+        let mut world = World {
+            now: 0,
+            seq: 0,
+            rng: StdRng::seed_from_u64(seed),
+            witness: Witness::new(&config),
+            witness_up: true,
+            hub: Hub::new(HubConfig::default()),
+            machines: Vec::new(),
+            config,
+            queue: BTreeMap::new(),
+            cuts: BTreeSet::new(),
+            net,
+            acked: BTreeSet::new(),
+            next_message: 1,
+            submit_every_ms: 100,
+            submit_until: 0,
+            events: Vec::new(),
+            redelivered: 0,
+        };
+        for _ in NodeId::ALL {
+            world.machines.push(Machine {
+                node: None,
+                disk: MemDisk::default(),
+                up: true,
+                incarnation: 0,
+                disk_busy_until: 0,
+            });
+        }
+        for id in NodeId::ALL {
+            world.start_node(id);
+        }
+        world
+    }
+
+    fn m(&mut self, id: NodeId) -> &mut Machine {
+        &mut self.machines[id.index()]
+    }
+
+    pub fn node(&self, id: NodeId) -> Option<&Node> {
+        self.machines[id.index()].node.as_ref()
+    }
+
+    pub fn plant(&mut self, id: NodeId, bugs: PlantedBugs) {
+        if let Some(n) = self.m(id).node.as_mut() {
+            n.plant_bugs(bugs);
+        }
+    }
+
+    fn start_node(&mut self, id: NodeId) {
+        let now = Now::at(self.now);
+        let config = self.config.clone();
+        let m = self.m(id);
+        m.up = true;
+        m.incarnation += 1;
+        let state = boot(&mut m.disk, &config, now.wall)
+            .unwrap_or_else(|e| panic!("{id} failed to boot: {e}"));
+        m.node = Some(Node::new(id, config, state, now));
+        self.drain(id);
+    }
+
+    /// Submit a message to the hub every `every_ms` until `until`.
+    pub fn workload(&mut self, every_ms: u64, until: u64) {
+        self.submit_every_ms = every_ms;
+        self.submit_until = until;
+        self.push(self.now + every_ms, Ev::Submit);
+    }
+
+    pub fn schedule(&mut self, at: u64, fault: Fault) {
+        self.push(at, Ev::Fault(fault));
+    }
+
+    fn push(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.insert((at, self.seq), ev);
+    }
+
+    fn send(&mut self, from: Endpoint, to: Endpoint, net: Net, msg: Msg) {
+        if self.cuts.contains(&(place(from), place(to), net)) {
+            return;
+        }
+        if self.rng.random_bool(self.net.drop_rate) {
+            return;
+        }
+        let copies = if self.rng.random_bool(self.net.dup_rate) { 2 } else { 1 };
+        for _ in 0..copies {
+            let delay = self.rng.random_range(1..=self.net.max_delay_ms.max(1));
+            self.push(
+                self.now + delay,
+                Ev::Msg {
+                    from,
+                    to,
+                    net,
+                    msg: msg.clone(),
+                },
+            );
+        }
+    }
+
+    /// Carries out what a node asked for.
+    fn drain(&mut self, id: NodeId) {
+        loop {
+            let m = &mut self.machines[id.index()];
+            let Some(node) = m.node.as_mut() else { return };
+            let Some(action) = node.poll_action() else { return };
+            match action {
+                Action::Send { to, net, msg } => self.send(Endpoint::Node(id), to, net, msg),
+                Action::Disk { token, ops } => {
+                    // Ops reach the disk now; the node learns of it after the latency, in order.
+                    let result = execute_all(&mut m.disk, &ops);
+                    let latency = result.as_ref().map_or(0, |d| d.latency.as_millis() as u64);
+                    let done = m.disk_busy_until.max(self.now) + latency;
+                    m.disk_busy_until = done;
+                    let incarnation = m.incarnation;
+                    self.push(
+                        done,
+                        Ev::DiskDone {
+                            node: id,
+                            incarnation,
+                            token,
+                            result: result.map(|_| ()),
+                        },
+                    );
+                }
+                Action::Event(e) => {
+                    if let NodeEvent::Mounted { .. } = e {
+                        let node = self.node(id).unwrap();
+                        assert!(node.has_quorum(Now::at(self.now)), "{id} mounted without quorum");
+                    }
+                    if let NodeEvent::LogCopied { generation } = e {
+                        let node = self.node(id).unwrap();
+                        let closed = node.closed_logs();
+                        assert!(
+                            generation == 1
+                                || closed.contains_key(&(generation - 1))
+                                || node.database().applied() >= generation - 1,
+                            "{id} accepted generation {generation} without its predecessor"
+                        );
+                    }
+                    self.events.push((self.now, id, e));
+                }
+            }
+        }
+    }
+
+    fn drain_hub(&mut self) {
+        while let Some(a) = self.hub.poll_action() {
+            match a {
+                HubAction::Send { to, net, msg } => self.send(Endpoint::Hub, to, net, msg),
+                HubAction::Acknowledged { id } => {
+                    self.acked.insert(id);
+                }
+                HubAction::Redelivering { count, .. } => self.redelivered += count,
+            }
+        }
+    }
+
+    fn deliver(&mut self, from: Endpoint, to: Endpoint, net: Net, msg: Msg) {
+        let now = Now::at(self.now);
+        match to {
+            Endpoint::Node(id) => {
+                if let Some(node) = self.m(id).node.as_mut() {
+                    node.handle(now, Input::Message { from, net, msg });
+                    self.drain(id);
+                }
+            }
+            Endpoint::Share(id) => {
+                let m = self.m(id);
+                if !m.up {
+                    return;
+                }
+                let running = m.node.as_ref().is_some_and(|n| n.store_running());
+                if let Some(reply) = share::serve(&mut m.disk, &msg, running) {
+                    self.send(to, from, net, reply);
+                }
+            }
+            Endpoint::Witness => {
+                if let (true, Endpoint::Node(id)) = (self.witness_up, from) {
+                    self.witness.handle(now, id, msg);
+                    while let Some((to, reply)) = self.witness.poll_send() {
+                        self.send(Endpoint::Witness, to, Net::Public, reply);
+                    }
+                }
+            }
+            Endpoint::Hub => {
+                if let Endpoint::Node(id) = from {
+                    self.hub.handle(now, id, msg);
+                    self.drain_hub();
+                }
+            }
+        }
+    }
+
+    fn fault(&mut self, fault: Fault) {
+        match fault {
+            Fault::Crash(id) => self.m(id).node = None,
+            Fault::PowerLoss(id) => {
+                let mut rng = StdRng::seed_from_u64(self.rng.random());
+                let m = self.m(id);
+                m.node = None;
+                m.up = false;
+                m.disk.crash(Tear::Torn(&mut rng));
+            }
+            Fault::Restart(id) => {
+                if self.m(id).node.is_none() {
+                    self.start_node(id);
+                }
+            }
+            Fault::Cut { from, to, net } => {
+                self.cuts.insert((from, to, net));
+            }
+            Fault::HealAll => self.cuts.clear(),
+            Fault::WitnessDown => self.witness_up = false,
+            Fault::WitnessUp => self.witness_up = true,
+            Fault::WitnessLosesFile => self.witness.lose_file(),
+            Fault::Admin(id, cmd) => {
+                let now = Now::at(self.now);
+                if let Some(node) = self.m(id).node.as_mut() {
+                    node.handle(now, Input::Admin(cmd));
+                    self.drain(id);
+                }
+            }
+        }
+    }
+
+    /// Never two nodes serving at the same instant.
+    fn check_single_active(&self) {
+        let serving: Vec<NodeId> = NodeId::ALL
+            .into_iter()
+            .filter(|&id| self.node(id).is_some_and(|n| n.is_serving()))
+            .collect();
+        assert!(
+            serving.len() <= 1,
+            "split brain at {} ms: {serving:?} both serving; last events: {:#?}",
+            self.now,
+            &self.events[self.events.len().saturating_sub(12)..]
+        );
+    }
+
+    pub fn run_until(&mut self, end: u64) {
+        loop {
+            let timers = NodeId::ALL
+                .into_iter()
+                .filter_map(|id| self.node(id).and_then(|n| n.poll_timeout()))
+                .chain(self.hub.poll_timeout())
+                .min();
+            let next_event = self.queue.keys().next().map(|k| k.0);
+            let t = match (timers, next_event) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => a.or(b).unwrap_or(u64::MAX),
+            };
+            if t > end {
+                self.now = end;
+                return;
+            }
+            self.now = self.now.max(t);
+            if next_event == Some(t) {
+                let (_, ev) = self.queue.pop_first().expect("non-empty");
+                self.step(ev);
+            } else {
+                let now = Now::at(self.now);
+                for id in NodeId::ALL {
+                    if let Some(node) = self.m(id).node.as_mut() {
+                        if node.poll_timeout().is_some_and(|d| d <= now.mono) {
+                            node.handle_timeout(now);
+                            self.drain(id);
+                        }
+                    }
+                }
+                if self.hub.poll_timeout().is_some_and(|d| d <= now.mono) {
+                    self.hub.handle_timeout(now);
+                    self.drain_hub();
+                }
+            }
+            self.check_single_active();
+        }
+    }
+
+    fn step(&mut self, ev: Ev) {
+        match ev {
+            Ev::Msg { from, to, net, msg } => self.deliver(from, to, net, msg),
+            Ev::DiskDone {
+                node,
+                incarnation,
+                token,
+                result,
+            } => {
+                let now = Now::at(self.now);
+                let m = self.m(node);
+                if m.incarnation == incarnation {
+                    if let Some(n) = m.node.as_mut() {
+                        n.handle(now, Input::DiskDone { token, result });
+                        self.drain(node);
+                    }
+                }
+            }
+            Ev::Fault(f) => self.fault(f),
+            Ev::Submit => {
+                let id = MessageId(self.next_message);
+                self.next_message += 1;
+                self.hub.submit(Now::at(self.now), id, 20_000);
+                self.drain_hub();
+                if self.now + self.submit_every_ms <= self.submit_until {
+                    self.push(self.now + self.submit_every_ms, Ev::Submit);
+                }
+            }
+        }
+    }
+
+    /// Faults stop: every machine back, networks and witness healed.
+    pub fn heal_everything(&mut self) {
+        self.cuts.clear();
+        self.witness_up = true;
+        self.net.drop_rate = 0.0;
+        self.net.dup_rate = 0.0;
+        for id in NodeId::ALL {
+            if self.node(id).is_none() {
+                self.start_node(id);
+            }
+        }
+    }
+
+    pub fn serving(&self) -> Vec<NodeId> {
+        NodeId::ALL
+            .into_iter()
+            .filter(|&id| self.node(id).is_some_and(|n| n.is_serving()))
+            .collect()
+    }
+
+    /// After healing: one node serves every acknowledged message exactly once, the other is a
+    /// healthy passive caught up to the same digest.
+    pub fn check_settled(&self) {
+        let serving = self.serving();
+        assert_eq!(serving.len(), 1, "expected one serving node, got {serving:?}; events: {:#?}",
+            &self.events[self.events.len().saturating_sub(20)..]);
+        let active = self.node(serving[0]).unwrap();
+        let missing: Vec<_> = self
+            .acked
+            .iter()
+            .filter(|id| !active.database().contains(**id))
+            .take(10)
+            .collect();
+        assert!(missing.is_empty(), "acknowledged messages lost: {missing:?} (of {} acked)", self.acked.len());
+        let passive = self.node(serving[0].peer()).unwrap();
+        let status = passive.copy_status();
+        assert_eq!(
+            (status.copy_queue_length, status.replay_queue_length),
+            (0, 0),
+            "passive not caught up: {status:?}"
+        );
+        assert_eq!(
+            format!("{:?}", status.summary),
+            "Healthy",
+            "passive copy: {status:?}"
+        );
+        assert_eq!(passive.database().applied(), active.last_closed());
+        assert_eq!(passive.database().digest(), active.database().complete_digest());
+        for (g, c) in passive.closed_logs() {
+            if let Some(a) = active.closed_logs().get(g) {
+                assert_eq!(a, c, "generation {g} differs between the copies");
+            }
+        }
+    }
+
+    pub fn mounts(&self) -> Vec<(u64, NodeId, u32)> {
+        self.events
+            .iter()
+            .filter_map(|(t, id, e)| match e {
+                NodeEvent::Mounted { lost, .. } => Some((*t, *id, *lost)),
+                _ => None,
+            })
+            .collect()
+    }
+}
