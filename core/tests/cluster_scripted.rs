@@ -28,7 +28,10 @@ fn the_cluster_forms_and_replicates() {
     w.run_until(90_000);
     assert_eq!(w.serving(), vec![Node1]);
     assert!(w.acked.len() > 2_900, "acked {}", w.acked.len());
-    assert!(w.node(Node2).unwrap().last_closed() > 10, "logs rolled and copied");
+    assert!(
+        w.node(Node2).unwrap().last_closed() > 10,
+        "logs rolled and copied"
+    );
     w.check_settled();
 }
 
@@ -39,7 +42,10 @@ fn active_power_loss_fails_over_inside_the_window_and_loses_nothing() {
     w.schedule(30_000, Fault::PowerLoss(Node1));
     w.run_until(90_000);
     let mounts = w.mounts();
-    let failover = mounts.iter().find(|(_, id, _)| *id == Node2).expect("node2 mounted");
+    let failover = mounts
+        .iter()
+        .find(|(_, id, _)| *id == Node2)
+        .expect("node2 mounted");
     let took = failover.0 - 30_000;
     assert!((10_000..=60_000).contains(&took), "failover took {took} ms");
     w.heal_everything();
@@ -91,7 +97,14 @@ fn split_subnets_with_the_witness_visible_exactly_one_serves() {
     w.workload(50, 60_000);
     for net in Net::ALL {
         for (a, b) in [(Node1, Node2), (Node2, Node1)] {
-            w.schedule(10_000, Fault::Cut { from: Place::Node(a), to: Place::Node(b), net });
+            w.schedule(
+                10_000,
+                Fault::Cut {
+                    from: Place::Node(a),
+                    to: Place::Node(b),
+                    net,
+                },
+            );
         }
     }
     w.run_until(60_000);
@@ -107,8 +120,22 @@ fn active_isolated_from_peer_and_witness_fails_over() {
     w.workload(50, 60_000);
     for net in Net::ALL {
         for other in [Place::Node(Node2), Place::Hub] {
-            w.schedule(10_000, Fault::Cut { from: Place::Node(Node1), to: other, net });
-            w.schedule(10_000, Fault::Cut { from: other, to: Place::Node(Node1), net });
+            w.schedule(
+                10_000,
+                Fault::Cut {
+                    from: Place::Node(Node1),
+                    to: other,
+                    net,
+                },
+            );
+            w.schedule(
+                10_000,
+                Fault::Cut {
+                    from: other,
+                    to: Place::Node(Node1),
+                    net,
+                },
+            );
         }
     }
     w.run_until(60_000);
@@ -122,8 +149,22 @@ fn active_isolated_from_peer_and_witness_fails_over() {
 fn private_network_down_alone_is_no_failover() {
     let mut w = world();
     w.workload(50, 60_000);
-    w.schedule(10_000, Fault::Cut { from: Place::Node(Node1), to: Place::Node(Node2), net: Net::Private });
-    w.schedule(10_000, Fault::Cut { from: Place::Node(Node2), to: Place::Node(Node1), net: Net::Private });
+    w.schedule(
+        10_000,
+        Fault::Cut {
+            from: Place::Node(Node1),
+            to: Place::Node(Node2),
+            net: Net::Private,
+        },
+    );
+    w.schedule(
+        10_000,
+        Fault::Cut {
+            from: Place::Node(Node2),
+            to: Place::Node(Node1),
+            net: Net::Private,
+        },
+    );
     w.run_until(80_000);
     assert_eq!(w.mounts().len(), 1);
     w.check_settled();
@@ -133,14 +174,46 @@ fn private_network_down_alone_is_no_failover() {
 fn the_articles_scheduled_moves_are_lossless_and_record_the_comment() {
     let mut w = world();
     w.workload(20, 80_000);
-    w.schedule(20_000, Fault::Admin(Node1, Admin::Move { target: Node2, comment: "This is a test!".into() }));
-    w.schedule(50_000, Fault::Admin(Node2, Admin::Move { target: Node1, comment: "back".into() }));
+    w.schedule(
+        20_000,
+        Fault::Admin(
+            Node1,
+            Admin::Move {
+                target: Node2,
+                comment: "This is a test!".into(),
+            },
+        ),
+    );
+    w.schedule(
+        50_000,
+        Fault::Admin(
+            Node2,
+            Admin::Move {
+                target: Node1,
+                comment: "back".into(),
+            },
+        ),
+    );
     w.run_until(120_000);
-    let moves: Vec<_> = w.events.iter().filter(|(_, _, e)| matches!(e, NodeEvent::MoveCompleted { .. })).collect();
+    let moves: Vec<_> = w
+        .events
+        .iter()
+        .filter(|(_, _, e)| matches!(e, NodeEvent::MoveCompleted { .. }))
+        .collect();
     assert_eq!(moves.len(), 2, "{moves:?}");
     let mounts = w.mounts();
-    assert_eq!(mounts.iter().map(|m| (m.1, m.2)).collect::<Vec<_>>(), vec![(Node1, 0), (Node2, 0), (Node1, 0)]);
-    assert_eq!(w.node(Node1).unwrap().cms_status(ccr_core::cluster::Now::at(w.now)).last_move_comment.as_deref(), Some("back"));
+    assert_eq!(
+        mounts.iter().map(|m| (m.1, m.2)).collect::<Vec<_>>(),
+        vec![(Node1, 0), (Node2, 0), (Node1, 0)]
+    );
+    assert_eq!(
+        w.node(Node1)
+            .unwrap()
+            .cms_status(ccr_core::cluster::Now::at(w.now))
+            .last_move_comment
+            .as_deref(),
+        Some("back")
+    );
     w.check_settled();
     assert_eq!(w.redelivered, 0, "a move needs no redelivery");
 }
@@ -150,10 +223,22 @@ fn a_move_to_an_unhealthy_target_is_refused_and_the_source_stays_active() {
     let mut w = world();
     w.workload(50, 40_000);
     w.schedule(10_000, Fault::Admin(Node2, Admin::SuspendCopy));
-    w.schedule(20_000, Fault::Admin(Node1, Admin::Move { target: Node2, comment: "x".into() }));
+    w.schedule(
+        20_000,
+        Fault::Admin(
+            Node1,
+            Admin::Move {
+                target: Node2,
+                comment: "x".into(),
+            },
+        ),
+    );
     w.schedule(30_000, Fault::Admin(Node2, Admin::ResumeCopy));
     w.run_until(80_000);
-    assert!(w.events.iter().any(|(_, _, e)| matches!(e, NodeEvent::MoveRefused { .. })));
+    assert!(w
+        .events
+        .iter()
+        .any(|(_, _, e)| matches!(e, NodeEvent::MoveRefused { .. })));
     assert_eq!(w.mounts().len(), 1);
     assert_eq!(w.serving(), vec![Node1]);
     w.check_settled();

@@ -22,9 +22,10 @@ pub struct PersistedState {
     pub view: View,
     pub lineage: Vec<LineageEntry>,
     pub last_move_comment: Option<String>,
-    /// A takeover mount asked the hub for redelivery and the hub has not confirmed it yet.
+    /// A mount asked the hub for redelivery (this request id) and the hub has not confirmed
+    /// it yet.
     #[serde(default)]
-    pub redelivery_pending: bool,
+    pub redelivery_pending: Option<u64>,
 }
 
 impl PersistedState {
@@ -36,7 +37,7 @@ impl PersistedState {
             },
             lineage: Vec::new(),
             last_move_comment: None,
-            redelivery_pending: false,
+            redelivery_pending: None,
         }
     }
 

@@ -1,11 +1,17 @@
 //! What a node that rejoins as passive does with logs the owner's stream may not contain.
 //!
-//! Each owner records where its writing began (a [`LineageEntry`]). Two lineages agree up to
-//! their first differing entry; the generations before the earlier of the two differing
-//! entries are common history. Anything a node holds past that point was written on a branch
-//! the cluster abandoned (a lossy failover): it is rolled back if the database can still undo
-//! it (lost-log resilience), and otherwise the copy needs a reseed. Diverged histories are
-//! never merged.
+//! Each owner records where its writing began (a [`LineageEntry`]: its epoch, its first
+//! generation and the checksum of the generation before it). Two kinds of evidence show how
+//! far a node's logs are the owner's:
+//! - *lineage*: where the node's lineage and the owner's agree entry for entry, the same
+//!   owners wrote the same generations;
+//! - *anchors*: an owner entry says "generation g has checksum c"; logs chain, so a node whose
+//!   generation g has checksum c shares every generation up to g.
+//!
+//! Anything a node holds past what the evidence proves shared was written on a branch the
+//! cluster abandoned (or cannot be shown not to be): it is rolled back if the database can
+//! still undo it (lost-log resilience), and otherwise the copy needs a reseed. Diverged
+//! histories are never merged.
 
 use std::collections::BTreeMap;
 
@@ -17,10 +23,24 @@ use crate::storage::Generation;
 pub struct OwnStream<'a> {
     /// Checksums of the closed logs the node holds.
     pub closed: &'a BTreeMap<Generation, u32>,
-    /// Generation of its open log, if it has one holding records.
-    pub open_with_records: Option<Generation>,
+    /// Its open log, if it holds records: generation and the checksum it would have closed.
+    pub open: Option<(Generation, u32)>,
     /// The database file's checkpoint: the deepest generation a rollback can reach.
     pub db_checkpoint: Generation,
+}
+
+impl OwnStream<'_> {
+    fn checksum(&self, generation: Generation) -> Option<u32> {
+        self.closed.get(&generation).copied().or(match self.open {
+            Some((g, c)) if g == generation => Some(c),
+            _ => None,
+        })
+    }
+
+    fn head(&self) -> Generation {
+        let last_closed = self.closed.keys().next_back().copied().unwrap_or(0);
+        self.open.map_or(last_closed, |(g, _)| g.max(last_closed))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,30 +72,36 @@ pub fn resolve(
     owner_lineage: &[LineageEntry],
     own: OwnStream<'_>,
 ) -> Resolution {
-    let last_closed = own.closed.keys().next_back().copied().unwrap_or(0);
-    let head = own.open_with_records.unwrap_or(last_closed);
-    let common = common_until(own_lineage, owner_lineage).unwrap_or(Generation::MAX);
-
-    // Where the owner's stream branched off at `common + 1`, its entry names the checksum of
-    // `common`; a node holding that generation must hold the same bytes.
-    let branch = owner_lineage
-        .iter()
-        .find(|e| e.first_generation == common.saturating_add(1));
-    if let (Some(entry), Some(&mine)) = (branch, own.closed.get(&common)) {
-        if common > 0 && entry.prev_checksum != mine {
-            return Resolution::ReseedRequired {
-                reason: format!(
-                    "generation {common:#x} differs from the owner's (checksum {mine:08x}, \
-                     owner's lineage says {:08x})",
-                    entry.prev_checksum
-                ),
-            };
+    let by_lineage = if own_lineage.is_empty() {
+        0
+    } else {
+        common_until(own_lineage, owner_lineage).unwrap_or(Generation::MAX)
+    };
+    let mut common = by_lineage;
+    for entry in owner_lineage {
+        let anchor = entry.first_generation.saturating_sub(1);
+        if anchor == 0 {
+            continue;
+        }
+        match own.checksum(anchor) {
+            Some(c) if c == entry.prev_checksum => common = common.max(anchor),
+            Some(c) if anchor <= by_lineage => {
+                return Resolution::ReseedRequired {
+                    reason: format!(
+                        "generation {anchor:#x} differs from the owner's (checksum {c:08x}, the \
+                         owner's lineage says {:08x})",
+                        entry.prev_checksum
+                    ),
+                };
+            }
+            _ => {}
         }
     }
 
+    let head = own.head();
     if head <= common {
         return Resolution::InLine {
-            seal_open: own.open_with_records.is_some(),
+            seal_open: own.open.is_some(),
         };
     }
     let discarded = head - common;
@@ -129,7 +155,7 @@ mod tests {
             &'static str,
             Vec<LineageEntry>,
             BTreeMap<Generation, u32>,
-            Option<Generation>,
+            Option<(Generation, u32)>,
             Generation,
             Resolution,
         );
@@ -154,7 +180,7 @@ mod tests {
                 "old active, open log copied by the new owner",
                 base.clone(),
                 closed(19),
-                Some(20),
+                Some((20, 1020)),
                 9,
                 Resolution::InLine { seal_open: true },
             ),
@@ -162,7 +188,7 @@ mod tests {
                 "diverged by 6 within LLR 10",
                 base.clone(),
                 closed(25),
-                Some(26),
+                Some((26, 9)),
                 16,
                 Resolution::RollBack {
                     to: 20,
@@ -173,7 +199,7 @@ mod tests {
                 "diverged only in the open log",
                 base.clone(),
                 closed(20),
-                Some(21),
+                Some((21, 9)),
                 10,
                 Resolution::RollBack {
                     to: 20,
@@ -184,7 +210,7 @@ mod tests {
                 "diverged beyond LLR",
                 base.clone(),
                 closed(25),
-                Some(26),
+                Some((26, 9)),
                 21,
                 Resolution::ReseedRequired {
                     reason: String::new(),
@@ -205,7 +231,7 @@ mod tests {
                 &after_failover,
                 OwnStream {
                     closed: &own_closed,
-                    open_with_records: open,
+                    open,
                     db_checkpoint: checkpoint,
                 },
             );
@@ -226,7 +252,7 @@ mod tests {
             &after_failover,
             OwnStream {
                 closed: &llr10,
-                open_with_records: None,
+                open: None,
                 db_checkpoint: 15,
             },
         );

@@ -73,8 +73,9 @@ pub struct Hub {
     dumpster_order: VecDeque<(u64, MessageId)>,
     dumpster_bytes: u64,
     out: VecDeque<HubAction>,
-    /// Epochs whose redelivery request was carried out (requests are repeated until confirmed).
-    redelivered: BTreeSet<u64>,
+    /// Redelivery requests carried out, by node and request id (requests are repeated until
+    /// confirmed).
+    redelivered: BTreeSet<(NodeId, u64)>,
     /// Test-only planted bug: ignore redelivery requests.
     skips_redelivery: bool,
 }
@@ -160,12 +161,16 @@ impl Hub {
                     );
                 }
             }
-            Msg::Redeliver { epoch, .. } if self.redelivered.contains(&epoch) => {
-                self.confirm_redelivery(from, epoch);
+            Msg::Redeliver { request, .. } if self.redelivered.contains(&(from, request)) => {
+                self.confirm_redelivery(from, request);
             }
-            Msg::Redeliver { epoch, lineage } if !self.skips_redelivery => {
-                self.redelivered.insert(epoch);
-                self.confirm_redelivery(from, epoch);
+            Msg::Redeliver {
+                epoch,
+                request,
+                lineage,
+            } if !self.skips_redelivery => {
+                self.redelivered.insert((from, request));
+                self.confirm_redelivery(from, request);
                 let lost: Vec<DumpsterEntry> = self
                     .dumpster
                     .values()
@@ -219,11 +224,11 @@ impl Hub {
         self.out.pop_front()
     }
 
-    fn confirm_redelivery(&mut self, to: NodeId, epoch: u64) {
+    fn confirm_redelivery(&mut self, to: NodeId, request: u64) {
         self.out.push_back(HubAction::Send {
             to: Endpoint::Node(to),
             net: Net::Public,
-            msg: Msg::RedeliveryAccepted { epoch },
+            msg: Msg::RedeliveryAccepted { request },
         });
     }
 

@@ -5,7 +5,7 @@
 use crate::disk::{join, Disk};
 use crate::storage::names::{closed_log_name, OPEN_LOG};
 
-use super::node::{DB_FILE, LOG_DIR};
+use super::node::{DB_FILE, LOG_DIR, STATE_FILE};
 use super::wire::Msg;
 
 /// Answers one request. `store_running` is whether that machine's store has the logs open;
@@ -31,6 +31,10 @@ pub fn serve(disk: &mut dyn Disk, request: &Msg, store_running: bool) -> Option<
         },
         Msg::FetchDatabase => match disk.read(DB_FILE) {
             Ok(done) => Msg::DatabaseFile { bytes: done.value },
+            Err(e) => missing(None, e.to_string()),
+        },
+        Msg::FetchState => match disk.read(STATE_FILE) {
+            Ok(done) => Msg::StateFile { bytes: done.value },
             Err(e) => missing(None, e.to_string()),
         },
         _ => return None,

@@ -69,6 +69,8 @@ pub enum Msg {
     /// not running (the survivor's last attempt to copy everything after a failure).
     FetchOpenLog,
     FetchDatabase,
+    /// The node's persisted cluster state (its lineage), for a survivor about to drain it.
+    FetchState,
     LogFile {
         generation: Generation,
         bytes: Vec<u8>,
@@ -79,23 +81,37 @@ pub enum Msg {
     DatabaseFile {
         bytes: Vec<u8>,
     },
+    StateFile {
+        bytes: Vec<u8>,
+    },
     NoLog {
         generation: Option<Generation>,
         reason: String,
     },
 
-    // Node ↔ witness.
+    // Node ↔ witness. `head` is the newest generation of the log stream the sender knows
+    // of; the witness keeps the highest it has heard (Windows keeps cluster state in the
+    // witness share for the same reason: a node that was down must not form a cluster that
+    // forgets what happened meanwhile).
+    // The same goes for `view`: the witness answers with the newest ownership view it has
+    // heard of, so a node with a stale view learns it was superseded.
     Arbitrate {
         stamp: u64,
+        head: Generation,
+        view: View,
     },
     WitnessGranted {
         stamp: u64,
         epoch: u64,
+        head: Generation,
+        view: View,
     },
     WitnessDenied {
         stamp: u64,
         holder: NodeId,
         epoch: u64,
+        head: Generation,
+        view: View,
     },
 
     // Scheduled move, owner ↔ target.
@@ -132,13 +148,14 @@ pub enum Msg {
     Mounted {
         view: View,
     },
-    /// After a takeover: redeliver what the lineage may not hold. Repeated with every
-    /// announcement until the hub confirms it.
+    /// After every mount: redeliver what the lineage cannot account for. Repeated with every
+    /// announcement until the hub confirms this `request`.
     Redeliver {
         epoch: u64,
+        request: u64,
         lineage: Vec<LineageEntry>,
     },
     RedeliveryAccepted {
-        epoch: u64,
+        request: u64,
     },
 }

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use super::config::ClusterConfig;
-use super::wire::Msg;
+use super::wire::{Msg, View};
 use super::{Endpoint, NodeId, Now};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +21,10 @@ pub struct Witness {
     hold_ms: u64,
     lock: Option<Lock>,
     epoch: u64,
+    /// The newest stream generation any arbitrating node reported (kept in the witness file).
+    known_head: u32,
+    /// The newest ownership view any arbitrating node reported (kept in the witness file).
+    known_view: Option<View>,
     out: VecDeque<(Endpoint, Msg)>,
     /// Test-only planted bug: grant every request, as a broken witness would.
     grants_everyone: bool,
@@ -32,6 +36,8 @@ impl Witness {
             hold_ms: config.outlast(config.witness_lease_ms),
             lock: None,
             epoch: 0,
+            known_head: 0,
+            known_view: None,
             out: VecDeque::new(),
             grants_everyone: false,
         }
@@ -57,12 +63,24 @@ impl Witness {
     /// counter lives with the witness service, so epochs still only grow.
     pub fn lose_file(&mut self) {
         self.lock = None;
+        self.known_head = 0;
+        self.known_view = None;
+    }
+
+    pub fn known_head(&self) -> u32 {
+        self.known_head
     }
 
     pub fn handle(&mut self, now: Now, from: NodeId, msg: Msg) {
-        let Msg::Arbitrate { stamp } = msg else {
+        let Msg::Arbitrate { stamp, head, view } = msg else {
             return;
         };
+        self.known_head = self.known_head.max(head);
+        let head = self.known_head;
+        if self.known_view.is_none_or(|v| view.epoch > v.epoch) {
+            self.known_view = Some(view);
+        }
+        let view = self.known_view.expect("just set");
         let reply = match self.lock {
             Some(l) if l.holder == from && now.mono < l.renewed_at + self.hold_ms => {
                 self.lock = Some(Lock {
@@ -72,6 +90,8 @@ impl Witness {
                 Msg::WitnessGranted {
                     stamp,
                     epoch: l.epoch,
+                    head,
+                    view,
                 }
             }
             Some(l) if now.mono < l.renewed_at + self.hold_ms && !self.grants_everyone => {
@@ -79,6 +99,8 @@ impl Witness {
                     stamp,
                     holder: l.holder,
                     epoch: l.epoch,
+                    head,
+                    view,
                 }
             }
             _ => {
@@ -91,6 +113,8 @@ impl Witness {
                 Msg::WitnessGranted {
                     stamp,
                     epoch: self.epoch,
+                    head,
+                    view,
                 }
             }
         };
@@ -107,7 +131,19 @@ mod tests {
     use super::*;
 
     fn ask(w: &mut Witness, t: u64, node: NodeId) -> Msg {
-        w.handle(Now::at(t), node, Msg::Arbitrate { stamp: t });
+        let view = View {
+            epoch: 0,
+            owner: NodeId::Node1,
+        };
+        w.handle(
+            Now::at(t),
+            node,
+            Msg::Arbitrate {
+                stamp: t,
+                head: 0,
+                view,
+            },
+        );
         w.poll_send().unwrap().1
     }
 
@@ -117,7 +153,15 @@ mod tests {
         let mut w = Witness::new(&c);
         assert_eq!(
             ask(&mut w, 0, NodeId::Node1),
-            Msg::WitnessGranted { stamp: 0, epoch: 1 }
+            Msg::WitnessGranted {
+                stamp: 0,
+                epoch: 1,
+                head: 0,
+                view: View {
+                    epoch: 0,
+                    owner: NodeId::Node1
+                }
+            }
         );
         assert!(matches!(
             ask(&mut w, 100, NodeId::Node2),

@@ -41,7 +41,11 @@ pub enum Fault {
     PowerLoss(NodeId),
     Restart(NodeId),
     /// Cut messages from one machine to another on one network.
-    Cut { from: Place, to: Place, net: Net },
+    Cut {
+        from: Place,
+        to: Place,
+        net: Net,
+    },
     HealAll,
     WitnessDown,
     WitnessUp,
@@ -185,7 +189,11 @@ impl World {
         if self.rng.random_bool(self.net.drop_rate) {
             return;
         }
-        let copies = if self.rng.random_bool(self.net.dup_rate) { 2 } else { 1 };
+        let copies = if self.rng.random_bool(self.net.dup_rate) {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
             let delay = self.rng.random_range(1..=self.net.max_delay_ms.max(1));
             self.push(
@@ -205,7 +213,9 @@ impl World {
         loop {
             let m = &mut self.machines[id.index()];
             let Some(node) = m.node.as_mut() else { return };
-            let Some(action) = node.poll_action() else { return };
+            let Some(action) = node.poll_action() else {
+                return;
+            };
             match action {
                 Action::Send { to, net, msg } => self.send(Endpoint::Node(id), to, net, msg),
                 Action::Disk { token, ops } => {
@@ -228,7 +238,10 @@ impl World {
                 Action::Event(e) => {
                     if let NodeEvent::Mounted { .. } = e {
                         let node = self.node(id).unwrap();
-                        assert!(node.has_quorum(Now::at(self.now)), "{id} mounted without quorum");
+                        assert!(
+                            node.has_quorum(Now::at(self.now)),
+                            "{id} mounted without quorum"
+                        );
                     }
                     if let NodeEvent::LogCopied { generation } = e {
                         let node = self.node(id).unwrap();
@@ -434,8 +447,12 @@ impl World {
     /// healthy passive caught up to the same digest.
     pub fn check_settled(&self) {
         let serving = self.serving();
-        assert_eq!(serving.len(), 1, "expected one serving node, got {serving:?}; events: {:#?}",
-            &self.events[self.events.len().saturating_sub(20)..]);
+        assert_eq!(
+            serving.len(),
+            1,
+            "expected one serving node, got {serving:?}; events: {:#?}",
+            &self.events[self.events.len().saturating_sub(20)..]
+        );
         let active = self.node(serving[0]).unwrap();
         let missing: Vec<_> = self
             .acked
@@ -443,7 +460,11 @@ impl World {
             .filter(|id| !active.database().contains(**id))
             .take(10)
             .collect();
-        assert!(missing.is_empty(), "acknowledged messages lost: {missing:?} (of {} acked)", self.acked.len());
+        assert!(
+            missing.is_empty(),
+            "acknowledged messages lost: {missing:?} (of {} acked)",
+            self.acked.len()
+        );
         let passive = self.node(serving[0].peer()).unwrap();
         let status = passive.copy_status();
         assert_eq!(
@@ -457,7 +478,10 @@ impl World {
             "passive copy: {status:?}"
         );
         assert_eq!(passive.database().applied(), active.last_closed());
-        assert_eq!(passive.database().digest(), active.database().complete_digest());
+        assert_eq!(
+            passive.database().digest(),
+            active.database().complete_digest()
+        );
         for (g, c) in passive.closed_logs() {
             if let Some(a) = active.closed_logs().get(g) {
                 assert_eq!(a, c, "generation {g} differs between the copies");

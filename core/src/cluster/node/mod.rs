@@ -127,7 +127,6 @@ enum OwnerState {
     Onlining {
         ready_at: u64,
         lost: u32,
-        redeliver: bool,
         forced: bool,
     },
     Serving,
@@ -194,6 +193,7 @@ enum Fetch {
     Log(Generation),
     OpenLog,
     Database,
+    State,
 }
 
 #[derive(Debug, Clone)]
@@ -227,6 +227,8 @@ pub struct Node {
     witness_holder: Option<NodeId>,
     /// The newest generation the peer is known to have written while it owned the server.
     peer_head: Generation,
+    /// The newest generation the witness has heard of.
+    witness_head: Generation,
 
     // Replication service.
     fetch: Option<(Fetch, u64)>,
@@ -240,6 +242,8 @@ pub struct Node {
     move_target: Option<(u64, Generation)>,
     /// Draining a lost node's share found nothing more to copy.
     drain_finished: bool,
+    /// The lost node's lineage was fetched (or could not be) before draining its logs.
+    drain_state_done: bool,
     /// An admin restore: the next mount ignores the dial.
     force_mount: bool,
     last_replayed_ms: Option<u64>,
@@ -251,9 +255,9 @@ pub struct Node {
     commit_in_flight: bool,
     store_failure: Option<String>,
 
-    /// A takeover mount asked the hub for redelivery; repeated until the hub confirms, and
-    /// kept in the cluster state so that a restart does not forget it.
-    redelivery_pending: bool,
+    /// The redelivery request of the last mount; repeated until the hub confirms it, and kept
+    /// in the cluster state so that a restart does not forget it.
+    redelivery_pending: Option<u64>,
 
     next_token: u64,
     io: BTreeMap<u64, Io>,
@@ -292,7 +296,9 @@ impl Node {
             view: state.view,
             lineage: state.lineage,
             last_move_comment: state.last_move_comment,
-            resolved: state.view.owner == id || (writer.is_none() && closed.is_empty()),
+            // A passive copies only once it has compared its logs with a serving owner's
+            // lineage and adopted it; an owner's stream is its own.
+            resolved: state.view.owner == id,
             db,
             closed,
             writer,
@@ -308,6 +314,7 @@ impl Node {
             witness: WitnessHold::default(),
             witness_holder: None,
             peer_head: 0,
+            witness_head: 0,
             fetch: None,
             copy_retry_at: 0,
             copy_writing: false,
@@ -317,6 +324,7 @@ impl Node {
             seeding: false,
             move_target: None,
             drain_finished: false,
+            drain_state_done: false,
             force_mount: false,
             last_replayed_ms: None,
             batch: Vec::new(),
@@ -417,7 +425,10 @@ impl Node {
             },
         }
         // Deadlines at or before the last tick have been dealt with.
-        t.into_iter().flatten().filter(|&d| d > self.last_tick).min()
+        t.into_iter()
+            .flatten()
+            .filter(|&d| d > self.last_tick)
+            .min()
     }
 
     /// Re-evaluates everything time-dependent. Idempotent: called after every input.
@@ -435,14 +446,26 @@ impl Node {
             Msg::Heartbeat(hb) if from == Endpoint::Node(self.id.peer()) => {
                 self.on_heartbeat(now, net, hb)
             }
-            Msg::WitnessGranted { stamp, epoch } => self.on_witness_granted(now, stamp, epoch),
-            Msg::WitnessDenied { holder, .. } => {
+            Msg::WitnessGranted {
+                stamp,
+                epoch,
+                head,
+                view,
+            } => {
+                self.learn_from_witness(now, head, view);
+                self.on_witness_granted(now, stamp, epoch)
+            }
+            Msg::WitnessDenied {
+                holder, head, view, ..
+            } => {
+                self.learn_from_witness(now, head, view);
                 self.witness_holder = Some(holder);
                 self.emit(NodeEvent::WitnessDenied { holder });
             }
             Msg::LogFile { generation, bytes } => self.on_log_file(now, generation, bytes),
             Msg::OpenLogFile { bytes } => self.on_open_log_file(now, bytes),
             Msg::DatabaseFile { bytes } => self.on_database_file(now, bytes),
+            Msg::StateFile { bytes } => self.on_state_file(now, bytes),
             Msg::NoLog { generation, reason } => self.on_no_log(now, generation, reason),
             Msg::Deliver { id, size } => self.on_deliver(now, id, size),
             Msg::MovePrepare {
@@ -454,8 +477,8 @@ impl Node {
                 self.abort_move(now, move_id, format!("move abandoned: {reason}"))
             }
             Msg::HandOver { view, comment } => self.on_hand_over(now, view, comment),
-            Msg::RedeliveryAccepted { epoch } if epoch == self.view.epoch && self.redelivery_pending => {
-                self.redelivery_pending = false;
+            Msg::RedeliveryAccepted { request } if self.redelivery_pending == Some(request) => {
+                self.redelivery_pending = None;
                 self.persist_state();
             }
             _ => {}
@@ -572,12 +595,13 @@ impl Node {
     /// Tells the hub this node serves (and, after a takeover, what to redeliver).
     fn announce(&mut self) {
         self.send(Endpoint::Hub, Net::Public, Msg::Mounted { view: self.view });
-        if self.redelivery_pending {
+        if let Some(request) = self.redelivery_pending {
             self.send(
                 Endpoint::Hub,
                 Net::Public,
                 Msg::Redeliver {
                     epoch: self.view.epoch,
+                    request,
                     lineage: self.lineage.clone(),
                 },
             );

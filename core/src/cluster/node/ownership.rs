@@ -34,7 +34,6 @@ impl Node {
                         self.role = Role::Owner(OwnerState::Onlining {
                             ready_at: now.mono + self.config.online_delay_ms,
                             lost: 0,
-                            redeliver: false,
                             forced: false,
                         });
                     } else {
@@ -82,14 +81,11 @@ impl Node {
         self.emit(NodeEvent::ViewChanged { view });
         self.persist_state();
         if view.owner == self.id {
-            // Only a hand-over names the other node: the old owner dismounted and we are
-            // caught up (it waited for our MoveReady).
+            // A hand-over whose message we missed, or our own takeover that a restart made us
+            // forget: mount the way an owner new to its epoch does (drain, dial, redelivery).
             self.move_target = None;
-            self.role = Role::Owner(OwnerState::Onlining {
-                ready_at: now.mono + self.config.online_delay_ms,
-                lost: 0,
-                redeliver: false,
-                forced: false,
+            self.role = Role::Owner(OwnerState::Offline {
+                reason: "became the owner".into(),
             });
         } else {
             self.demote(now, "another node owns the clustered mailbox server");
@@ -139,8 +135,21 @@ impl Node {
     }
 
     pub(super) fn start_drain(&mut self, now: Now) {
+        // An open log left from an earlier epoch is ours: it joins our stream as it stands,
+        // before anything is copied after it.
+        if let Some(w) = self.writer.take() {
+            let ops = if w.records_in_open_log() > 0 {
+                self.close_open_log(&w)
+            } else {
+                vec![DiskOp::Remove {
+                    path: join(LOG_DIR, OPEN_LOG),
+                }]
+            };
+            self.disk(ops, Io::Background);
+        }
         self.fetch = None;
         self.drain_finished = false;
+        self.drain_state_done = false;
         self.role = Role::Owner(OwnerState::Draining {
             deadline: now.mono + self.config.lost_log_copy_timeout_ms,
         });
@@ -151,7 +160,7 @@ impl Node {
         self.fetch = None;
         self.replay_ready();
         let have = self.inspector.last_inspected();
-        let source_last = self.peer_head.max(have);
+        let source_last = self.known_head().max(have);
         let mut decision = dial::decide(
             self.config.mount_dial,
             &self.config.dial_limits,
@@ -170,7 +179,6 @@ impl Node {
                 self.role = Role::Owner(OwnerState::Onlining {
                     ready_at: now.mono + self.config.online_delay_ms,
                     lost,
-                    redeliver: true,
                     forced,
                 })
             }
@@ -192,13 +200,7 @@ impl Node {
             "{}: mount refused by the quorum rules ({may:?}): this would risk two active copies",
             self.id
         );
-        let Role::Owner(OwnerState::Onlining {
-            lost,
-            redeliver,
-            forced,
-            ..
-        }) = self.role
-        else {
+        let Role::Owner(OwnerState::Onlining { lost, forced, .. }) = self.role else {
             unreachable!("mount only from Onlining");
         };
         self.replay_ready();
@@ -241,8 +243,14 @@ impl Node {
             ops.extend(start);
             self.writer = Some(writer);
         }
-        // Before the state is persisted, so that the request survives a restart.
-        self.redelivery_pending |= redeliver && !self.bugs.skip_redelivery;
+        // Every mount asks: the hub redelivers only what our lineage cannot account for, so a
+        // clean remount or a move costs nothing, and a stream someone wrote while we could not
+        // know (a witness that lost its file, say) is repaired. Set before the state is
+        // persisted, so that the request survives a restart.
+        if !self.bugs.skip_redelivery {
+            self.redelivery_pending =
+                Some(now.mono.max(self.redelivery_pending.map_or(0, |r| r + 1)));
+        }
         ops.extend(self.persisted_state().persist_ops());
         self.disk(ops, Io::Background);
         self.role = Role::Owner(OwnerState::Serving);
@@ -442,6 +450,12 @@ impl Node {
         if view.epoch > self.view.epoch && view.owner == self.id {
             self.last_move_comment = Some(comment);
             self.adopt_view(now, view);
+            // The old owner dismounted and waited for our MoveReady: we are caught up.
+            self.role = Role::Owner(OwnerState::Onlining {
+                ready_at: now.mono + self.config.online_delay_ms,
+                lost: 0,
+                forced: false,
+            });
         }
     }
 }

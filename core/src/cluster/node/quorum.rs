@@ -3,8 +3,9 @@
 //! is still serving? (The argument is in ARCHITECTURE.md, "Why two nodes never both serve".)
 
 use super::{Node, NodeEvent, OwnerState, Role};
-use crate::cluster::wire::{Heartbeat, Msg};
+use crate::cluster::wire::{Heartbeat, Msg, View};
 use crate::cluster::{Endpoint, Net, Now};
+use crate::storage::Generation;
 
 impl Node {
     pub(super) fn on_heartbeat(&mut self, now: Now, net: Net, hb: Heartbeat) {
@@ -28,7 +29,9 @@ impl Node {
         if hb.view.epoch > self.view.epoch {
             self.adopt_view(now, hb.view);
         }
-        let from_owner = hb.view == self.view && hb.view.owner == self.id.peer();
+        // Only an owner that writes has a stream to compare with; one still gathering the
+        // logs (perhaps ours) is left alone.
+        let from_owner = hb.view == self.view && hb.view.owner == self.id.peer() && hb.serving;
         let lineage = hb.lineage.clone();
         self.peer = Some(hb);
         if let Role::Passive { arbitrate_at } = &mut self.role {
@@ -128,11 +131,34 @@ impl Node {
             .is_none_or(|t| now.mono >= t + self.config.heartbeat_interval_ms);
         if wanted && due {
             self.witness.last_request = Some(now.mono);
+            let head = self.known_head();
             self.send(
                 Endpoint::Witness,
                 Net::Public,
-                Msg::Arbitrate { stamp: now.mono },
+                Msg::Arbitrate {
+                    stamp: now.mono,
+                    head,
+                    view: self.view,
+                },
             );
+        }
+    }
+
+    /// The newest generation of the stream this node knows exists: its own, or what the
+    /// owner's heartbeats or the witness reported.
+    pub(super) fn known_head(&self) -> Generation {
+        let own = match &self.writer {
+            Some(w) if w.records_in_open_log() > 0 => w.generation(),
+            _ => self.last_closed(),
+        };
+        own.max(self.peer_head).max(self.witness_head)
+    }
+
+    /// What the witness remembers: the stream's head and a newer ownership view, if any.
+    pub(super) fn learn_from_witness(&mut self, now: Now, head: Generation, view: View) {
+        self.witness_head = self.witness_head.max(head);
+        if view.epoch > self.view.epoch {
+            self.adopt_view(now, view);
         }
     }
 

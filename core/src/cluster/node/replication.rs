@@ -4,6 +4,7 @@
 //! drains a lost node's share after a takeover.
 
 use super::{Fetch, Io, Node, NodeEvent, OwnerState, Role, INSPECT_DIR, LOG_DIR};
+use crate::cluster::boot::PersistedState;
 use crate::cluster::divergence::{resolve, OwnStream, Resolution};
 use crate::cluster::wire::{LineageEntry, Msg};
 use crate::cluster::{Endpoint, Net, Now};
@@ -34,7 +35,8 @@ impl Node {
             }
             self.fetch = None;
             if matches!(self.role, Role::Owner(OwnerState::Draining { .. })) {
-                // The lost node's share does not answer: nothing more to copy.
+                // The lost node's share does not answer: nothing more to learn or copy.
+                self.drain_state_done = true;
                 self.drain_finished = true;
                 return;
             }
@@ -44,6 +46,11 @@ impl Node {
             return;
         }
         let next = self.inspector.next_expected();
+        let draining = matches!(self.role, Role::Owner(OwnerState::Draining { .. }));
+        if draining && !self.drain_state_done {
+            self.request(now, Fetch::State, Msg::FetchState);
+            return;
+        }
         let wanted = match &self.role {
             Role::Owner(OwnerState::Draining { .. }) => !self.drain_finished,
             Role::Passive { .. } => {
@@ -211,6 +218,10 @@ impl Node {
                     self.copy_retry_at = now.mono + self.config.copy_retry_ms;
                 }
             }
+            (Fetch::State, None) => {
+                self.fetch = None;
+                self.drain_state_done = true;
+            }
             (Fetch::OpenLog, None) => {
                 self.fetch = None;
                 self.drain_finished = true;
@@ -224,7 +235,7 @@ impl Node {
         }
     }
 
-    /// Compares this passive's logs with the owner's lineage (see `divergence`).
+    /// Compares this passive's logs with the serving owner's lineage (see `divergence`).
     pub(super) fn follow_owner_lineage(&mut self, now: Now, owner_lineage: &[LineageEntry]) {
         if !matches!(self.role, Role::Passive { .. })
             || self.seeding
@@ -235,21 +246,60 @@ impl Node {
         if self.resolved && self.lineage == owner_lineage {
             return;
         }
-        self.replay_ready();
-        if !self.replay_queue.is_empty() {
+        match self.reconcile(owner_lineage) {
+            Some(Ok(())) => {
+                self.resolved = true;
+                self.copy_if_needed(now);
+            }
+            Some(Err(reason)) => {
+                self.reseed_required = Some(format!("reseed required: {reason}"));
+            }
+            None => {}
+        }
+    }
+
+    /// A survivor about to drain a lost owner's logs reads that node's lineage first: its
+    /// stream is the one to continue, if it is newer than ours.
+    pub(super) fn on_state_file(&mut self, now: Now, bytes: Vec<u8>) {
+        if self.fetch.map(|(w, _)| w) != Some(Fetch::State) {
             return;
         }
-        let open_with_records = self
+        self.fetch = None;
+        self.drain_state_done = true;
+        let Ok(state) = serde_json::from_slice::<PersistedState>(&bytes) else {
+            return;
+        };
+        let theirs = state.lineage.last().map(|e| e.epoch);
+        let ours = self.lineage.last().map(|e| e.epoch);
+        if theirs > ours {
+            if let Some(Err(_)) = self.reconcile(&state.lineage) {
+                // Our stream cannot continue theirs: keep ours, copy nothing of theirs; the
+                // lost node will find itself diverged when it returns.
+                self.drain_finished = true;
+            }
+        }
+        self.copy_if_needed(now);
+    }
+
+    /// Makes this node's logs a prefix of the stream `lineage` describes: keeps them, rolls the
+    /// diverged generations back, or reports why it cannot (a reseed is needed). `None` when it
+    /// cannot decide yet (logs still waiting for replay).
+    fn reconcile(&mut self, lineage: &[LineageEntry]) -> Option<Result<(), String>> {
+        self.replay_ready();
+        if !self.replay_queue.is_empty() {
+            return None;
+        }
+        let open = self
             .writer
             .as_ref()
             .filter(|w| w.records_in_open_log() > 0)
-            .map(|w| w.generation());
+            .map(|w| (w.generation(), w.close().checksum));
         let resolution = resolve(
             &self.lineage,
-            owner_lineage,
+            lineage,
             OwnStream {
                 closed: &self.closed,
-                open_with_records,
+                open,
                 db_checkpoint: self.db.checkpoint(),
             },
         );
@@ -268,11 +318,10 @@ impl Node {
             }
             Resolution::RollBack { to, discarded } => {
                 if let Err(e) = self.db.rollback_to(to) {
-                    self.reseed_required = Some(e.to_string());
                     self.emit(NodeEvent::Diverged {
                         outcome: e.to_string(),
                     });
-                    return;
+                    return Some(Err(e.to_string()));
                 }
                 let mut ops: Vec<DiskOp> = self
                     .closed
@@ -289,22 +338,20 @@ impl Node {
                 }
                 self.disk(ops, Io::Background);
                 self.emit(NodeEvent::Diverged {
-                    outcome: format!(
-                        "rolled back {discarded} diverged generation(s) to {to:#x}; now passive"
-                    ),
+                    outcome: format!("rolled back {discarded} diverged generation(s) to {to:#x}"),
                 });
             }
             Resolution::ReseedRequired { reason } => {
-                self.reseed_required = Some(format!("reseed required: {reason}"));
-                self.emit(NodeEvent::Diverged { outcome: reason });
-                return;
+                self.emit(NodeEvent::Diverged {
+                    outcome: reason.clone(),
+                });
+                return Some(Err(reason));
             }
         }
-        self.lineage = owner_lineage.to_vec();
-        self.resolved = true;
+        self.lineage = lineage.to_vec();
         self.reset_inspector();
         self.persist_state();
-        self.copy_if_needed(now);
+        Some(Ok(()))
     }
 
     /// `Update-StorageGroupCopy`: discard this copy and seed it from the owner's database file,
