@@ -243,3 +243,120 @@ fn a_move_to_an_unhealthy_target_is_refused_and_the_source_stays_active() {
     assert_eq!(w.serving(), vec![Node1]);
     w.check_settled();
 }
+
+fn small_logs() -> ClusterConfig {
+    let mut c = ClusterConfig::default();
+    c.storage.log_size = 100_000;
+    c
+}
+
+#[test]
+fn lossy_failover_beyond_the_dial_waits_for_the_old_node() {
+    let mut w = World::new(2, small_logs(), calm());
+    w.workload(50, 100_000);
+    w.schedule(20_000, Fault::Admin(Node2, Admin::SuspendCopy));
+    w.schedule(30_000, Fault::PowerLoss(Node1));
+    w.schedule(90_000, Fault::Restart(Node1));
+    w.run_until(89_000);
+    assert!(
+        w.count(|e| matches!(e, NodeEvent::StayDismounted { missing, allowed: 6 } if *missing > 6))
+            > 0
+    );
+    assert!(
+        w.serving().is_empty(),
+        "the dial keeps the database dismounted"
+    );
+    w.run_until(200_000);
+    let (t, id, lost) = *w.mounts().last().unwrap();
+    assert!(
+        t > 90_000 && id == Node2 && lost == 0,
+        "mounted once the old node's logs came back: {:?}",
+        w.mounts()
+    );
+    w.check_settled();
+}
+
+#[test]
+fn the_old_active_returns_diverged_within_llr_and_is_rolled_back() {
+    let mut w = World::new(3, small_logs(), calm());
+    w.workload(50, 100_000);
+    w.schedule(30_000, Fault::PowerLoss(Node1));
+    w.schedule(60_000, Fault::Restart(Node1));
+    w.run_until(200_000);
+    assert!(
+        w.mounts()
+            .iter()
+            .any(|&(_, id, lost)| id == Node2 && lost > 0),
+        "a lossy failover: {:?}",
+        w.mounts()
+    );
+    assert!(
+        w.count(
+            |e| matches!(e, NodeEvent::Diverged { outcome } if outcome.starts_with("rolled back"))
+        ) > 0
+    );
+    assert!(w.redelivered > 0, "the dumpster repaired the loss");
+    w.check_settled();
+}
+
+#[test]
+fn diverged_beyond_llr_needs_a_reseed_and_gets_one() {
+    let mut c = small_logs();
+    c.storage.llr_depth = 2;
+    let mut w = World::new(4, c, calm());
+    w.workload(100, 100_000);
+    w.schedule(28_500, Fault::Admin(Node2, Admin::SuspendCopy));
+    w.schedule(30_000, Fault::PowerLoss(Node1));
+    w.schedule(60_000, Fault::Restart(Node1));
+    w.run_until(110_000);
+    let (_, id, lost) = w.mounts()[1];
+    assert!(
+        id == Node2 && lost > 2,
+        "lost {lost}: more than the LLR depth"
+    );
+    let status = w.node(Node1).unwrap().copy_status();
+    assert_eq!(format!("{:?}", status.summary), "Failed");
+    assert!(status.failed_message.unwrap().contains("reseed required"));
+    w.schedule(120_000, Fault::Admin(Node1, Admin::UpdateCopy));
+    w.run_until(200_000);
+    assert_eq!(w.count(|e| matches!(e, NodeEvent::Reseeded { .. })), 1);
+    w.check_settled();
+}
+
+#[test]
+fn a_corrupted_copy_is_rejected_and_copied_again() {
+    let mut w = world();
+    w.workload(20, 60_000);
+    w.schedule(20_000, Fault::CorruptNextCopy(Node2));
+    w.run_until(100_000);
+    assert_eq!(w.count(|e| matches!(e, NodeEvent::LogRejected { .. })), 1);
+    assert_eq!(w.mounts().len(), 1, "no failover");
+    w.check_settled();
+}
+
+#[test]
+fn a_full_disk_on_the_passive_fails_copying_but_not_the_active() {
+    let mut w = world();
+    w.workload(20, 80_000);
+    w.schedule(20_000, Fault::DiskCapacity(Node2, 1_000));
+    w.schedule(50_000, Fault::DiskCapacity(Node2, u64::MAX));
+    w.run_until(49_000);
+    assert!(
+        w.count(|e| matches!(e, NodeEvent::CopyFailed { reason } if reason.contains("disk full")))
+            > 0
+    );
+    let status = w.node(Node2).unwrap().copy_status();
+    assert_eq!(format!("{:?}", status.summary), "Failed");
+    assert!(
+        status.copy_queue_length > 0,
+        "the copy queue grows while the disk is full"
+    );
+    let acked_while_full = w.acked.len();
+    assert!(
+        acked_while_full > 2_000,
+        "the active kept accepting mail: {acked_while_full}"
+    );
+    w.run_until(120_000);
+    assert_eq!(w.mounts().len(), 1);
+    w.check_settled();
+}

@@ -51,6 +51,10 @@ pub enum Fault {
     WitnessUp,
     WitnessLosesFile,
     Admin(NodeId, Admin),
+    /// Flip a bit in the next log file the node receives (a bad copy).
+    CorruptNextCopy(NodeId),
+    /// Set the node machine's disk capacity in bytes (below what it holds: a full disk).
+    DiskCapacity(NodeId, u64),
 }
 
 enum Ev {
@@ -102,6 +106,7 @@ pub struct World {
     submit_until: u64,
     pub events: Vec<(u64, NodeId, NodeEvent)>,
     pub redelivered: usize,
+    corrupt_next: BTreeSet<NodeId>,
 }
 
 impl World {
@@ -124,6 +129,7 @@ impl World {
             submit_until: 0,
             events: Vec::new(),
             redelivered: 0,
+            corrupt_next: BTreeSet::new(),
         };
         for _ in NodeId::ALL {
             world.machines.push(Machine {
@@ -271,10 +277,16 @@ impl World {
         }
     }
 
-    fn deliver(&mut self, from: Endpoint, to: Endpoint, net: Net, msg: Msg) {
+    fn deliver(&mut self, from: Endpoint, to: Endpoint, net: Net, mut msg: Msg) {
         let now = Now::at(self.now);
         match to {
             Endpoint::Node(id) => {
+                if let Msg::LogFile { bytes, .. } = &mut msg {
+                    if self.corrupt_next.remove(&id) {
+                        let at = bytes.len() / 2;
+                        bytes[at] ^= 0x08;
+                    }
+                }
                 if let Some(node) = self.m(id).node.as_mut() {
                     node.handle(now, Input::Message { from, net, msg });
                     self.drain(id);
@@ -329,6 +341,10 @@ impl World {
             Fault::WitnessDown => self.witness_up = false,
             Fault::WitnessUp => self.witness_up = true,
             Fault::WitnessLosesFile => self.witness.lose_file(),
+            Fault::CorruptNextCopy(id) => {
+                self.corrupt_next.insert(id);
+            }
+            Fault::DiskCapacity(id, bytes) => self.m(id).disk.set_capacity(bytes),
             Fault::Admin(id, cmd) => {
                 let now = Now::at(self.now);
                 if let Some(node) = self.m(id).node.as_mut() {
@@ -487,6 +503,11 @@ impl World {
                 assert_eq!(a, c, "generation {g} differs between the copies");
             }
         }
+    }
+
+    /// Events of one kind, by a predicate.
+    pub fn count(&self, pred: impl Fn(&NodeEvent) -> bool) -> usize {
+        self.events.iter().filter(|(_, _, e)| pred(e)).count()
     }
 
     pub fn mounts(&self) -> Vec<(u64, NodeId, u32)> {
