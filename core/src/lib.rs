@@ -8,4 +8,5 @@
 
 pub mod cluster;
 pub mod disk;
+pub mod host;
 pub mod storage;

@@ -1,9 +1,27 @@
-//! The CCR simulator. It grows with the simulator issue: simulated machines, networks, disks and
-//! clocks under madsim, fault schedules, workload, checkers and the `ccr-sim` runner.
+//! The CCR simulator: the real CCR logic (`ccr-core`'s state machines, driven by its async
+//! host) on simulated machines, networks, disks and clocks, under madsim, reproducible from a
+//! seed.
 //!
-//! What is here now is the runtime seam the simulator stands on: [`run_seeded`] runs a future
-//! on a fresh thread in madsim's deterministic runtime (under `--cfg madsim`), so every
-//! simulation is reproducible from its seed.
+//! Rooms: `net` (the two networks and their faults), `clock` (machine clocks), `world`
+//! (machines, processes, the hub machine with the witness, fault application), `observer`
+//! (trace, trace hash and the invariant checkers), `scenario` (workload, config, fault
+//! schedule, expectations; the built-ins), `run` (one seed of one scenario, end to end).
+//! Everything but `scenario` needs the madsim runtime: build with `--cfg madsim`
+//! (`cargo xtask sim`).
+
+pub mod scenario;
+pub mod topology;
+
+#[cfg(madsim)]
+pub mod clock;
+#[cfg(madsim)]
+pub mod net;
+#[cfg(madsim)]
+pub mod observer;
+#[cfg(madsim)]
+pub mod run;
+#[cfg(madsim)]
+pub mod world;
 
 #[cfg(madsim)]
 pub use runtime::run_seeded;

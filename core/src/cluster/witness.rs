@@ -43,7 +43,8 @@ impl Witness {
         }
     }
 
-    /// Plants a bug for checker tests: the witness grants its lock to anyone who asks.
+    /// Plants a bug for checker tests: a node asking while another holds the lock is told it
+    /// holds the same lock (two holders, one epoch), and nothing is remembered.
     pub fn plant_bug_grant_everyone(&mut self) {
         self.grants_everyone = true;
     }
@@ -75,12 +76,16 @@ impl Witness {
         let Msg::Arbitrate { stamp, head, view } = msg else {
             return;
         };
-        self.known_head = self.known_head.max(head);
-        let head = self.known_head;
-        if self.known_view.is_none_or(|v| view.epoch > v.epoch) {
-            self.known_view = Some(view);
-        }
-        let view = self.known_view.expect("just set");
+        let (head, view) = if self.grants_everyone {
+            // The planted bug remembers nothing either: a dumb share.
+            (head, view)
+        } else {
+            self.known_head = self.known_head.max(head);
+            if self.known_view.is_none_or(|v| view.epoch > v.epoch) {
+                self.known_view = Some(view);
+            }
+            (self.known_head, self.known_view.expect("just set"))
+        };
         let reply = match self.lock {
             Some(l) if l.holder == from && now.mono < l.renewed_at + self.hold_ms => {
                 self.lock = Some(Lock {
@@ -94,15 +99,22 @@ impl Witness {
                     view,
                 }
             }
-            Some(l) if now.mono < l.renewed_at + self.hold_ms && !self.grants_everyone => {
-                Msg::WitnessDenied {
+            Some(l) if now.mono < l.renewed_at + self.hold_ms && self.grants_everyone => {
+                // The planted bug: a second holder is told it holds the same lock.
+                Msg::WitnessGranted {
                     stamp,
-                    holder: l.holder,
                     epoch: l.epoch,
                     head,
                     view,
                 }
             }
+            Some(l) if now.mono < l.renewed_at + self.hold_ms => Msg::WitnessDenied {
+                stamp,
+                holder: l.holder,
+                epoch: l.epoch,
+                head,
+                view,
+            },
             _ => {
                 self.epoch += 1;
                 self.lock = Some(Lock {

@@ -104,6 +104,8 @@ pub struct PlantedBugs {
     pub skip_takeover_guard: bool,
     /// Never ask the hub for redelivery.
     pub skip_redelivery: bool,
+    /// Replay drops the first record of every copied log (a broken replay).
+    pub lossy_replay: bool,
 }
 
 /// What the owner is doing about the clustered mailbox server.

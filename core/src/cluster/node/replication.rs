@@ -194,7 +194,12 @@ impl Node {
         }
         while let Some(log) = self.replay_queue.pop_front() {
             let generation = log.header.generation;
-            if let Err(e) = self.db.apply_log(generation, &log.records) {
+            let records = if self.bugs.lossy_replay {
+                log.records.get(1..).unwrap_or_default()
+            } else {
+                &log.records[..]
+            };
+            if let Err(e) = self.db.apply_log(generation, records) {
                 self.reseed_required = Some(format!("replay of generation {generation:#x}: {e}"));
                 self.replay_queue.clear();
                 return;

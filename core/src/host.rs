@@ -1,0 +1,148 @@
+//! The async host: the one shell that drives a node's state machine from a network, a disk
+//! and a clock. It is written against the tokio API; `tokio` is `madsim-tokio`, so a normal
+//! build runs it on real tokio (the `ccr` binary) and a `--cfg madsim` build on madsim's
+//! deterministic runtime (the simulator). Only the [`Clock`], the [`Network`] and the disk
+//! behind it differ.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::cluster::node::{Action, Admin, Input, Node, NodeEvent};
+use crate::cluster::wire::Msg;
+use crate::cluster::{Endpoint, Net, NodeId, Now};
+use crate::disk::{execute_all, Disk, DiskOp};
+
+/// A machine's clock.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Now;
+    /// How long, on the runtime's timer, until the machine's monotonic clock reads `mono`.
+    fn until(&self, mono: u64) -> Duration;
+}
+
+/// Where a host's outgoing messages go.
+pub trait Network: Send + Sync {
+    fn send(&self, from: Endpoint, to: Endpoint, net: Net, msg: Msg);
+}
+
+/// What the host reports as it goes (traces, checkers).
+pub trait Observer: Send + Sync {
+    fn node_event(&self, node: NodeId, now: Now, event: &NodeEvent);
+    /// Called after every step, with the node as it now is.
+    fn stepped(&self, node: &Node, now: Now);
+}
+
+/// A message for the host's node.
+#[derive(Debug)]
+pub struct Incoming {
+    pub from: Endpoint,
+    pub net: Net,
+    pub msg: Msg,
+}
+
+/// A disk shared between a machine and the processes on it: it outlives them.
+pub type SharedDisk = Arc<Mutex<dyn Disk + Send>>;
+
+enum Wake {
+    Message(Incoming),
+    Admin(Admin),
+    DiskDone(u64, Result<(), crate::disk::DiskError>),
+    Timeout,
+    Closed,
+}
+
+/// Runs a node until its inbox closes; admin commands come on their own channel. Disk batches run one at a time, in order, on a worker
+/// task that waits out each batch's latency; their completions come back as inputs.
+pub async fn run_node(
+    node: Arc<Mutex<Node>>,
+    mut inbox: mpsc::UnboundedReceiver<Incoming>,
+    mut admin: mpsc::UnboundedReceiver<Admin>,
+    disk: SharedDisk,
+    clock: Arc<dyn Clock>,
+    network: Arc<dyn Network>,
+    observer: Arc<dyn Observer>,
+) {
+    let id = node.lock().expect("node lock").id();
+    let (io_tx, mut io_rx) = mpsc::unbounded_channel::<(u64, Vec<DiskOp>)>();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let worker_disk = disk.clone();
+    let worker = AbortOnDrop(tokio::spawn(async move {
+        while let Some((token, ops)) = io_rx.recv().await {
+            let result = {
+                let mut d = worker_disk.lock().expect("disk lock");
+                execute_all(&mut *d, &ops)
+            };
+            let (latency, result) = match result {
+                Ok(done) => (done.latency, Ok(())),
+                Err(e) => (Duration::ZERO, Err(e)),
+            };
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+            if done_tx.send((token, result)).is_err() {
+                return;
+            }
+        }
+    }));
+
+    let flush = |node: &mut Node, now: Now| {
+        while let Some(action) = node.poll_action() {
+            match action {
+                Action::Send { to, net, msg } => network.send(Endpoint::Node(id), to, net, msg),
+                Action::Disk { token, ops } => {
+                    let _ = io_tx.send((token, ops));
+                }
+                Action::Event(e) => observer.node_event(id, now, &e),
+            }
+        }
+        observer.stepped(node, now);
+    };
+    {
+        let mut n = node.lock().expect("node lock");
+        flush(&mut n, clock.now());
+    }
+    loop {
+        let deadline = node.lock().expect("node lock").poll_timeout();
+        let sleep = match deadline {
+            Some(d) => clock.until(d),
+            None => Duration::from_secs(3600),
+        };
+        // `biased`: tokio's fair choice draws from its own RNG, which madsim does not seed.
+        let wake = tokio::select! {
+            biased;
+            m = inbox.recv() => m.map_or(Wake::Closed, Wake::Message),
+            Some(cmd) = admin.recv() => Wake::Admin(cmd),
+            Some((token, result)) = done_rx.recv() => Wake::DiskDone(token, result),
+            _ = tokio::time::sleep(sleep) => Wake::Timeout,
+        };
+        let now = clock.now();
+        let mut n = node.lock().expect("node lock");
+        match wake {
+            Wake::Message(m) => n.handle(
+                now,
+                Input::Message {
+                    from: m.from,
+                    net: m.net,
+                    msg: m.msg,
+                },
+            ),
+            Wake::Admin(cmd) => n.handle(now, Input::Admin(cmd)),
+            Wake::DiskDone(token, result) => n.handle(now, Input::DiskDone { token, result }),
+            Wake::Timeout => n.handle_timeout(now),
+            Wake::Closed => break,
+        }
+        flush(&mut n, now);
+    }
+    drop(worker);
+}
+
+/// The disk worker belongs to the node's process: when the host's future is dropped (the
+/// process crashed) or ends, the worker stops too, so a dead process writes nothing more.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,75 @@
+//! Simulated machine clocks: virtual time, plus a per-machine drift (rate error) for the
+//! monotonic reading, and an offset with jumps for the wall reading.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ccr_core::cluster::Now;
+use ccr_core::host::Clock;
+
+#[derive(Debug)]
+pub struct SimClock {
+    start: tokio::time::Instant,
+    state: Mutex<ClockState>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct ClockState {
+    /// Rate error in parts per million (positive: runs fast).
+    drift_ppm: i64,
+    /// Wall clock minus monotonic clock, in ms (skew and jumps).
+    wall_offset_ms: i64,
+}
+
+impl SimClock {
+    pub fn new() -> SimClock {
+        SimClock {
+            start: tokio::time::Instant::now(),
+            state: Mutex::new(ClockState::default()),
+        }
+    }
+
+    pub fn set_drift_ppm(&self, ppm: i64) {
+        self.state.lock().expect("clock").drift_ppm = ppm;
+    }
+
+    /// Moves the wall clock by `ms` (a skew or a jump); the monotonic clock is untouched.
+    pub fn shift_wall(&self, ms: i64) {
+        self.state.lock().expect("clock").wall_offset_ms += ms;
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+}
+
+impl Default for SimClock {
+    fn default() -> Self {
+        SimClock::new()
+    }
+}
+
+fn scale(ms: u64, ppm: i64) -> u64 {
+    (i128::from(ms) * i128::from(1_000_000 + ppm) / 1_000_000).max(0) as u64
+}
+
+impl Clock for SimClock {
+    fn now(&self) -> Now {
+        let s = *self.state.lock().expect("clock");
+        let mono = scale(self.elapsed_ms(), s.drift_ppm);
+        Now {
+            mono,
+            wall: (mono as i64 + s.wall_offset_ms).max(0) as u64,
+        }
+    }
+
+    fn until(&self, mono: u64) -> Duration {
+        let s = *self.state.lock().expect("clock");
+        let now = self.now().mono;
+        let local = mono.saturating_sub(now);
+        // Local milliseconds back to virtual ones, rounded up so a timer never fires early.
+        let virt =
+            (i128::from(local) * 1_000_000).div_euclid(i128::from(1_000_000 + s.drift_ppm)) + 1;
+        Duration::from_millis(virt.max(0) as u64)
+    }
+}

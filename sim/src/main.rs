@@ -1,0 +1,226 @@
+//! `ccr-sim`: runs CCR scenarios under simulation. Build it with `--cfg madsim`; `cargo xtask
+//! sim` does that for you.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "ccr-sim",
+    about = "Deterministic simulation of Exchange 2007 CCR"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run scenarios (default: every built-in) with their default seeds or the given ones.
+    Run {
+        /// Built-in scenario names (`ccr-sim list` shows them).
+        scenarios: Vec<String>,
+        /// One seed.
+        #[arg(long, conflicts_with = "seeds")]
+        seed: Option<u64>,
+        /// A half-open seed range, like Rust's: `--seeds 0..200` runs 0 to 199.
+        #[arg(long, value_parser = parse_range)]
+        seeds: Option<(u64, u64)>,
+        /// One JSON object per run per line (scenario, seed, outcome, trace_hash, sim_seconds,
+        /// wall_ms, failovers, acked, lost, duplicated).
+        #[arg(long)]
+        json: bool,
+        /// Write the full trace of the (last) run to this file.
+        #[arg(long)]
+        trace: Option<std::path::PathBuf>,
+        /// Run every seed twice and fail if the trace hashes differ.
+        #[arg(long)]
+        check_determinism: bool,
+        /// Override the scenarios' duration (simulated seconds before the liveness phase).
+        #[arg(long)]
+        duration: Option<u64>,
+    },
+    /// List the built-in scenarios.
+    List,
+}
+
+fn parse_range(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| format!("`{s}`: expected a range like 0..100"))?;
+    let a: u64 = a.parse().map_err(|e| format!("`{a}`: {e}"))?;
+    let b: u64 = b.parse().map_err(|e| format!("`{b}`: {e}"))?;
+    if a >= b {
+        return Err(format!(
+            "`{s}`: the range is empty (it is half-open: A..B runs A to B-1)"
+        ));
+    }
+    Ok((a, b))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::List => {
+            for name in ccr_sim::scenario::BUILTINS {
+                let s = ccr_sim::scenario::builtin(name).expect("listed");
+                println!("{name:<20} {}", s.description);
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Run {
+            scenarios,
+            seed,
+            seeds,
+            json,
+            trace,
+            check_determinism,
+            duration,
+        } => run(
+            scenarios,
+            seed,
+            seeds,
+            json,
+            trace,
+            check_determinism,
+            duration,
+        ),
+    }
+}
+
+#[cfg(not(madsim))]
+fn run(
+    _: Vec<String>,
+    _: Option<u64>,
+    _: Option<(u64, u64)>,
+    _: bool,
+    _: Option<std::path::PathBuf>,
+    _: bool,
+    _: Option<u64>,
+) -> ExitCode {
+    eprintln!(
+        "ccr-sim: this binary was built without the simulator runtime; run it through \
+         `cargo xtask sim`, which builds it with RUSTFLAGS=\"--cfg madsim\""
+    );
+    ExitCode::from(2)
+}
+
+#[cfg(madsim)]
+fn run(
+    names: Vec<String>,
+    seed: Option<u64>,
+    seeds: Option<(u64, u64)>,
+    json: bool,
+    trace: Option<std::path::PathBuf>,
+    check_determinism: bool,
+    duration: Option<u64>,
+) -> ExitCode {
+    use ccr_sim::scenario::{builtin, BUILTINS};
+
+    let names: Vec<String> = if names.is_empty() {
+        BUILTINS.iter().map(|s| s.to_string()).collect()
+    } else {
+        names
+    };
+    let mut scenarios = Vec::new();
+    for name in &names {
+        match builtin(name) {
+            Some(mut s) => {
+                if let Some(d) = duration {
+                    s.duration_s = d;
+                }
+                scenarios.push(s)
+            }
+            None => {
+                eprintln!(
+                    "ccr-sim: unknown scenario `{name}`; built-ins: {} (scenario files arrive \
+                     with the scenario-file issue)",
+                    BUILTINS.join(", ")
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let mut failed = 0;
+    let mut runs = 0;
+    for scenario in &scenarios {
+        let list: Vec<u64> = match (seed, seeds) {
+            (Some(s), _) => vec![s],
+            (None, Some((a, b))) => (a..b).collect(),
+            (None, None) => scenario.seeds.clone(),
+        };
+        for s in list {
+            let record = ccr_sim::run::run(scenario, s, trace.is_some());
+            runs += 1;
+            if check_determinism {
+                let again = ccr_sim::run::run(scenario, s, false);
+                if again.trace_hash != record.trace_hash {
+                    eprintln!(
+                        "NONDETERMINISTIC {} seed {s}: trace hash {} then {}",
+                        scenario.name, record.trace_hash, again.trace_hash
+                    );
+                    failed += 1;
+                }
+            }
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&record).expect("record serialises")
+                );
+            } else {
+                let failovers: Vec<String> = record
+                    .failovers
+                    .iter()
+                    .map(|f| format!("{:.1}s", f.duration_s))
+                    .collect();
+                println!(
+                    "{} {:<20} seed {:<6} sim {:>7.1}s wall {:>6}ms acked {:>6} lost {} failovers [{}] trace {}",
+                    if record.passed() { "PASS" } else { "FAIL" },
+                    record.scenario,
+                    record.seed,
+                    record.sim_seconds,
+                    record.wall_ms,
+                    record.acked,
+                    record.lost,
+                    failovers.join(", "),
+                    record.trace_hash
+                );
+            }
+            if let Some(v) = &record.violation {
+                failed += 1;
+                eprintln!(
+                    "  violated {} at {:.3}s: {}",
+                    v.invariant.name(),
+                    v.at_s,
+                    v.message
+                );
+                eprintln!("  last events:");
+                for line in &v.last_events {
+                    eprintln!("    {line}");
+                }
+                eprintln!(
+                    "  reproduce: cargo xtask sim run {} --seed {s} --trace trace.txt",
+                    scenario.name
+                );
+            }
+            if let (Some(path), Some(lines)) = (&trace, &record.trace) {
+                if let Err(e) = std::fs::write(path, lines.join("\n") + "\n") {
+                    eprintln!("ccr-sim: cannot write {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    }
+    if !json {
+        println!(
+            "{runs} runs: {} passed, {failed} failed",
+            runs - failed.min(runs)
+        );
+    }
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

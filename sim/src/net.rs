@@ -1,0 +1,147 @@
+//! The simulated networks: public and private, with faults per network, per link and per
+//! direction. Heartbeats are datagrams (loss, duplication, reordering); everything else —
+//! log copying, client and hub traffic, the witness share — is a stream: delivered in order,
+//! only delayed or cut.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ccr_core::cluster::wire::Msg;
+use ccr_core::cluster::{Endpoint, Net};
+use ccr_core::host::{Incoming, Network};
+use madsim::rand::Rng;
+use tokio::sync::mpsc::UnboundedSender;
+
+pub use crate::topology::{LinkConfig, Machine};
+
+#[derive(Default)]
+struct State {
+    inboxes: BTreeMap<Endpoint, UnboundedSender<Incoming>>,
+    cuts: BTreeSet<(Machine, Machine, Net)>,
+    down: BTreeSet<Machine>,
+    links: [LinkConfig; 2],
+    /// Stream ordering: the last scheduled delivery time per (from, to, net).
+    last_delivery: BTreeMap<(Endpoint, Endpoint, Net), u64>,
+    sent: u64,
+    dropped: u64,
+}
+
+#[derive(Clone, Default)]
+pub struct SimNet {
+    state: Arc<Mutex<State>>,
+    start: Arc<Mutex<Option<tokio::time::Instant>>>,
+}
+
+impl SimNet {
+    pub fn new() -> SimNet {
+        let net = SimNet::default();
+        *net.start.lock().expect("net") = Some(tokio::time::Instant::now());
+        net
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start
+            .lock()
+            .expect("net")
+            .expect("started")
+            .elapsed()
+            .as_millis() as u64
+    }
+
+    pub fn register(&self, e: Endpoint, tx: UnboundedSender<Incoming>) {
+        self.state.lock().expect("net").inboxes.insert(e, tx);
+    }
+
+    pub fn unregister(&self, e: Endpoint) {
+        self.state.lock().expect("net").inboxes.remove(&e);
+    }
+
+    pub fn set_link(&self, net: Net, link: LinkConfig) {
+        self.state.lock().expect("net").links[net.index()] = link;
+    }
+
+    pub fn cut(&self, from: Machine, to: Machine, net: Net) {
+        self.state.lock().expect("net").cuts.insert((from, to, net));
+    }
+
+    pub fn heal(&self) {
+        let mut s = self.state.lock().expect("net");
+        s.cuts.clear();
+        s.links = [LinkConfig::default(); 2];
+    }
+
+    pub fn set_down(&self, m: Machine, down: bool) {
+        let mut s = self.state.lock().expect("net");
+        if down {
+            s.down.insert(m);
+        } else {
+            s.down.remove(&m);
+        }
+    }
+
+    pub fn is_down(&self, m: Machine) -> bool {
+        self.state.lock().expect("net").down.contains(&m)
+    }
+
+    pub fn counts(&self) -> (u64, u64) {
+        let s = self.state.lock().expect("net");
+        (s.sent, s.dropped)
+    }
+}
+
+fn is_datagram(msg: &Msg) -> bool {
+    matches!(msg, Msg::Heartbeat(_))
+}
+
+impl Network for SimNet {
+    fn send(&self, from: Endpoint, to: Endpoint, net: Net, msg: Msg) {
+        let now = self.now_ms();
+        let mut deliveries = Vec::new();
+        {
+            let mut s = self.state.lock().expect("net");
+            s.sent += 1;
+            let (a, b) = (Machine::of(from), Machine::of(to));
+            if s.down.contains(&a) || s.down.contains(&b) || s.cuts.contains(&(a, b, net)) {
+                s.dropped += 1;
+                return;
+            }
+            let link = s.links[net.index()];
+            let mut rng = madsim::rand::thread_rng();
+            let mut delay =
+                || rng.gen_range(link.min_delay_ms..=link.max_delay_ms.max(link.min_delay_ms));
+            if is_datagram(&msg) {
+                let mut rng = madsim::rand::thread_rng();
+                if rng.gen_bool(link.loss.clamp(0.0, 1.0)) {
+                    s.dropped += 1;
+                    return;
+                }
+                deliveries.push(now + delay());
+                if rng.gen_bool(link.duplicate.clamp(0.0, 1.0)) {
+                    deliveries.push(now + delay());
+                }
+            } else {
+                let key = (from, to, net);
+                let at = (now + delay()).max(s.last_delivery.get(&key).copied().unwrap_or(0));
+                s.last_delivery.insert(key, at);
+                deliveries.push(at);
+            }
+        }
+        for at in deliveries {
+            let state = self.state.clone();
+            let msg = msg.clone();
+            let wait = Duration::from_millis(at - now);
+            tokio::spawn(async move {
+                tokio::time::sleep(wait).await;
+                let s = state.lock().expect("net");
+                // A machine that went down meanwhile receives nothing.
+                if s.down.contains(&Machine::of(to)) {
+                    return;
+                }
+                if let Some(tx) = s.inboxes.get(&to) {
+                    let _ = tx.send(Incoming { from, net, msg });
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! Watches a run: records the trace (and its hash) and checks the invariants as events happen.
+//! The first violation stops the run.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Mutex;
+
+use ccr_core::cluster::config::ClusterConfig;
+use ccr_core::cluster::node::{Node, NodeEvent};
+use ccr_core::cluster::{NodeId, Now};
+use ccr_core::host::Observer;
+use ccr_core::storage::MessageId;
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::Expect;
+
+/// The invariants of DESIGN.md, by the names `--json` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Invariant {
+    NoAcknowledgedLoss,
+    SingleActive,
+    FailoverWindow,
+    ReplicationSound,
+    MountDial,
+    Liveness,
+}
+
+impl Invariant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::NoAcknowledgedLoss => "no-acknowledged-loss",
+            Invariant::SingleActive => "single-active",
+            Invariant::FailoverWindow => "failover-window",
+            Invariant::ReplicationSound => "replication-sound",
+            Invariant::MountDial => "mount-dial",
+            Invariant::Liveness => "liveness",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Violation {
+    pub invariant: Invariant,
+    pub at_s: f64,
+    pub message: String,
+    pub last_events: Vec<String>,
+}
+
+const KEEP_LAST: usize = 40;
+
+struct State {
+    hash: u64,
+    lines: u64,
+    last: VecDeque<String>,
+    full: Option<Vec<String>>,
+    serving: BTreeMap<NodeId, bool>,
+    active_lost_at: Option<u64>,
+    failovers: Vec<f64>,
+    acked: BTreeSet<MessageId>,
+    violation: Option<Violation>,
+    mounts: Vec<(u64, NodeId, u32)>,
+}
+
+pub struct Obs {
+    start: tokio::time::Instant,
+    expect: Expect,
+    dial_allowed: u32,
+    state: Mutex<State>,
+}
+
+fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01B3);
+    }
+    hash
+}
+
+impl Obs {
+    pub fn new(config: &ClusterConfig, expect: Expect, keep_full_trace: bool) -> Obs {
+        Obs {
+            start: tokio::time::Instant::now(),
+            expect,
+            dial_allowed: config.dial_limits.allowed(config.mount_dial),
+            state: Mutex::new(State {
+                hash: 0xCBF2_9CE4_8422_2325,
+                lines: 0,
+                last: VecDeque::new(),
+                full: keep_full_trace.then(Vec::new),
+                serving: BTreeMap::new(),
+                active_lost_at: None,
+                failovers: Vec::new(),
+                acked: BTreeSet::new(),
+                violation: None,
+                mounts: Vec::new(),
+            }),
+        }
+    }
+
+    pub fn elapsed_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// Appends a line to the trace, stamped with virtual time and the machine.
+    pub fn trace(&self, machine: &str, what: &str) {
+        let line = format!(
+            "{:>10.3}s {machine:<6} {what}",
+            self.elapsed_ms() as f64 / 1000.0
+        );
+        let mut s = self.state.lock().expect("obs");
+        s.hash = fnv(s.hash, line.as_bytes());
+        s.lines += 1;
+        if s.last.len() == KEEP_LAST {
+            s.last.pop_front();
+        }
+        s.last.push_back(line.clone());
+        if let Some(full) = &mut s.full {
+            full.push(line);
+        }
+    }
+
+    pub fn violate(&self, invariant: Invariant, message: String) {
+        self.trace(
+            "check",
+            &format!("VIOLATION {}: {message}", invariant.name()),
+        );
+        let mut s = self.state.lock().expect("obs");
+        if s.violation.is_none() {
+            s.violation = Some(Violation {
+                invariant,
+                at_s: self.elapsed_ms() as f64 / 1000.0,
+                message,
+                last_events: s.last.iter().cloned().collect(),
+            });
+        }
+    }
+
+    pub fn violation(&self) -> Option<Violation> {
+        self.state.lock().expect("obs").violation.clone()
+    }
+
+    pub fn acked(&self, id: MessageId) {
+        self.state.lock().expect("obs").acked.insert(id);
+    }
+
+    pub fn acked_ids(&self) -> BTreeSet<MessageId> {
+        self.state.lock().expect("obs").acked.clone()
+    }
+
+    pub fn serving_now(&self) -> Vec<NodeId> {
+        let s = self.state.lock().expect("obs");
+        s.serving
+            .iter()
+            .filter(|(_, v)| **v)
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// A node's process ended: it serves nothing.
+    pub fn process_gone(&self, node: NodeId) {
+        self.state.lock().expect("obs").serving.insert(node, false);
+    }
+
+    /// A fault took the serving node away: the failover clock starts.
+    pub fn active_lost(&self) {
+        let now = self.elapsed_ms();
+        let mut s = self.state.lock().expect("obs");
+        if s.active_lost_at.is_none() {
+            s.active_lost_at = Some(now);
+        }
+    }
+
+    /// Checks for a failover that should have happened by now.
+    pub fn check_overdue(&self) {
+        let lost = self.state.lock().expect("obs").active_lost_at;
+        if let Some(at) = lost {
+            let waited = (self.elapsed_ms() - at) as f64 / 1000.0;
+            if self.expect.failover != Some(false) && waited > self.expect.failover_max_s {
+                self.violate(
+                    Invariant::FailoverWindow,
+                    format!("no node mounted {waited:.1} s after the active was lost (window {:.0}-{:.0} s)",
+                        self.expect.failover_min_s, self.expect.failover_max_s),
+                );
+            }
+        }
+    }
+
+    pub fn failovers(&self) -> Vec<f64> {
+        self.state.lock().expect("obs").failovers.clone()
+    }
+
+    pub fn mounts(&self) -> Vec<(u64, NodeId, u32)> {
+        self.state.lock().expect("obs").mounts.clone()
+    }
+
+    /// Nothing is pending any more (faults have stopped; the liveness phase runs).
+    pub fn stop_failover_clock(&self) {
+        self.state.lock().expect("obs").active_lost_at = None;
+    }
+
+    pub fn hash(&self) -> u64 {
+        self.state.lock().expect("obs").hash
+    }
+
+    pub fn full_trace(&self) -> Option<Vec<String>> {
+        self.state.lock().expect("obs").full.clone()
+    }
+}
+
+impl Observer for Obs {
+    fn node_event(&self, node: NodeId, _now: Now, event: &NodeEvent) {
+        if matches!(event, NodeEvent::LogReplayed { .. }) {
+            return;
+        }
+        self.trace(node.name(), &format!("{event:?}"));
+        if let NodeEvent::Mounted { lost, forced, .. } = event {
+            let now = self.elapsed_ms();
+            let lost_at = {
+                let mut s = self.state.lock().expect("obs");
+                s.mounts.push((now, node, *lost));
+                s.active_lost_at.take()
+            };
+            if !forced && *lost > self.dial_allowed {
+                self.violate(
+                    Invariant::MountDial,
+                    format!(
+                        "{node} mounted automatically with {lost} logs lost; the dial allows {}",
+                        self.dial_allowed
+                    ),
+                );
+            }
+            if let Some(at) = lost_at {
+                let took = (now - at) as f64 / 1000.0;
+                self.state.lock().expect("obs").failovers.push(took);
+                if self.expect.failover == Some(false) {
+                    self.violate(
+                        Invariant::FailoverWindow,
+                        format!("{node} took over in {took:.1} s, but no failover was expected"),
+                    );
+                } else if took < self.expect.failover_min_s || took > self.expect.failover_max_s {
+                    self.violate(
+                        Invariant::FailoverWindow,
+                        format!(
+                            "failover to {node} took {took:.1} s, outside {:.0}-{:.0} s",
+                            self.expect.failover_min_s, self.expect.failover_max_s
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    fn stepped(&self, node: &Node, now: Now) {
+        let serving = node.is_serving();
+        let both = {
+            let mut s = self.state.lock().expect("obs");
+            s.serving.insert(node.id(), serving);
+            s.serving.values().filter(|v| **v).count() > 1
+        };
+        if both {
+            self.violate(
+                Invariant::SingleActive,
+                "node1 and node2 both have the database mounted".into(),
+            );
+        }
+        if serving && !node.has_quorum(now) {
+            self.violate(
+                Invariant::SingleActive,
+                format!("{} serves without quorum", node.id()),
+            );
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Scenarios: a workload, a config, a timed fault schedule (plain serde data, so a generator
+//! or a file can produce it) and expectations checked beside the always-on invariants.
+
+use ccr_core::cluster::config::ClusterConfig;
+use ccr_core::cluster::hub::HubConfig;
+use ccr_core::cluster::node::PlantedBugs;
+use ccr_core::cluster::{Net, NodeId};
+use serde::{Deserialize, Serialize};
+
+use crate::topology::{LinkConfig, Machine};
+
+/// One fault or admin action. Node-relative variants (`…Active`) act on whichever node serves
+/// when the step runs, which is what a scenario about "the active" means.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "do", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Fault {
+    /// The node's services die; its machine, disk and log share stay up.
+    Crash {
+        node: NodeId,
+    },
+    CrashActive,
+    /// The machine loses power: services and share gone, unsynced writes lost or torn.
+    PowerLoss {
+        node: NodeId,
+    },
+    PowerLossActive,
+    Restart {
+        node: NodeId,
+    },
+    /// Cut messages between two machines, on one network or both, one way or both ways.
+    Partition {
+        from: Machine,
+        to: Machine,
+        net: Option<Net>,
+        #[serde(default)]
+        one_way: bool,
+    },
+    /// Cut a machine off from every other machine on the given networks.
+    Isolate {
+        machine: Machine,
+        net: Option<Net>,
+    },
+    IsolateActive,
+    /// Ends every partition and link degradation.
+    Heal,
+    /// Datagram loss, duplication and delay on one network.
+    Link {
+        net: Net,
+        link: LinkConfig,
+    },
+    /// Disk capacity in bytes (below what is stored: the disk is full).
+    DiskCapacity {
+        node: NodeId,
+        bytes: u64,
+    },
+    /// Multiply the node disk's latency.
+    SlowDisk {
+        node: NodeId,
+        factor: u32,
+    },
+    /// Move a machine's wall clock (a skew or a jump); leases use the monotonic clock.
+    ClockJump {
+        machine: Machine,
+        ms: i64,
+    },
+    ClockDrift {
+        machine: Machine,
+        ppm: i64,
+    },
+    WitnessDown,
+    WitnessUp,
+    WitnessFileLost,
+    Move {
+        target: NodeId,
+        comment: String,
+    },
+    SuspendCopy {
+        node: NodeId,
+    },
+    ResumeCopy {
+        node: NodeId,
+    },
+    UpdateCopy {
+        node: NodeId,
+    },
+    RestoreCopy {
+        node: NodeId,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub at_ms: u64,
+    #[serde(flatten)]
+    pub fault: Fault,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Workload {
+    pub messages_per_s: f64,
+    pub message_size: u32,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Workload {
+            messages_per_s: 50.0,
+            message_size: 20_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Expect {
+    /// `Some(true)`: a failover must happen; `Some(false)`: none may.
+    pub failover: Option<bool>,
+    pub failover_min_s: f64,
+    pub failover_max_s: f64,
+}
+
+impl Default for Expect {
+    fn default() -> Self {
+        Expect {
+            failover: None,
+            failover_min_s: 10.0,
+            failover_max_s: 60.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub seeds: Vec<u64>,
+    /// Workload and faults run this long; then the liveness phase heals everything.
+    pub duration_s: u64,
+    /// How long the healed cluster gets to return to Online with a healthy passive.
+    pub settle_s: u64,
+    pub workload: Workload,
+    pub cluster: ClusterConfig,
+    pub hub: HubConfig,
+    pub steps: Vec<Step>,
+    pub expect: Expect,
+    /// Test-only broken logic, to show each checker firing. Never read from a file.
+    #[serde(skip)]
+    pub planted: Planted,
+}
+
+/// Bugs a test can plant in the logic under simulation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Planted {
+    pub nodes: PlantedBugs,
+    pub witness_grants_everyone: bool,
+    pub hub_skips_redelivery: bool,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario {
+            name: String::new(),
+            description: String::new(),
+            seeds: vec![1],
+            duration_s: 600,
+            settle_s: 120,
+            workload: Workload::default(),
+            cluster: ClusterConfig::default(),
+            hub: HubConfig::default(),
+            steps: Vec::new(),
+            expect: Expect::default(),
+            planted: Planted::default(),
+        }
+    }
+}
+
+/// The scenarios every build carries.
+pub fn builtin(name: &str) -> Option<Scenario> {
+    let at = |s: u64, fault| Step {
+        at_ms: s * 1000,
+        fault,
+    };
+    Some(match name {
+        "steady-state" => Scenario {
+            name: name.into(),
+            description: "Ten minutes of steady mail flow; nothing fails.".into(),
+            expect: Expect {
+                failover: Some(false),
+                ..Expect::default()
+            },
+            ..Scenario::default()
+        },
+        "active-node-crash" => Scenario {
+            name: name.into(),
+            description: "The active node's machine loses power two minutes in; the passive \
+                          must take over inside 10-60 s, and the old node rejoins as passive."
+                .into(),
+            duration_s: 400,
+            steps: vec![
+                at(120, Fault::PowerLossActive),
+                at(
+                    240,
+                    Fault::Restart {
+                        node: NodeId::Node1,
+                    },
+                ),
+            ],
+            expect: Expect {
+                failover: Some(true),
+                ..Expect::default()
+            },
+            ..Scenario::default()
+        },
+        _ => return None,
+    })
+}
+
+pub const BUILTINS: &[&str] = &["steady-state", "active-node-crash"];

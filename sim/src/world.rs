@@ -1,0 +1,388 @@
+//! The simulated world: two mailbox node machines and the hub machine, each with its own clock
+//! and (for the nodes) a disk that belongs to the machine and outlives its processes. Processes
+//! run the same async host as the real binary.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ccr_core::cluster::boot::boot;
+use ccr_core::cluster::config::ClusterConfig;
+use ccr_core::cluster::hub::{Hub, HubAction};
+use ccr_core::cluster::node::{Admin, Node};
+use ccr_core::cluster::share;
+use ccr_core::cluster::witness::Witness;
+use ccr_core::cluster::{Endpoint, Net, NodeId};
+use ccr_core::disk::{MemDisk, Tear};
+use ccr_core::host::{run_node, Clock, Incoming, Network};
+use ccr_core::storage::MessageId;
+use madsim::rand::Rng;
+use rand::SeedableRng;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::clock::SimClock;
+use crate::net::{Machine, SimNet};
+use crate::observer::Obs;
+use crate::scenario::{Fault, Scenario};
+
+struct Process {
+    node: Arc<Mutex<Node>>,
+    admin: mpsc::UnboundedSender<Admin>,
+    task: JoinHandle<()>,
+}
+
+pub struct NodeMachine {
+    id: NodeId,
+    pub disk: Arc<Mutex<MemDisk>>,
+    pub clock: Arc<SimClock>,
+    process: Arc<Mutex<Option<Process>>>,
+}
+
+pub struct World {
+    pub config: ClusterConfig,
+    planted: crate::scenario::Planted,
+    pub net: SimNet,
+    pub obs: Arc<Obs>,
+    pub nodes: Vec<NodeMachine>,
+    pub hub_clock: Arc<SimClock>,
+    pub witness: Arc<Mutex<Witness>>,
+    pub witness_up: Arc<Mutex<bool>>,
+    submit: mpsc::UnboundedSender<(MessageId, u32)>,
+}
+
+impl World {
+    pub fn new(scenario: &Scenario, obs: Arc<Obs>) -> World {
+        let net = SimNet::new();
+        let config = scenario.cluster.clone();
+        let nodes: Vec<NodeMachine> = NodeId::ALL
+            .into_iter()
+            .map(|id| NodeMachine {
+                id,
+                disk: Arc::new(Mutex::new(MemDisk::default())),
+                clock: Arc::new(SimClock::new()),
+                process: Arc::new(Mutex::new(None)),
+            })
+            .collect();
+        let mut w = Witness::new(&config);
+        if scenario.planted.witness_grants_everyone {
+            w.plant_bug_grant_everyone();
+        }
+        let witness = Arc::new(Mutex::new(w));
+        let witness_up = Arc::new(Mutex::new(true));
+        let hub_clock = Arc::new(SimClock::new());
+        let (submit, submits) = mpsc::unbounded_channel();
+        let world = World {
+            planted: scenario.planted,
+            config,
+            net,
+            obs,
+            nodes,
+            hub_clock,
+            witness,
+            witness_up,
+            submit,
+        };
+        for m in &world.nodes {
+            world.spawn_share(m);
+        }
+        let mut hub = Hub::new(scenario.hub.clone());
+        if scenario.planted.hub_skips_redelivery {
+            hub.plant_bug_skip_redelivery();
+        }
+        world.spawn_hub(hub, submits);
+        for id in NodeId::ALL {
+            world.start(id);
+        }
+        world
+    }
+
+    fn machine(&self, id: NodeId) -> &NodeMachine {
+        &self.nodes[id.index()]
+    }
+
+    pub fn node(&self, id: NodeId) -> Option<Arc<Mutex<Node>>> {
+        self.machine(id)
+            .process
+            .lock()
+            .expect("process")
+            .as_ref()
+            .map(|p| p.node.clone())
+    }
+
+    pub fn serving(&self) -> Option<NodeId> {
+        NodeId::ALL.into_iter().find(|&id| {
+            self.node(id)
+                .is_some_and(|n| n.lock().expect("node").is_serving())
+        })
+    }
+
+    /// Starts the node's services from its disk.
+    pub fn start(&self, id: NodeId) {
+        let m = self.machine(id);
+        if m.process.lock().expect("process").is_some() {
+            return;
+        }
+        self.net.set_down(Machine::node(id), false);
+        let now = m.clock.now();
+        let state = {
+            let mut disk = m.disk.lock().expect("disk");
+            boot(&mut *disk, &self.config, now.wall)
+        };
+        let state = match state {
+            Ok(s) => s,
+            Err(e) => {
+                self.obs.violate(
+                    crate::observer::Invariant::Liveness,
+                    format!("{id} cannot start: {e}"),
+                );
+                return;
+            }
+        };
+        let mut node = Node::new(id, self.config.clone(), state, now);
+        node.plant_bugs(self.planted.nodes);
+        let node = Arc::new(Mutex::new(node));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (admin, admin_rx) = mpsc::unbounded_channel();
+        self.net.register(Endpoint::Node(id), tx);
+        let disk: ccr_core::host::SharedDisk = m.disk.clone();
+        // Services come up after a seed-drawn delay, so heartbeat phases differ by seed.
+        let delay = Duration::from_millis(madsim::rand::thread_rng().gen_range(0..1_000));
+        let host = run_node(
+            node.clone(),
+            rx,
+            admin_rx,
+            disk,
+            m.clock.clone(),
+            Arc::new(self.net.clone()),
+            self.obs.clone(),
+        );
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            host.await
+        });
+        self.obs.trace(id.name(), "process started");
+        *m.process.lock().expect("process") = Some(Process { node, admin, task });
+    }
+
+    /// The node's services die; the machine and its disk stay.
+    pub fn crash(&self, id: NodeId) {
+        let m = self.machine(id);
+        if let Some(p) = m.process.lock().expect("process").take() {
+            self.net.unregister(Endpoint::Node(id));
+            p.task.abort();
+            self.obs.process_gone(id);
+            self.obs.trace(id.name(), "process crashed");
+        }
+    }
+
+    pub fn power_loss(&self, id: NodeId) {
+        self.crash(id);
+        self.net.set_down(Machine::node(id), true);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(madsim::rand::thread_rng().gen());
+        self.machine(id)
+            .disk
+            .lock()
+            .expect("disk")
+            .crash(Tear::Torn(&mut rng));
+        self.obs.trace(id.name(), "power lost");
+    }
+
+    fn admin(&self, id: NodeId, cmd: Admin) {
+        if let Some(p) = self.machine(id).process.lock().expect("process").as_ref() {
+            let _ = p.admin.send(cmd);
+        }
+    }
+
+    fn clock_of(&self, m: Machine) -> &SimClock {
+        match m {
+            Machine::Node1 => &self.nodes[0].clock,
+            Machine::Node2 => &self.nodes[1].clock,
+            Machine::Hub => &self.hub_clock,
+        }
+    }
+
+    /// Carries out one step of a scenario.
+    pub fn apply(&self, fault: &Fault) {
+        self.obs.trace("fault", &format!("{fault:?}"));
+        let active = self.serving();
+        let takes_active = |n: NodeId| active == Some(n);
+        match fault {
+            Fault::Crash { node } => {
+                if takes_active(*node) {
+                    self.obs.active_lost();
+                }
+                self.crash(*node)
+            }
+            Fault::PowerLoss { node } => {
+                if takes_active(*node) {
+                    self.obs.active_lost();
+                }
+                self.power_loss(*node)
+            }
+            Fault::CrashActive | Fault::PowerLossActive | Fault::IsolateActive => {
+                let Some(node) = active else { return };
+                self.obs.active_lost();
+                match fault {
+                    Fault::CrashActive => self.crash(node),
+                    Fault::PowerLossActive => self.power_loss(node),
+                    _ => self.isolate(Machine::node(node), None),
+                }
+            }
+            Fault::Restart { node } => self.start(*node),
+            Fault::Partition {
+                from,
+                to,
+                net,
+                one_way,
+            } => {
+                for n in nets(*net) {
+                    self.net.cut(*from, *to, n);
+                    if !one_way {
+                        self.net.cut(*to, *from, n);
+                    }
+                }
+            }
+            Fault::Isolate { machine, net } => self.isolate(*machine, *net),
+            Fault::Heal => self.net.heal(),
+            Fault::Link { net, link } => self.net.set_link(*net, *link),
+            Fault::DiskCapacity { node, bytes } => self
+                .machine(*node)
+                .disk
+                .lock()
+                .expect("disk")
+                .set_capacity(*bytes),
+            Fault::SlowDisk { node, factor } => self
+                .machine(*node)
+                .disk
+                .lock()
+                .expect("disk")
+                .set_slowdown(*factor),
+            Fault::ClockJump { machine, ms } => self.clock_of(*machine).shift_wall(*ms),
+            Fault::ClockDrift { machine, ppm } => self.clock_of(*machine).set_drift_ppm(*ppm),
+            Fault::WitnessDown => *self.witness_up.lock().expect("witness") = false,
+            Fault::WitnessUp => *self.witness_up.lock().expect("witness") = true,
+            Fault::WitnessFileLost => self.witness.lock().expect("witness").lose_file(),
+            Fault::Move { target, comment } => {
+                if let Some(source) = active {
+                    self.admin(
+                        source,
+                        Admin::Move {
+                            target: *target,
+                            comment: comment.clone(),
+                        },
+                    );
+                }
+            }
+            Fault::SuspendCopy { node } => self.admin(*node, Admin::SuspendCopy),
+            Fault::ResumeCopy { node } => self.admin(*node, Admin::ResumeCopy),
+            Fault::UpdateCopy { node } => self.admin(*node, Admin::UpdateCopy),
+            Fault::RestoreCopy { node } => self.admin(*node, Admin::RestoreCopy),
+        }
+    }
+
+    fn isolate(&self, machine: Machine, net: Option<Net>) {
+        for other in [Machine::Node1, Machine::Node2, Machine::Hub] {
+            if other != machine {
+                for n in nets(net) {
+                    self.net.cut(machine, other, n);
+                    self.net.cut(other, machine, n);
+                }
+            }
+        }
+    }
+
+    /// The liveness phase: faults stop, every machine is back, networks and witness healed.
+    pub fn heal_everything(&self) {
+        self.net.heal();
+        *self.witness_up.lock().expect("witness") = true;
+        for m in &self.nodes {
+            m.disk
+                .lock()
+                .expect("disk")
+                .set_capacity(MemDisk::default().capacity());
+            m.disk.lock().expect("disk").set_slowdown(1);
+            self.start(m.id);
+        }
+        self.obs.trace("world", "healed: faults stopped");
+    }
+
+    pub fn submit(&self, id: MessageId, size: u32) {
+        let _ = self.submit.send((id, size));
+    }
+
+    fn spawn_share(&self, m: &NodeMachine) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Incoming>();
+        let id = m.id;
+        self.net.register(Endpoint::Share(id), tx);
+        let disk = m.disk.clone();
+        let process = m.process.clone();
+        let net = self.net.clone();
+        tokio::spawn(async move {
+            while let Some(req) = rx.recv().await {
+                let running = process
+                    .lock()
+                    .expect("process")
+                    .as_ref()
+                    .is_some_and(|p| p.node.lock().expect("node").store_running());
+                let reply = {
+                    let mut d = disk.lock().expect("disk");
+                    share::serve(&mut *d, &req.msg, running)
+                };
+                if let Some(reply) = reply {
+                    net.send(Endpoint::Share(id), req.from, req.net, reply);
+                }
+            }
+        });
+    }
+
+    fn spawn_hub(&self, mut hub: Hub, mut submits: mpsc::UnboundedReceiver<(MessageId, u32)>) {
+        let (hub_tx, mut hub_rx) = mpsc::unbounded_channel::<Incoming>();
+        let (witness_tx, mut witness_rx) = mpsc::unbounded_channel::<Incoming>();
+        self.net.register(Endpoint::Hub, hub_tx);
+        self.net.register(Endpoint::Witness, witness_tx);
+        let net = self.net.clone();
+        let obs = self.obs.clone();
+        let clock = self.hub_clock.clone();
+        let witness = self.witness.clone();
+        let witness_up = self.witness_up.clone();
+        tokio::spawn(async move {
+            loop {
+                let sleep = hub
+                    .poll_timeout()
+                    .map_or(Duration::from_secs(3600), |d| clock.until(d));
+                tokio::select! {
+                    biased;
+                    Some(m) = hub_rx.recv() => {
+                        if let Endpoint::Node(from) = m.from {
+                            hub.handle(clock.now(), from, m.msg);
+                        }
+                    }
+                    Some(m) = witness_rx.recv() => {
+                        if let (true, Endpoint::Node(from)) = (*witness_up.lock().expect("witness"), m.from) {
+                            let mut w = witness.lock().expect("witness");
+                            w.handle(clock.now(), from, m.msg);
+                            while let Some((to, reply)) = w.poll_send() {
+                                net.send(Endpoint::Witness, to, Net::Public, reply);
+                            }
+                        }
+                    }
+                    Some((id, size)) = submits.recv() => hub.submit(clock.now(), id, size),
+                    _ = tokio::time::sleep(sleep) => hub.handle_timeout(clock.now()),
+                }
+                while let Some(action) = hub.poll_action() {
+                    match action {
+                        HubAction::Send { to, net: n, msg } => net.send(Endpoint::Hub, to, n, msg),
+                        HubAction::Acknowledged { id } => obs.acked(id),
+                        HubAction::Redelivering { epoch, count } => {
+                            obs.trace("hub", &format!("redelivering {count} message(s) from the dumpster for epoch {epoch}"))
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+fn nets(net: Option<Net>) -> Vec<Net> {
+    net.map_or(Net::ALL.to_vec(), |n| vec![n])
+}

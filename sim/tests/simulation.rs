@@ -1,0 +1,213 @@
+//! The simulator end to end (madsim build): the active-node crash over 200 seeds, determinism
+//! over 100 seeds, and every checker firing on a deliberately broken run.
+#![cfg(madsim)]
+
+use ccr_core::cluster::node::PlantedBugs;
+use ccr_core::cluster::{Net, NodeId};
+use ccr_sim::observer::Invariant;
+use ccr_sim::run::{run, RunRecord};
+use ccr_sim::scenario::{builtin, Expect, Fault, Planted, Scenario, Step};
+use ccr_sim::topology::Machine;
+
+fn step(at_s: u64, fault: Fault) -> Step {
+    Step {
+        at_ms: at_s * 1000,
+        fault,
+    }
+}
+
+fn crash() -> Scenario {
+    builtin("active-node-crash").unwrap()
+}
+
+fn short(mut s: Scenario, duration_s: u64, steps: Vec<Step>) -> Scenario {
+    s.duration_s = duration_s;
+    s.steps = steps;
+    s
+}
+
+fn violated(record: &RunRecord) -> Option<Invariant> {
+    record.violation.as_ref().map(|v| v.invariant)
+}
+
+#[test]
+fn an_active_node_crash_fails_over_inside_the_window_for_200_seeds_and_replays_identically() {
+    let scenario = crash();
+    for seed in 0..200 {
+        let r = run(&scenario, seed, false);
+        assert!(r.passed(), "seed {seed}: {:?}", r.violation);
+        assert_eq!(r.failovers.len(), 1, "seed {seed}");
+        let took = r.failovers[0].duration_s;
+        assert!(
+            (10.0..=60.0).contains(&took),
+            "seed {seed}: failover {took} s"
+        );
+        assert_eq!(r.lost, 0);
+        assert!(r.acked > 15_000, "seed {seed}: acked {}", r.acked);
+        if seed < 100 {
+            let again = run(&scenario, seed, false);
+            assert_eq!(
+                again.trace_hash, r.trace_hash,
+                "seed {seed} is not deterministic"
+            );
+        }
+    }
+}
+
+#[test]
+fn different_seeds_give_different_runs() {
+    let scenario = crash();
+    assert_ne!(
+        run(&scenario, 1, false).trace_hash,
+        run(&scenario, 2, false).trace_hash
+    );
+}
+
+#[test]
+fn steady_state_has_no_failover() {
+    let s = short(builtin("steady-state").unwrap(), 200, vec![]);
+    let r = run(&s, 7, false);
+    assert!(r.passed(), "{:?}", r.violation);
+    assert!(r.failovers.is_empty());
+}
+
+#[test]
+fn single_active_fires_when_the_witness_grants_two_locks() {
+    let mut s = short(
+        crash(),
+        200,
+        vec![step(
+            60,
+            Fault::Partition {
+                from: Machine::Node1,
+                to: Machine::Node2,
+                net: None,
+                one_way: false,
+            },
+        )],
+    );
+    s.expect = Expect::default();
+    // Let node2's lossy mount through the dial: only the witness stands between the two.
+    s.cluster.dial_limits.best_availability = 1_000;
+    s.planted = Planted {
+        witness_grants_everyone: true,
+        ..Planted::default()
+    };
+    assert_eq!(violated(&run(&s, 1, false)), Some(Invariant::SingleActive));
+    // The same partition with an honest witness: exactly one serves.
+    s.planted = Planted::default();
+    let r = run(&s, 1, false);
+    assert!(r.passed(), "{:?}", r.violation);
+}
+
+#[test]
+fn loss_fires_when_the_hub_skips_redelivery() {
+    let mut s = short(crash(), 200, vec![step(60, Fault::PowerLossActive)]);
+    s.planted = Planted {
+        hub_skips_redelivery: true,
+        ..Planted::default()
+    };
+    let r = run(&s, 1, false);
+    assert_eq!(
+        violated(&r),
+        Some(Invariant::NoAcknowledgedLoss),
+        "{:?}",
+        r.violation
+    );
+}
+
+#[test]
+fn mount_dial_fires_when_a_mount_ignores_it() {
+    let mut s = short(
+        crash(),
+        200,
+        vec![
+            step(
+                50,
+                Fault::SuspendCopy {
+                    node: NodeId::Node2,
+                },
+            ),
+            step(100, Fault::PowerLossActive),
+        ],
+    );
+    s.planted = Planted {
+        nodes: PlantedBugs {
+            ignore_mount_dial: true,
+            ..PlantedBugs::default()
+        },
+        ..Planted::default()
+    };
+    assert_eq!(violated(&run(&s, 1, false)), Some(Invariant::MountDial));
+}
+
+#[test]
+fn failover_window_fires_when_failover_is_too_slow_or_unexpected() {
+    // The first mount also takes the online delay: lose the active well after it.
+    let mut slow = short(crash(), 250, vec![step(100, Fault::PowerLossActive)]);
+    slow.cluster.online_delay_ms = 70_000;
+    assert_eq!(
+        violated(&run(&slow, 1, false)),
+        Some(Invariant::FailoverWindow)
+    );
+
+    let mut unexpected = short(crash(), 200, vec![step(60, Fault::PowerLossActive)]);
+    unexpected.expect.failover = Some(false);
+    assert_eq!(
+        violated(&run(&unexpected, 1, false)),
+        Some(Invariant::FailoverWindow)
+    );
+}
+
+#[test]
+fn replication_soundness_fires_when_replay_drops_records() {
+    let mut s = short(crash(), 150, vec![]);
+    s.expect = Expect::default();
+    s.planted = Planted {
+        nodes: PlantedBugs {
+            lossy_replay: true,
+            ..PlantedBugs::default()
+        },
+        ..Planted::default()
+    };
+    assert_eq!(
+        violated(&run(&s, 1, false)),
+        Some(Invariant::ReplicationSound)
+    );
+}
+
+#[test]
+fn liveness_fires_when_the_passive_never_recovers() {
+    let mut s = short(
+        crash(),
+        150,
+        vec![step(
+            60,
+            Fault::SuspendCopy {
+                node: NodeId::Node2,
+            },
+        )],
+    );
+    s.expect = Expect::default();
+    assert_eq!(violated(&run(&s, 1, false)), Some(Invariant::Liveness));
+}
+
+#[test]
+fn private_network_down_alone_is_no_failover() {
+    let mut s = short(
+        crash(),
+        200,
+        vec![step(
+            60,
+            Fault::Partition {
+                from: Machine::Node1,
+                to: Machine::Node2,
+                net: Some(Net::Private),
+                one_way: false,
+            },
+        )],
+    );
+    s.expect.failover = Some(false);
+    let r = run(&s, 3, false);
+    assert!(r.passed(), "{:?}", r.violation);
+}
