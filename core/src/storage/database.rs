@@ -107,10 +107,37 @@ pub struct Database {
     partial: Vec<Record>,
     /// Everything applied, held back and partial included: what clients and digests see.
     current: Content,
+    /// Changes that reached `durable` since the database file was last written.
+    delta: Delta,
+    /// Bytes of the database file (0: there is none yet, the next write is a snapshot) and of
+    /// its snapshot part; deltas are appended until they outgrow the snapshot.
+    file_bytes: u64,
+    snapshot_bytes: u64,
+    /// The checkpoint the database file records.
+    file_checkpoint: Generation,
 }
 
-const IMAGE_MAGIC: &[u8; 8] = b"CCREDB01";
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Delta {
+    inserted: BTreeMap<MessageId, MessageMeta>,
+    deleted: std::collections::BTreeSet<MessageId>,
+}
+
+impl Delta {
+    fn is_empty(&self) -> bool {
+        self.inserted.is_empty() && self.deleted.is_empty()
+    }
+}
+
+// The database file: magic, then frames `len u32 | crc32c(payload) u32 | payload`. The first
+// frame is a snapshot (the whole durable content at a checkpoint); each later frame is a delta
+// that moves the checkpoint forward. Writing a checkpoint appends one delta and syncs — the
+// file is never rewritten in place, and a torn last frame only loses that checkpoint (the
+// logs after the previous one are still there to replay).
+const IMAGE_MAGIC: &[u8; 8] = b"CCREDB02";
 const IMAGE_ENTRY: usize = 16;
+const FRAME_SNAPSHOT: u8 = 1;
+const FRAME_DELTA: u8 = 2;
 
 impl Database {
     pub fn new(llr_depth: u32) -> Database {
@@ -121,6 +148,10 @@ impl Database {
             held_back: VecDeque::new(),
             partial: Vec::new(),
             current: Content::default(),
+            delta: Delta::default(),
+            file_bytes: 0,
+            snapshot_bytes: 0,
+            file_checkpoint: 0,
         }
     }
 
@@ -140,6 +171,11 @@ impl Database {
 
     pub fn digest(&self) -> Digest {
         Digest(self.current.digest)
+    }
+
+    /// The digest of what the database file holds (the durable content).
+    pub fn durable_digest(&self) -> Digest {
+        Digest(self.durable.digest)
     }
 
     /// The digest of the complete generations only (without the open generation's records):
@@ -189,6 +225,19 @@ impl Database {
             let (g, records) = self.held_back.pop_front().expect("non-empty");
             for r in &records {
                 self.durable.apply(r);
+                match r {
+                    Record::Insert { id, .. } => {
+                        if let Some(meta) = self.durable.messages.get(id) {
+                            self.delta.deleted.remove(id);
+                            self.delta.inserted.insert(*id, *meta);
+                        }
+                    }
+                    Record::Delete { id } => {
+                        if self.delta.inserted.remove(id).is_none() {
+                            self.delta.deleted.insert(*id);
+                        }
+                    }
+                }
             }
             self.checkpoint = g;
         }
@@ -242,66 +291,141 @@ impl Database {
         Ok(())
     }
 
-    /// The database file's bytes: the checkpoint and the durable content, checksummed.
+    /// A complete database file: a snapshot of the durable content at the checkpoint.
     pub fn image(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(24 + self.durable.messages.len() * IMAGE_ENTRY);
+        let mut out = Vec::with_capacity(32 + self.durable.messages.len() * IMAGE_ENTRY);
         out.extend_from_slice(IMAGE_MAGIC);
-        out.extend_from_slice(&self.checkpoint.to_le_bytes());
-        out.extend_from_slice(&(self.durable.messages.len() as u64).to_le_bytes());
+        let mut payload = Vec::with_capacity(13 + self.durable.messages.len() * IMAGE_ENTRY);
+        payload.push(FRAME_SNAPSHOT);
+        payload.extend_from_slice(&self.checkpoint.to_le_bytes());
+        payload.extend_from_slice(&(self.durable.messages.len() as u64).to_le_bytes());
         for (id, meta) in &self.durable.messages {
-            out.extend_from_slice(&id.0.to_le_bytes());
-            out.extend_from_slice(&meta.size.to_le_bytes());
-            out.extend_from_slice(&meta.body_crc.to_le_bytes());
+            put_entry(&mut payload, *id, *meta);
         }
-        let crc = crc32c::crc32c(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
+        put_frame(&mut out, &payload);
         out
     }
 
-    /// Writes that replace the database file at `path` atomically with [`Self::image`].
-    pub fn persist_ops(&self, path: &str) -> Vec<DiskOp> {
-        let tmp = format!("{path}.tmp");
+    /// Writes that bring the database file at `path` up to the checkpoint: one appended delta
+    /// (and a sync), or — when there is no file yet or the deltas have outgrown the snapshot —
+    /// a new snapshot that replaces the file atomically.
+    pub fn persist_ops(&mut self, path: &str) -> Vec<DiskOp> {
+        let delta_bytes = self.file_bytes.saturating_sub(self.snapshot_bytes);
+        if self.file_bytes == 0 || delta_bytes > self.snapshot_bytes.max(64 * 1024) {
+            let image = self.image();
+            self.file_bytes = image.len() as u64;
+            self.snapshot_bytes = self.file_bytes;
+            self.file_checkpoint = self.checkpoint;
+            self.delta = Delta::default();
+            let tmp = format!("{path}.tmp");
+            return vec![
+                DiskOp::Create { path: tmp.clone() },
+                DiskOp::Append {
+                    path: tmp.clone(),
+                    data: image,
+                },
+                DiskOp::Sync { path: tmp.clone() },
+                DiskOp::Rename {
+                    from: tmp,
+                    to: path.to_string(),
+                },
+            ];
+        }
+        if self.delta.is_empty() && self.file_checkpoint == self.checkpoint {
+            return Vec::new();
+        }
+        self.file_checkpoint = self.checkpoint;
+        let delta = std::mem::take(&mut self.delta);
+        let mut payload =
+            Vec::with_capacity(21 + delta.inserted.len() * IMAGE_ENTRY + delta.deleted.len() * 8);
+        payload.push(FRAME_DELTA);
+        payload.extend_from_slice(&self.checkpoint.to_le_bytes());
+        payload.extend_from_slice(&(delta.inserted.len() as u64).to_le_bytes());
+        for (id, meta) in &delta.inserted {
+            put_entry(&mut payload, *id, *meta);
+        }
+        payload.extend_from_slice(&(delta.deleted.len() as u64).to_le_bytes());
+        for id in &delta.deleted {
+            payload.extend_from_slice(&id.0.to_le_bytes());
+        }
+        let mut frame = Vec::with_capacity(payload.len() + 8);
+        put_frame(&mut frame, &payload);
+        self.file_bytes += frame.len() as u64;
         vec![
-            DiskOp::Create { path: tmp.clone() },
             DiskOp::Append {
-                path: tmp.clone(),
-                data: self.image(),
+                path: path.to_string(),
+                data: frame,
             },
-            DiskOp::Sync { path: tmp.clone() },
-            DiskOp::Rename {
-                from: tmp,
-                to: path.to_string(),
+            DiskOp::Sync {
+                path: path.to_string(),
             },
         ]
     }
 
-    /// Loads a database file; logs after its checkpoint must then be replayed.
+    /// Loads a database file; logs after its checkpoint must then be replayed. A torn last
+    /// frame (a checkpoint write cut by a crash) is ignored; anything else damaged is an error.
     pub fn from_image(bytes: &[u8], llr_depth: u32) -> Result<Database, DbError> {
-        if bytes.len() < 24 || &bytes[..8] != IMAGE_MAGIC {
+        if bytes.len() < IMAGE_MAGIC.len() || &bytes[..IMAGE_MAGIC.len()] != IMAGE_MAGIC {
             return Err(DbError::BadImage("not a CCR database file"));
         }
-        let (body, crc) = bytes.split_at(bytes.len() - 4);
-        if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().expect("4")) {
-            return Err(DbError::BadImage("checksum mismatch"));
-        }
-        let checkpoint = u32::from_le_bytes(body[8..12].try_into().expect("4"));
-        let count = u64::from_le_bytes(body[12..20].try_into().expect("8"));
-        let entries = &body[20..];
-        if entries.len() as u64 != count.saturating_mul(IMAGE_ENTRY as u64) {
-            return Err(DbError::BadImage("entry count disagrees with length"));
-        }
-        let mut content = Content::default();
-        for e in entries.chunks_exact(IMAGE_ENTRY) {
-            let id = MessageId(u64::from_le_bytes(e[0..8].try_into().expect("8")));
-            let meta = MessageMeta {
-                size: u32::from_le_bytes(e[8..12].try_into().expect("4")),
-                body_crc: u32::from_le_bytes(e[12..16].try_into().expect("4")),
+        let mut at = IMAGE_MAGIC.len();
+        let mut content: Option<Content> = None;
+        let mut checkpoint = 0;
+        let mut snapshot_bytes = 0;
+        while at < bytes.len() {
+            let Some(payload) = read_frame(&bytes[at..]) else {
+                // Torn or damaged: acceptable only as the very last frame.
+                if (at + 1..bytes.len()).any(|p| read_frame(&bytes[p..]).is_some()) {
+                    return Err(DbError::BadImage(
+                        "a damaged frame is followed by valid ones",
+                    ));
+                }
+                break;
             };
-            if content.messages.insert(id, meta).is_some() {
-                return Err(DbError::BadImage("duplicate message id"));
+            let frame_len = 8 + payload.len();
+            let mut r = Reader(payload);
+            let kind = r.u8()?;
+            let at_checkpoint = r.u32()?;
+            match (kind, content.as_mut()) {
+                (FRAME_SNAPSHOT, None) => {
+                    let mut c = Content::default();
+                    for _ in 0..r.u64()? {
+                        let (id, meta) = r.entry()?;
+                        if c.messages.insert(id, meta).is_some() {
+                            return Err(DbError::BadImage("duplicate message id"));
+                        }
+                        c.digest = c.digest.wrapping_add(entry_hash(id, meta));
+                    }
+                    content = Some(c);
+                    snapshot_bytes = (at + frame_len) as u64;
+                }
+                (FRAME_DELTA, Some(c)) => {
+                    if at_checkpoint < checkpoint {
+                        return Err(DbError::BadImage("checkpoint moves backwards"));
+                    }
+                    for _ in 0..r.u64()? {
+                        let (id, meta) = r.entry()?;
+                        if let Some(old) = c.messages.insert(id, meta) {
+                            c.digest = c.digest.wrapping_sub(entry_hash(id, old));
+                        }
+                        c.digest = c.digest.wrapping_add(entry_hash(id, meta));
+                    }
+                    for _ in 0..r.u64()? {
+                        let id = MessageId(r.u64()?);
+                        if let Some(old) = c.messages.remove(&id) {
+                            c.digest = c.digest.wrapping_sub(entry_hash(id, old));
+                        }
+                    }
+                }
+                _ => return Err(DbError::BadImage("frames out of order")),
             }
-            content.digest = content.digest.wrapping_add(entry_hash(id, meta));
+            if !r.0.is_empty() {
+                return Err(DbError::BadImage("frame longer than its entries"));
+            }
+            checkpoint = at_checkpoint;
+            at += frame_len;
         }
+        let content = content.ok_or(DbError::BadImage("no snapshot"))?;
         Ok(Database {
             llr_depth,
             durable: content.clone(),
@@ -309,7 +433,59 @@ impl Database {
             held_back: VecDeque::new(),
             partial: Vec::new(),
             current: content,
+            delta: Delta::default(),
+            file_bytes: at as u64,
+            snapshot_bytes,
+            file_checkpoint: checkpoint,
         })
+    }
+}
+
+fn put_entry(out: &mut Vec<u8>, id: MessageId, meta: MessageMeta) {
+    out.extend_from_slice(&id.0.to_le_bytes());
+    out.extend_from_slice(&meta.size.to_le_bytes());
+    out.extend_from_slice(&meta.body_crc.to_le_bytes());
+}
+
+fn put_frame(out: &mut Vec<u8>, payload: &[u8]) {
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// The payload of the frame at the start of `bytes`, if it is whole and intact.
+fn read_frame(bytes: &[u8]) -> Option<&[u8]> {
+    let len = u32::from_le_bytes(bytes.get(0..4)?.try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(bytes.get(4..8)?.try_into().ok()?);
+    let payload = bytes.get(8..8usize.checked_add(len)?)?;
+    (crc32c::crc32c(payload) == crc && !payload.is_empty()).then_some(payload)
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], DbError> {
+        if self.0.len() < n {
+            return Err(DbError::BadImage("frame shorter than its entries"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, DbError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, DbError> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4")))
+    }
+    fn u64(&mut self) -> Result<u64, DbError> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8")))
+    }
+    fn entry(&mut self) -> Result<(MessageId, MessageMeta), DbError> {
+        let id = MessageId(self.u64()?);
+        let size = self.u32()?;
+        let body_crc = self.u32()?;
+        Ok((id, MessageMeta { size, body_crc }))
     }
 }
 
@@ -370,7 +546,49 @@ mod tests {
         db.apply_log(1, &[ins(1)]).unwrap();
         let mut image = db.image();
         image[21] ^= 1;
-        assert!(Database::from_image(&image, 0).is_err());
+        assert!(
+            Database::from_image(&image, 0).is_err(),
+            "a damaged snapshot"
+        );
         assert!(Database::from_image(b"short", 0).is_err());
+    }
+
+    #[test]
+    fn the_file_grows_by_deltas_and_reloads_to_the_same_content() {
+        use crate::disk::{execute_all, Disk, MemDisk, Tear};
+        let mut disk = MemDisk::default();
+        let mut db = Database::new(1);
+        let mut g = 0;
+        for round in 0..40u64 {
+            g += 1;
+            db.apply_log(
+                g,
+                &[
+                    ins(round),
+                    Record::Delete {
+                        id: MessageId(round / 2),
+                    },
+                ],
+            )
+            .unwrap();
+            let ops = db.persist_ops("db");
+            execute_all(&mut disk, &ops).unwrap();
+            let loaded = Database::from_image(&disk.read("db").unwrap().value, 1).unwrap();
+            assert_eq!(loaded.checkpoint(), db.checkpoint());
+            assert_eq!(loaded.digest(), db.clone().durable_digest());
+        }
+        // A delta torn by a crash loses only that checkpoint.
+        g += 1;
+        db.apply_log(g, &[ins(1_000)]).unwrap();
+        let before = db.checkpoint();
+        g += 1;
+        db.apply_log(g, &[ins(1_001)]).unwrap();
+        let ops = db.persist_ops("db");
+        let (head, tail) = ops.split_at(1);
+        execute_all(&mut disk, head).unwrap();
+        let _ = tail;
+        disk.crash(Tear::Clean);
+        let loaded = Database::from_image(&disk.read("db").unwrap().value, 1).unwrap();
+        assert!(loaded.checkpoint() < before + 1);
     }
 }

@@ -398,7 +398,20 @@ impl Node {
             Ok(db) => {
                 self.db = db;
                 self.flushed_applied = self.db.applied();
-                let ops = self.db.persist_ops(super::DB_FILE);
+                // The seed becomes this copy's database file as it came.
+                let tmp = format!("{}.tmp", super::DB_FILE);
+                let ops = vec![
+                    DiskOp::Create { path: tmp.clone() },
+                    DiskOp::Append {
+                        path: tmp.clone(),
+                        data: bytes,
+                    },
+                    DiskOp::Sync { path: tmp.clone() },
+                    DiskOp::Rename {
+                        from: tmp,
+                        to: super::DB_FILE.into(),
+                    },
+                ];
                 self.disk(ops, Io::Background);
                 self.lineage = self
                     .peer
