@@ -52,17 +52,35 @@ enum Wake {
     Closed,
 }
 
-/// Runs a node until its inbox closes; admin commands come on their own channel. Disk batches run one at a time, in order, on a worker
-/// task that waits out each batch's latency; their completions come back as inputs.
-pub async fn run_node(
-    node: Arc<Mutex<Node>>,
-    mut inbox: mpsc::UnboundedReceiver<Incoming>,
-    mut admin: mpsc::UnboundedReceiver<Admin>,
-    disk: SharedDisk,
-    clock: Arc<dyn Clock>,
-    network: Arc<dyn Network>,
-    observer: Arc<dyn Observer>,
-) {
+/// What reaches a node's process: messages, admin commands, and the pause switch (while it
+/// reads true the process runs nothing: a stopped process, as a gray failure looks inside).
+pub struct Inputs {
+    pub inbox: mpsc::UnboundedReceiver<Incoming>,
+    pub admin: mpsc::UnboundedReceiver<Admin>,
+    pub paused: tokio::sync::watch::Receiver<bool>,
+}
+
+/// The machine a node's process runs on, and who watches it.
+pub struct HostEnv {
+    pub disk: SharedDisk,
+    pub clock: Arc<dyn Clock>,
+    pub network: Arc<dyn Network>,
+    pub observer: Arc<dyn Observer>,
+}
+
+/// Runs a node until its inbox closes.
+pub async fn run_node(node: Arc<Mutex<Node>>, inputs: Inputs, env: HostEnv) {
+    let Inputs {
+        mut inbox,
+        mut admin,
+        mut paused,
+    } = inputs;
+    let HostEnv {
+        disk,
+        clock,
+        network,
+        observer,
+    } = env;
     let id = node.lock().expect("node lock").id();
     let (io_tx, mut io_rx) = mpsc::unbounded_channel::<(u64, Vec<DiskOp>)>();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
@@ -116,6 +134,11 @@ pub async fn run_node(
             Some((token, result)) = done_rx.recv() => Wake::DiskDone(token, result),
             _ = tokio::time::sleep(sleep) => Wake::Timeout,
         };
+        while *paused.borrow() {
+            if paused.changed().await.is_err() {
+                break;
+            }
+        }
         let now = clock.now();
         let mut n = node.lock().expect("node lock");
         match wake {

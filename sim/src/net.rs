@@ -25,6 +25,7 @@ struct State {
     last_delivery: BTreeMap<(Endpoint, Endpoint, Net), u64>,
     sent: u64,
     dropped: u64,
+    corrupt_next: BTreeSet<Endpoint>,
 }
 
 #[derive(Clone, Default)]
@@ -84,6 +85,11 @@ impl SimNet {
         self.state.lock().expect("net").down.contains(&m)
     }
 
+    /// The next log file delivered to `e` arrives with a flipped bit.
+    pub fn corrupt_next_copy(&self, e: Endpoint) {
+        self.state.lock().expect("net").corrupt_next.insert(e);
+    }
+
     pub fn counts(&self) -> (u64, u64) {
         let s = self.state.lock().expect("net");
         (s.sent, s.dropped)
@@ -98,8 +104,15 @@ impl Network for SimNet {
     fn send(&self, from: Endpoint, to: Endpoint, net: Net, msg: Msg) {
         let now = self.now_ms();
         let mut deliveries = Vec::new();
+        let mut msg = msg;
         {
             let mut s = self.state.lock().expect("net");
+            if let Msg::LogFile { bytes, .. } = &mut msg {
+                if !bytes.is_empty() && s.corrupt_next.remove(&to) {
+                    let at = bytes.len() / 2;
+                    bytes[at] ^= 0x08;
+                }
+            }
             s.sent += 1;
             let (a, b) = (Machine::of(from), Machine::of(to));
             if s.down.contains(&a) || s.down.contains(&b) || s.cuts.contains(&(a, b, net)) {

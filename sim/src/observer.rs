@@ -57,6 +57,8 @@ struct State {
     active_lost_at: Option<u64>,
     failovers: Vec<f64>,
     acked: BTreeSet<MessageId>,
+    /// Acknowledgements of an id already acknowledged (a client told twice).
+    duplicated: usize,
     violation: Option<Violation>,
     mounts: Vec<(u64, NodeId, u32)>,
 }
@@ -91,6 +93,7 @@ impl Obs {
                 active_lost_at: None,
                 failovers: Vec::new(),
                 acked: BTreeSet::new(),
+                duplicated: 0,
                 violation: None,
                 mounts: Vec::new(),
             }),
@@ -140,7 +143,14 @@ impl Obs {
     }
 
     pub fn acked(&self, id: MessageId) {
-        self.state.lock().expect("obs").acked.insert(id);
+        let mut s = self.state.lock().expect("obs");
+        if !s.acked.insert(id) {
+            s.duplicated += 1;
+        }
+    }
+
+    pub fn duplicated(&self) -> usize {
+        self.state.lock().expect("obs").duplicated
     }
 
     pub fn acked_ids(&self) -> BTreeSet<MessageId> {
@@ -156,7 +166,7 @@ impl Obs {
             .collect()
     }
 
-    /// A node's process ended: it serves nothing.
+    /// A node's process ended or stopped running: it accepts no writes.
     pub fn process_gone(&self, node: NodeId) {
         self.state.lock().expect("obs").serving.insert(node, false);
     }

@@ -124,7 +124,7 @@ async fn simulate(scenario: Scenario, seed: u64, full_trace: bool) -> RunRecord 
             .collect(),
         acked,
         lost,
-        duplicated: 0,
+        duplicated: obs.duplicated(),
         violation,
         trace: obs.full_trace(),
     }

@@ -27,6 +27,14 @@ pub enum Fault {
     Restart {
         node: NodeId,
     },
+    /// The node's services stop running (a long pause, a hung process) until `resume`.
+    Pause {
+        node: NodeId,
+    },
+    PauseActive,
+    Resume {
+        node: NodeId,
+    },
     /// Cut messages between two machines, on one network or both, one way or both ways.
     Partition {
         from: Machine,
@@ -57,6 +65,15 @@ pub enum Fault {
     SlowDisk {
         node: NodeId,
         factor: u32,
+    },
+    /// Flip a bit at rest in a closed log on the node's disk (the newest, unless given).
+    CorruptLog {
+        node: NodeId,
+        generation: Option<u32>,
+    },
+    /// Flip a bit in the next log file the node receives over the network.
+    CorruptNextCopy {
+        node: NodeId,
     },
     /// Move a machine's wall clock (a skew or a jump); leases use the monotonic clock.
     ClockJump {

@@ -13,7 +13,7 @@ use ccr_core::cluster::share;
 use ccr_core::cluster::witness::Witness;
 use ccr_core::cluster::{Endpoint, Net, NodeId};
 use ccr_core::disk::{MemDisk, Tear};
-use ccr_core::host::{run_node, Clock, Incoming, Network};
+use ccr_core::host::{run_node, Clock, HostEnv, Incoming, Inputs, Network};
 use ccr_core::storage::MessageId;
 use madsim::rand::Rng;
 use rand::SeedableRng;
@@ -28,6 +28,7 @@ use crate::scenario::{Fault, Scenario};
 struct Process {
     node: Arc<Mutex<Node>>,
     admin: mpsc::UnboundedSender<Admin>,
+    pause: tokio::sync::watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
@@ -143,25 +144,36 @@ impl World {
         let node = Arc::new(Mutex::new(node));
         let (tx, rx) = mpsc::unbounded_channel();
         let (admin, admin_rx) = mpsc::unbounded_channel();
+        let (pause, paused) = tokio::sync::watch::channel(false);
         self.net.register(Endpoint::Node(id), tx);
         let disk: ccr_core::host::SharedDisk = m.disk.clone();
         // Services come up after a seed-drawn delay, so heartbeat phases differ by seed.
         let delay = Duration::from_millis(madsim::rand::thread_rng().gen_range(0..1_000));
         let host = run_node(
             node.clone(),
-            rx,
-            admin_rx,
-            disk,
-            m.clock.clone(),
-            Arc::new(self.net.clone()),
-            self.obs.clone(),
+            Inputs {
+                inbox: rx,
+                admin: admin_rx,
+                paused,
+            },
+            HostEnv {
+                disk,
+                clock: m.clock.clone(),
+                network: Arc::new(self.net.clone()),
+                observer: self.obs.clone(),
+            },
         );
         let task = tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             host.await
         });
         self.obs.trace(id.name(), "process started");
-        *m.process.lock().expect("process") = Some(Process { node, admin, task });
+        *m.process.lock().expect("process") = Some(Process {
+            node,
+            admin,
+            pause,
+            task,
+        });
     }
 
     /// The node's services die; the machine and its disk stay.
@@ -185,6 +197,51 @@ impl World {
             .expect("disk")
             .crash(Tear::Torn(&mut rng));
         self.obs.trace(id.name(), "power lost");
+    }
+
+    fn pause(&self, id: NodeId, paused: bool) {
+        if let Some(p) = self.machine(id).process.lock().expect("process").as_ref() {
+            if *p.pause.borrow() == paused {
+                return;
+            }
+            let _ = p.pause.send(paused);
+            if paused {
+                // A stopped process accepts no writes, whatever it last believed; when it runs
+                // again its first step re-checks quorum and reports what it is.
+                self.obs.process_gone(id);
+            }
+            self.obs.trace(
+                id.name(),
+                if paused {
+                    "process paused"
+                } else {
+                    "process resumed"
+                },
+            );
+        }
+    }
+
+    fn corrupt_log(&self, id: NodeId, generation: Option<u32>) {
+        use ccr_core::disk::{join, Disk};
+        use ccr_core::storage::names::{closed_log_name, parse_closed_log_name};
+        let mut disk = self.machine(id).disk.lock().expect("disk");
+        let newest = disk
+            .list(ccr_core::cluster::node::LOG_DIR)
+            .map(|d| d.value)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|n| parse_closed_log_name(n))
+            .max();
+        let Some(g) = generation.or(newest) else {
+            return;
+        };
+        let path = join(ccr_core::cluster::node::LOG_DIR, &closed_log_name(g));
+        let len = disk.read(&path).map(|d| d.value.len()).unwrap_or(0);
+        if len > 0 {
+            let _ = disk.corrupt(&path, len / 2, 0x10);
+            self.obs
+                .trace(id.name(), &format!("corrupted {path} at rest"));
+        }
     }
 
     fn admin(&self, id: NodeId, cmd: Admin) {
@@ -219,15 +276,28 @@ impl World {
                 }
                 self.power_loss(*node)
             }
-            Fault::CrashActive | Fault::PowerLossActive | Fault::IsolateActive => {
+            Fault::CrashActive
+            | Fault::PowerLossActive
+            | Fault::IsolateActive
+            | Fault::PauseActive => {
                 let Some(node) = active else { return };
                 self.obs.active_lost();
                 match fault {
                     Fault::CrashActive => self.crash(node),
                     Fault::PowerLossActive => self.power_loss(node),
+                    Fault::PauseActive => self.pause(node, true),
                     _ => self.isolate(Machine::node(node), None),
                 }
             }
+            Fault::Pause { node } => {
+                if takes_active(*node) {
+                    self.obs.active_lost();
+                }
+                self.pause(*node, true)
+            }
+            Fault::Resume { node } => self.pause(*node, false),
+            Fault::CorruptLog { node, generation } => self.corrupt_log(*node, *generation),
+            Fault::CorruptNextCopy { node } => self.net.corrupt_next_copy(Endpoint::Node(*node)),
             Fault::Restart { node } => self.start(*node),
             Fault::Partition {
                 from,

@@ -211,3 +211,86 @@ fn private_network_down_alone_is_no_failover() {
     let r = run(&s, 3, false);
     assert!(r.passed(), "{:?}", r.violation);
 }
+
+#[test]
+fn a_paused_active_is_replaced_and_stands_down_when_it_wakes() {
+    let s = short(
+        crash(),
+        250,
+        vec![
+            step(60, Fault::PauseActive),
+            step(
+                120,
+                Fault::Resume {
+                    node: NodeId::Node1,
+                },
+            ),
+        ],
+    );
+    let r = run(&s, 5, false);
+    assert!(r.passed(), "{:?}", r.violation);
+    assert_eq!(r.failovers.len(), 1);
+}
+
+#[test]
+fn a_corrupted_copy_is_rejected_and_copied_again_without_failover() {
+    let mut s = short(
+        crash(),
+        150,
+        vec![step(
+            60,
+            Fault::CorruptNextCopy {
+                node: NodeId::Node2,
+            },
+        )],
+    );
+    s.expect.failover = Some(false);
+    let r = run(&s, 2, true);
+    assert!(r.passed(), "{:?}", r.violation);
+    let trace = r.trace.unwrap();
+    assert_eq!(
+        trace.iter().filter(|l| l.contains("LogRejected")).count(),
+        1
+    );
+}
+
+#[test]
+fn clock_jumps_and_a_slow_passive_disk_cause_no_failover() {
+    let mut s = short(
+        crash(),
+        200,
+        vec![
+            step(
+                30,
+                Fault::ClockJump {
+                    machine: Machine::Node1,
+                    ms: 3_600_000,
+                },
+            ),
+            step(
+                40,
+                Fault::ClockJump {
+                    machine: Machine::Node2,
+                    ms: -600_000,
+                },
+            ),
+            step(
+                50,
+                Fault::ClockDrift {
+                    machine: Machine::Node2,
+                    ppm: 5_000,
+                },
+            ),
+            step(
+                60,
+                Fault::SlowDisk {
+                    node: NodeId::Node2,
+                    factor: 200,
+                },
+            ),
+        ],
+    );
+    s.expect.failover = Some(false);
+    let r = run(&s, 4, false);
+    assert!(r.passed(), "{:?}", r.violation);
+}
