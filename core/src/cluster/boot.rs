@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::config::ClusterConfig;
 use super::node::{DB_FILE, INSPECT_DIR, LOG_DIR, STATE_FILE};
 use super::wire::{LineageEntry, View};
-use crate::disk::{join, Disk, DiskError, DiskOp};
+use crate::disk::{join, replace_atomically, Disk, DiskError, DiskOp};
 use crate::storage::database::{Database, DbError};
 use crate::storage::recovery::{recover, RecoveryError};
 use crate::storage::writer::LogWriter;
@@ -43,20 +43,8 @@ impl PersistedState {
 
     /// Writes that replace the state file atomically.
     pub fn persist_ops(&self) -> Vec<DiskOp> {
-        let tmp = format!("{STATE_FILE}.tmp");
         let json = serde_json::to_vec_pretty(self).expect("state serialises");
-        vec![
-            DiskOp::Create { path: tmp.clone() },
-            DiskOp::Append {
-                path: tmp.clone(),
-                data: json,
-            },
-            DiskOp::Sync { path: tmp.clone() },
-            DiskOp::Rename {
-                from: tmp,
-                to: STATE_FILE.into(),
-            },
-        ]
+        replace_atomically(STATE_FILE, &format!("{STATE_FILE}.tmp"), json)
     }
 }
 

@@ -100,6 +100,27 @@ impl DiskOp {
     }
 }
 
+/// Writes that replace `path` with `data` atomically: write `staging`, sync it, rename it over
+/// `path`. A crash leaves either the old file or the new one, never a mix.
+pub fn replace_atomically(path: &str, staging: &str, data: Vec<u8>) -> Vec<DiskOp> {
+    vec![
+        DiskOp::Create {
+            path: staging.to_string(),
+        },
+        DiskOp::Append {
+            path: staging.to_string(),
+            data,
+        },
+        DiskOp::Sync {
+            path: staging.to_string(),
+        },
+        DiskOp::Rename {
+            from: staging.to_string(),
+            to: path.to_string(),
+        },
+    ]
+}
+
 /// Executes `ops` in order, stopping at the first error; returns the summed latency.
 pub fn execute_all(disk: &mut dyn Disk, ops: &[DiskOp]) -> DiskResult<()> {
     let mut latency = Duration::ZERO;

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::record::Record;
 use super::{Generation, MessageId};
-use crate::disk::DiskOp;
+use crate::disk::{replace_atomically, DiskOp};
 
 /// What the database keeps about one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -317,19 +317,7 @@ impl Database {
             self.snapshot_bytes = self.file_bytes;
             self.file_checkpoint = self.checkpoint;
             self.delta = Delta::default();
-            let tmp = format!("{path}.tmp");
-            return vec![
-                DiskOp::Create { path: tmp.clone() },
-                DiskOp::Append {
-                    path: tmp.clone(),
-                    data: image,
-                },
-                DiskOp::Sync { path: tmp.clone() },
-                DiskOp::Rename {
-                    from: tmp,
-                    to: path.to_string(),
-                },
-            ];
+            return replace_atomically(path, &format!("{path}.tmp"), image);
         }
         if self.delta.is_empty() && self.file_checkpoint == self.checkpoint {
             return Vec::new();

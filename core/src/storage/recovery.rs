@@ -9,7 +9,7 @@ use super::names::{closed_log_name, parse_closed_log_name, OPEN_LOG, REPAIR_TMP}
 use super::record::{decode_frame, FrameError, Record};
 use super::writer::LogWriter;
 use super::{Generation, Signature};
-use crate::disk::{execute_all, join, Disk, DiskError, DiskOp};
+use crate::disk::{execute_all, join, replace_atomically, Disk, DiskError, DiskOp};
 
 /// A log folder as recovery found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,19 +233,11 @@ pub fn plan_recovery(
             });
         }
         // A torn tail: rewrite the valid prefix, then swap it in atomically.
-        let tmp = path(REPAIR_TMP);
-        recovered.repairs.extend([
-            DiskOp::Create { path: tmp.clone() },
-            DiskOp::Append {
-                path: tmp.clone(),
-                data: bytes[..scan.valid_len].to_vec(),
-            },
-            DiskOp::Sync { path: tmp.clone() },
-            DiskOp::Rename {
-                from: tmp,
-                to: open_path,
-            },
-        ]);
+        recovered.repairs.extend(replace_atomically(
+            &open_path,
+            &path(REPAIR_TMP),
+            bytes[..scan.valid_len].to_vec(),
+        ));
         recovered.discarded_tail = scan.stopped_at.clone();
     }
     recovered.writer = Some(LogWriter::resume(

@@ -8,7 +8,7 @@ use crate::cluster::boot::PersistedState;
 use crate::cluster::divergence::{resolve, OwnStream, Resolution};
 use crate::cluster::wire::{LineageEntry, Msg};
 use crate::cluster::{Endpoint, Net, Now};
-use crate::disk::{join, DiskError, DiskOp};
+use crate::disk::{join, replace_atomically, DiskError, DiskOp};
 use crate::storage::database::Database;
 use crate::storage::inspect::{Inspector, Rejection};
 use crate::storage::logfile::{seal, ClosedLog, LogHeader};
@@ -16,6 +16,25 @@ use crate::storage::names::{closed_log_name, OPEN_LOG};
 use crate::storage::Generation;
 
 impl Node {
+    /// Forgets every log after generation `keep` (closed ones and the open one); returns the
+    /// removals.
+    fn discard_logs_after(&mut self, keep: Generation) -> Vec<DiskOp> {
+        let mut ops: Vec<DiskOp> = self
+            .closed
+            .split_off(&(keep + 1))
+            .into_keys()
+            .map(|g| DiskOp::Remove {
+                path: join(LOG_DIR, &closed_log_name(g)),
+            })
+            .collect();
+        if self.writer.take().is_some() {
+            ops.push(DiskOp::Remove {
+                path: join(LOG_DIR, OPEN_LOG),
+            });
+        }
+        ops
+    }
+
     /// Makes the inspector expect the generation after everything this node holds.
     pub(super) fn reset_inspector(&mut self) {
         let next = self.last_closed().max(self.db.applied()) + 1;
@@ -118,23 +137,7 @@ impl Node {
         let mut inspector = self.inspector.clone();
         match inspector.inspect(name, &bytes) {
             Ok(log) => {
-                let staged = join(INSPECT_DIR, name);
-                let ops = vec![
-                    DiskOp::Create {
-                        path: staged.clone(),
-                    },
-                    DiskOp::Append {
-                        path: staged.clone(),
-                        data: bytes,
-                    },
-                    DiskOp::Sync {
-                        path: staged.clone(),
-                    },
-                    DiskOp::Rename {
-                        from: staged,
-                        to: join(LOG_DIR, name),
-                    },
-                ];
+                let ops = replace_atomically(&join(LOG_DIR, name), &join(INSPECT_DIR, name), bytes);
                 self.copy_writing = true;
                 self.disk(
                     ops,
@@ -328,19 +331,7 @@ impl Node {
                     });
                     return Some(Err(e.to_string()));
                 }
-                let mut ops: Vec<DiskOp> = self
-                    .closed
-                    .split_off(&(to + 1))
-                    .into_keys()
-                    .map(|g| DiskOp::Remove {
-                        path: join(LOG_DIR, &closed_log_name(g)),
-                    })
-                    .collect();
-                if self.writer.take().is_some() {
-                    ops.push(DiskOp::Remove {
-                        path: join(LOG_DIR, OPEN_LOG),
-                    });
-                }
+                let ops = self.discard_logs_after(to);
                 self.disk(ops, Io::Background);
                 self.emit(NodeEvent::Diverged {
                     outcome: format!("rolled back {discarded} diverged generation(s) to {to:#x}"),
@@ -369,17 +360,7 @@ impl Node {
             });
             return;
         }
-        let mut ops: Vec<DiskOp> = std::mem::take(&mut self.closed)
-            .into_keys()
-            .map(|g| DiskOp::Remove {
-                path: join(LOG_DIR, &closed_log_name(g)),
-            })
-            .collect();
-        if self.writer.take().is_some() {
-            ops.push(DiskOp::Remove {
-                path: join(LOG_DIR, OPEN_LOG),
-            });
-        }
+        let ops = self.discard_logs_after(0);
         self.disk(ops, Io::Cleanup);
         self.replay_queue.clear();
         self.seeding = true;
@@ -399,19 +380,8 @@ impl Node {
                 self.db = db;
                 self.flushed_applied = self.db.applied();
                 // The seed becomes this copy's database file as it came.
-                let tmp = format!("{}.tmp", super::DB_FILE);
-                let ops = vec![
-                    DiskOp::Create { path: tmp.clone() },
-                    DiskOp::Append {
-                        path: tmp.clone(),
-                        data: bytes,
-                    },
-                    DiskOp::Sync { path: tmp.clone() },
-                    DiskOp::Rename {
-                        from: tmp,
-                        to: super::DB_FILE.into(),
-                    },
-                ];
+                let ops =
+                    replace_atomically(super::DB_FILE, &format!("{}.tmp", super::DB_FILE), bytes);
                 self.disk(ops, Io::Background);
                 self.lineage = self
                     .peer
