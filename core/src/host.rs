@@ -47,7 +47,6 @@ pub type SharedDisk = Arc<Mutex<dyn Disk + Send>>;
 enum Wake {
     Message(Incoming),
     Admin(Admin),
-    DiskDone(u64, Result<(), crate::disk::DiskError>),
     Timeout,
     Closed,
 }
@@ -68,7 +67,51 @@ pub struct HostEnv {
     pub observer: Arc<dyn Observer>,
 }
 
-/// Runs a node until its inbox closes.
+/// Disk batches in flight. A batch reaches the disk when it is issued; the node learns of its
+/// completion after its latency, in issue order (one disk queue), as if a worker ran them.
+#[derive(Default)]
+struct DiskQueue {
+    busy_until: Option<tokio::time::Instant>,
+    done: std::collections::VecDeque<(
+        tokio::time::Instant,
+        u64,
+        Result<(), crate::disk::DiskError>,
+    )>,
+}
+
+impl DiskQueue {
+    fn issue(&mut self, disk: &SharedDisk, token: u64, ops: &[DiskOp]) {
+        let result = {
+            let mut d = disk.lock().expect("disk lock");
+            execute_all(&mut *d, ops)
+        };
+        let (latency, result) = match result {
+            Ok(done) => (done.latency, Ok(())),
+            Err(e) => (Duration::ZERO, Err(e)),
+        };
+        let now = tokio::time::Instant::now();
+        let at = self.busy_until.map_or(now, |b| b.max(now)) + latency;
+        self.busy_until = Some(at);
+        self.done.push_back((at, token, result));
+    }
+
+    fn next(&self) -> Option<tokio::time::Instant> {
+        self.done.front().map(|(at, _, _)| *at)
+    }
+
+    fn pop_due(&mut self) -> Option<(u64, Result<(), crate::disk::DiskError>)> {
+        let (at, _, _) = self.done.front()?;
+        if *at > tokio::time::Instant::now() {
+            return None;
+        }
+        self.done
+            .pop_front()
+            .map(|(_, token, result)| (token, result))
+    }
+}
+
+/// Runs a node until its inbox closes. A crash is the future being dropped: the process's
+/// pending disk completions go with it, and it writes nothing more.
 pub async fn run_node(node: Arc<Mutex<Node>>, inputs: Inputs, env: HostEnv) {
     let Inputs {
         mut inbox,
@@ -82,35 +125,12 @@ pub async fn run_node(node: Arc<Mutex<Node>>, inputs: Inputs, env: HostEnv) {
         observer,
     } = env;
     let id = node.lock().expect("node lock").id();
-    let (io_tx, mut io_rx) = mpsc::unbounded_channel::<(u64, Vec<DiskOp>)>();
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
-    let worker_disk = disk.clone();
-    let worker = AbortOnDrop(tokio::spawn(async move {
-        while let Some((token, ops)) = io_rx.recv().await {
-            let result = {
-                let mut d = worker_disk.lock().expect("disk lock");
-                execute_all(&mut *d, &ops)
-            };
-            let (latency, result) = match result {
-                Ok(done) => (done.latency, Ok(())),
-                Err(e) => (Duration::ZERO, Err(e)),
-            };
-            if !latency.is_zero() {
-                tokio::time::sleep(latency).await;
-            }
-            if done_tx.send((token, result)).is_err() {
-                return;
-            }
-        }
-    }));
-
-    let flush = |node: &mut Node, now: Now| {
+    let mut io = DiskQueue::default();
+    let flush = |node: &mut Node, now: Now, io: &mut DiskQueue| {
         while let Some(action) = node.poll_action() {
             match action {
                 Action::Send { to, net, msg } => network.send(Endpoint::Node(id), to, net, msg),
-                Action::Disk { token, ops } => {
-                    let _ = io_tx.send((token, ops));
-                }
+                Action::Disk { token, ops } => io.issue(&disk, token, &ops),
                 Action::Event(e) => observer.node_event(id, now, &e),
             }
         }
@@ -118,20 +138,22 @@ pub async fn run_node(node: Arc<Mutex<Node>>, inputs: Inputs, env: HostEnv) {
     };
     {
         let mut n = node.lock().expect("node lock");
-        flush(&mut n, clock.now());
+        flush(&mut n, clock.now(), &mut io);
     }
     loop {
         let deadline = node.lock().expect("node lock").poll_timeout();
-        let sleep = match deadline {
+        let mut sleep = match deadline {
             Some(d) => clock.until(d),
             None => Duration::from_secs(3600),
         };
+        if let Some(at) = io.next() {
+            sleep = sleep.min(at.saturating_duration_since(tokio::time::Instant::now()));
+        }
         // `biased`: tokio's fair choice draws from its own RNG, which madsim does not seed.
         let wake = tokio::select! {
             biased;
             m = inbox.recv() => m.map_or(Wake::Closed, Wake::Message),
             Some(cmd) = admin.recv() => Wake::Admin(cmd),
-            Some((token, result)) = done_rx.recv() => Wake::DiskDone(token, result),
             _ = tokio::time::sleep(sleep) => Wake::Timeout,
         };
         while *paused.borrow() {
@@ -141,6 +163,11 @@ pub async fn run_node(node: Arc<Mutex<Node>>, inputs: Inputs, env: HostEnv) {
         }
         let now = clock.now();
         let mut n = node.lock().expect("node lock");
+        // Completions that are due come first: they happened before this wake.
+        while let Some((token, result)) = io.pop_due() {
+            n.handle(now, Input::DiskDone { token, result });
+            flush(&mut n, now, &mut io);
+        }
         match wake {
             Wake::Message(m) => n.handle(
                 now,
@@ -151,21 +178,9 @@ pub async fn run_node(node: Arc<Mutex<Node>>, inputs: Inputs, env: HostEnv) {
                 },
             ),
             Wake::Admin(cmd) => n.handle(now, Input::Admin(cmd)),
-            Wake::DiskDone(token, result) => n.handle(now, Input::DiskDone { token, result }),
             Wake::Timeout => n.handle_timeout(now),
             Wake::Closed => break,
         }
-        flush(&mut n, now);
-    }
-    drop(worker);
-}
-
-/// The disk worker belongs to the node's process: when the host's future is dropped (the
-/// process crashed) or ends, the worker stops too, so a dead process writes nothing more.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+        flush(&mut n, now, &mut io);
     }
 }

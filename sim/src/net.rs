@@ -15,8 +15,38 @@ use tokio::sync::mpsc::UnboundedSender;
 
 pub use crate::topology::{LinkConfig, Machine};
 
+/// A message on its way: delivered at `at` (virtual ms), ties broken by send order.
+struct InFlight {
+    at: u64,
+    seq: u64,
+    from: Endpoint,
+    to: Endpoint,
+    net: Net,
+    msg: Msg,
+}
+
+impl PartialEq for InFlight {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for InFlight {}
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for InFlight {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // Reversed: BinaryHeap is a max-heap and the earliest delivery comes first.
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
 #[derive(Default)]
 struct State {
+    in_flight: std::collections::BinaryHeap<InFlight>,
+    seq: u64,
     inboxes: BTreeMap<Endpoint, UnboundedSender<Incoming>>,
     cuts: BTreeSet<(Machine, Machine, Net)>,
     down: BTreeSet<Machine>,
@@ -28,17 +58,61 @@ struct State {
     corrupt_next: BTreeSet<Endpoint>,
 }
 
+/// The networks. Messages in flight wait in one heap that a single postman task delivers
+/// from, in time order — no task per message.
 #[derive(Clone, Default)]
 pub struct SimNet {
     state: Arc<Mutex<State>>,
     start: Arc<Mutex<Option<tokio::time::Instant>>>,
+    /// Wakes the postman when a message is due earlier than everything in flight.
+    earlier: Arc<tokio::sync::Notify>,
 }
 
 impl SimNet {
     pub fn new() -> SimNet {
         let net = SimNet::default();
         *net.start.lock().expect("net") = Some(tokio::time::Instant::now());
+        tokio::spawn(net.clone().postman());
         net
+    }
+
+    async fn postman(self) {
+        loop {
+            let now = self.now_ms();
+            let mut due = Vec::new();
+            let next = {
+                let mut s = self.state.lock().expect("net");
+                while s.in_flight.peek().is_some_and(|m| m.at <= now) {
+                    due.push(s.in_flight.pop().expect("peeked"));
+                }
+                s.in_flight.peek().map(|m| m.at)
+            };
+            for m in due {
+                let s = self.state.lock().expect("net");
+                // A machine that went down meanwhile receives nothing.
+                if s.down.contains(&Machine::of(m.to)) {
+                    continue;
+                }
+                if let Some(tx) = s.inboxes.get(&m.to) {
+                    let _ = tx.send(Incoming {
+                        from: m.from,
+                        net: m.net,
+                        msg: m.msg,
+                    });
+                }
+            }
+            match next {
+                Some(at) => {
+                    let wait = Duration::from_millis(at.saturating_sub(self.now_ms()));
+                    tokio::select! {
+                        biased;
+                        _ = self.earlier.notified() => {}
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+                None => self.earlier.notified().await,
+            }
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -140,21 +214,22 @@ impl Network for SimNet {
                 deliveries.push(at);
             }
         }
+        let mut s = self.state.lock().expect("net");
+        let earliest = s.in_flight.peek().map(|m| m.at);
         for at in deliveries {
-            let state = self.state.clone();
-            let msg = msg.clone();
-            let wait = Duration::from_millis(at - now);
-            tokio::spawn(async move {
-                tokio::time::sleep(wait).await;
-                let s = state.lock().expect("net");
-                // A machine that went down meanwhile receives nothing.
-                if s.down.contains(&Machine::of(to)) {
-                    return;
-                }
-                if let Some(tx) = s.inboxes.get(&to) {
-                    let _ = tx.send(Incoming { from, net, msg });
-                }
+            s.seq += 1;
+            let seq = s.seq;
+            s.in_flight.push(InFlight {
+                at,
+                seq,
+                from,
+                to,
+                net,
+                msg: msg.clone(),
             });
+        }
+        if s.in_flight.peek().map(|m| m.at) != earliest {
+            self.earlier.notify_one();
         }
     }
 }

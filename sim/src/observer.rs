@@ -264,8 +264,10 @@ impl Observer for Obs {
         let serving = node.is_serving();
         let both = {
             let mut s = self.state.lock().expect("obs");
-            s.serving.insert(node.id(), serving);
-            s.serving.values().filter(|v| **v).count() > 1
+            if s.serving.get(&node.id()) != Some(&serving) {
+                s.serving.insert(node.id(), serving);
+            }
+            serving && s.serving.values().filter(|v| **v).count() > 1
         };
         if both {
             self.violate(

@@ -61,21 +61,6 @@ async fn simulate(scenario: Scenario, seed: u64, full_trace: bool) -> RunRecord 
     let world = Arc::new(World::new(&scenario, obs.clone()));
     let end = Duration::from_secs(scenario.duration_s);
 
-    // Workload: unique ids at a steady rate until the faults stop.
-    let client_world = world.clone();
-    let rate = scenario.workload.messages_per_s.max(0.001);
-    let size = scenario.workload.message_size;
-    let client = tokio::spawn(async move {
-        let every = Duration::from_secs_f64(1.0 / rate);
-        let mut id = 0u64;
-        while client_world.obs.elapsed_ms() + (every.as_millis() as u64) < end.as_millis() as u64 {
-            tokio::time::sleep(every).await;
-            id += 1;
-            client_world.submit(MessageId(id), size);
-        }
-        id
-    });
-
     let mut steps = scenario.steps.clone();
     steps.sort_by_key(|s| s.at_ms);
     let mut steps = steps.into_iter().peekable();
@@ -88,7 +73,7 @@ async fn simulate(scenario: Scenario, seed: u64, full_trace: bool) -> RunRecord 
         }
         obs.check_overdue();
     }
-    let submitted = client.await.unwrap_or(0);
+    let submitted = world.submitted();
 
     if obs.violation().is_none() {
         obs.stop_failover_clock();

@@ -48,7 +48,8 @@ pub struct World {
     pub hub_clock: Arc<SimClock>,
     pub witness: Arc<Mutex<Witness>>,
     pub witness_up: Arc<Mutex<bool>>,
-    submit: mpsc::UnboundedSender<(MessageId, u32)>,
+    /// Messages the workload has handed the hub so far.
+    submitted: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl World {
@@ -71,7 +72,7 @@ impl World {
         let witness = Arc::new(Mutex::new(w));
         let witness_up = Arc::new(Mutex::new(true));
         let hub_clock = Arc::new(SimClock::new());
-        let (submit, submits) = mpsc::unbounded_channel();
+        let submitted = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let world = World {
             planted: scenario.planted,
             config,
@@ -81,7 +82,7 @@ impl World {
             hub_clock,
             witness,
             witness_up,
-            submit,
+            submitted,
         };
         for m in &world.nodes {
             world.spawn_share(m);
@@ -90,7 +91,7 @@ impl World {
         if scenario.planted.hub_skips_redelivery {
             hub.plant_bug_skip_redelivery();
         }
-        world.spawn_hub(hub, submits);
+        world.spawn_hub(hub, Workload::new(scenario));
         for id in NodeId::ALL {
             world.start(id);
         }
@@ -376,8 +377,8 @@ impl World {
         self.obs.trace("world", "healed: faults stopped");
     }
 
-    pub fn submit(&self, id: MessageId, size: u32) {
-        let _ = self.submit.send((id, size));
+    pub fn submitted(&self) -> u64 {
+        self.submitted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn spawn_share(&self, m: &NodeMachine) {
@@ -405,7 +406,7 @@ impl World {
         });
     }
 
-    fn spawn_hub(&self, mut hub: Hub, mut submits: mpsc::UnboundedReceiver<(MessageId, u32)>) {
+    fn spawn_hub(&self, mut hub: Hub, mut workload: Workload) {
         let (hub_tx, mut hub_rx) = mpsc::unbounded_channel::<Incoming>();
         let (witness_tx, mut witness_rx) = mpsc::unbounded_channel::<Incoming>();
         self.net.register(Endpoint::Hub, hub_tx);
@@ -415,11 +416,13 @@ impl World {
         let clock = self.hub_clock.clone();
         let witness = self.witness.clone();
         let witness_up = self.witness_up.clone();
+        let submitted = self.submitted.clone();
         tokio::spawn(async move {
             loop {
                 let sleep = hub
                     .poll_timeout()
-                    .map_or(Duration::from_secs(3600), |d| clock.until(d));
+                    .map_or(Duration::from_secs(3600), |d| clock.until(d))
+                    .min(workload.until_next());
                 tokio::select! {
                     biased;
                     Some(m) = hub_rx.recv() => {
@@ -436,8 +439,11 @@ impl World {
                             }
                         }
                     }
-                    Some((id, size)) = submits.recv() => hub.submit(clock.now(), id, size),
                     _ = tokio::time::sleep(sleep) => hub.handle_timeout(clock.now()),
+                }
+                while let Some((id, size)) = workload.due() {
+                    hub.submit(clock.now(), id, size);
+                    submitted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 while let Some(action) = hub.poll_action() {
                     match action {
@@ -450,6 +456,47 @@ impl World {
                 }
             }
         });
+    }
+}
+
+/// The clients: unique message ids handed to the hub at a steady rate until the faults stop.
+/// Run on the hub machine's schedule, one event per message.
+struct Workload {
+    every: Duration,
+    size: u32,
+    next: tokio::time::Instant,
+    end: tokio::time::Instant,
+    id: u64,
+}
+
+impl Workload {
+    fn new(scenario: &Scenario) -> Workload {
+        let every = Duration::from_secs_f64(1.0 / scenario.workload.messages_per_s.max(0.001));
+        let now = tokio::time::Instant::now();
+        Workload {
+            every,
+            size: scenario.workload.message_size,
+            next: now + every,
+            end: now + Duration::from_secs(scenario.duration_s),
+            id: 0,
+        }
+    }
+
+    fn until_next(&self) -> Duration {
+        if self.next >= self.end {
+            return Duration::from_secs(3600);
+        }
+        self.next
+            .saturating_duration_since(tokio::time::Instant::now())
+    }
+
+    fn due(&mut self) -> Option<(MessageId, u32)> {
+        if self.next >= self.end || self.next > tokio::time::Instant::now() {
+            return None;
+        }
+        self.next += self.every;
+        self.id += 1;
+        Some((MessageId(self.id), self.size))
     }
 }
 

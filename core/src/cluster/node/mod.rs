@@ -406,28 +406,30 @@ impl Node {
 
     /// The next time the node needs `handle_timeout`, on its monotonic clock.
     pub fn poll_timeout(&self) -> Option<u64> {
-        let mut t = vec![Some(self.next_heartbeat)];
-        t.push(self.peer_lease_until);
-        t.push(self.witness.until);
-        if self.witness.guard_until > 0 {
-            t.push(Some(self.witness.guard_until));
-        }
-        t.push(Some(self.takeover_guard_until()));
-        t.push(Some(self.peer_down_at()));
-        t.push(self.fetch.map(|(_, deadline)| deadline));
-        t.push(Some(self.copy_retry_at));
-        match &self.role {
-            Role::Passive { arbitrate_at } => t.push(*arbitrate_at),
+        let role = match &self.role {
+            Role::Passive { arbitrate_at } => *arbitrate_at,
             Role::Owner(state) => match state {
-                OwnerState::Draining { deadline } => t.push(Some(*deadline)),
-                OwnerState::Blocked { retry_at, .. } => t.push(Some(*retry_at)),
-                OwnerState::Onlining { ready_at, .. } => t.push(Some(*ready_at)),
-                OwnerState::Moving(m) => t.push(Some(m.deadline)),
-                OwnerState::Offline { .. } | OwnerState::Serving => {}
+                OwnerState::Draining { deadline } => Some(*deadline),
+                OwnerState::Blocked { retry_at, .. } => Some(*retry_at),
+                OwnerState::Onlining { ready_at, .. } => Some(*ready_at),
+                OwnerState::Moving(m) => Some(m.deadline),
+                OwnerState::Offline { .. } | OwnerState::Serving => None,
             },
-        }
+        };
+        let candidates = [
+            Some(self.next_heartbeat),
+            self.peer_lease_until,
+            self.witness.until,
+            (self.witness.guard_until > 0).then_some(self.witness.guard_until),
+            Some(self.takeover_guard_until()),
+            Some(self.peer_down_at()),
+            self.fetch.map(|(_, deadline)| deadline),
+            Some(self.copy_retry_at),
+            role,
+        ];
         // Deadlines at or before the last tick have been dealt with.
-        t.into_iter()
+        candidates
+            .into_iter()
             .flatten()
             .filter(|&d| d > self.last_tick)
             .min()
