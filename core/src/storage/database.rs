@@ -190,6 +190,13 @@ impl Database {
         Digest(content.digest)
     }
 
+    /// Whether `id` was inserted by a record of the generation still being written.
+    pub fn in_open_generation(&self, id: MessageId) -> bool {
+        self.partial
+            .iter()
+            .any(|r| matches!(r, Record::Insert { id: i, .. } if *i == id))
+    }
+
     pub fn contains(&self, id: MessageId) -> bool {
         self.current.messages.contains_key(&id)
     }

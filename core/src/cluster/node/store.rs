@@ -34,6 +34,14 @@ impl Node {
                 // Acknowledged with the next sync, once it is durable.
                 self.batch_ids.push(id);
             } else {
+                // Durable already: in the open log, or in a closed one — where the last
+                // complete generation is an upper bound, which is what the dumpster needs
+                // (it may then redeliver too much, never too little).
+                let generation = if self.db.in_open_generation(id) {
+                    generation
+                } else {
+                    self.db.applied()
+                };
                 self.send(
                     Endpoint::Hub,
                     Net::Public,
