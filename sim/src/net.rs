@@ -155,6 +155,12 @@ impl SimNet {
         }
     }
 
+    /// Whether a message from `from` to `to` on `net` would get through right now.
+    pub fn reachable(&self, from: Machine, to: Machine, net: Net) -> bool {
+        let s = self.state.lock().expect("net");
+        !s.down.contains(&from) && !s.down.contains(&to) && !s.cuts.contains(&(from, to, net))
+    }
+
     pub fn is_down(&self, m: Machine) -> bool {
         self.state.lock().expect("net").down.contains(&m)
     }

@@ -12,6 +12,8 @@ pub enum Machine {
     Node2,
     /// The hub transport server, which also hosts the witness share.
     Hub,
+    /// The clients (Outlook users), on the public network, talking to the hub.
+    Client,
 }
 
 impl Machine {
@@ -34,6 +36,7 @@ impl Machine {
             Machine::Node1 => "node1",
             Machine::Node2 => "node2",
             Machine::Hub => "hub",
+            Machine::Client => "client",
         }
     }
 }

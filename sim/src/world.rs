@@ -255,7 +255,8 @@ impl World {
         match m {
             Machine::Node1 => &self.nodes[0].clock,
             Machine::Node2 => &self.nodes[1].clock,
-            Machine::Hub => &self.hub_clock,
+            // The clients' clocks drive nothing the simulation checks.
+            Machine::Hub | Machine::Client => &self.hub_clock,
         }
     }
 
@@ -352,7 +353,12 @@ impl World {
     }
 
     fn isolate(&self, machine: Machine, net: Option<Net>) {
-        for other in [Machine::Node1, Machine::Node2, Machine::Hub] {
+        for other in [
+            Machine::Node1,
+            Machine::Node2,
+            Machine::Hub,
+            Machine::Client,
+        ] {
             if other != machine {
                 for n in nets(net) {
                     self.net.cut(machine, other, n);
@@ -442,13 +448,21 @@ impl World {
                     _ = tokio::time::sleep(sleep) => hub.handle_timeout(clock.now()),
                 }
                 while let Some((id, size)) = workload.due() {
-                    hub.submit(clock.now(), id, size);
-                    submitted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    // A client cut off from the hub cannot hand it anything.
+                    if net.reachable(Machine::Client, Machine::Hub, Net::Public) {
+                        hub.submit(clock.now(), id, size);
+                        submitted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                 }
                 while let Some(action) = hub.poll_action() {
                     match action {
                         HubAction::Send { to, net: n, msg } => net.send(Endpoint::Hub, to, n, msg),
-                        HubAction::Acknowledged { id } => obs.acked(id),
+                        // Only an acknowledgement the client receives makes a promise.
+                        HubAction::Acknowledged { id } => {
+                            if net.reachable(Machine::Hub, Machine::Client, Net::Public) {
+                                obs.acked(id)
+                            }
+                        }
                         HubAction::Redelivering { epoch, count } => {
                             obs.trace("hub", &format!("redelivering {count} message(s) from the dumpster for epoch {epoch}"))
                         }

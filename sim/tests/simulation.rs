@@ -294,3 +294,20 @@ fn clock_jumps_and_a_slow_passive_disk_cause_no_failover() {
     let r = run(&s, 4, false);
     assert!(r.passed(), "{:?}", r.violation);
 }
+
+#[test]
+fn clients_cut_off_from_the_hub_submit_nothing_and_nothing_fails_over() {
+    let mut s = short(
+        crash(),
+        200,
+        vec![
+            step(60, Fault::Partition { from: Machine::Client, to: Machine::Hub, net: Some(Net::Public), one_way: false }),
+            step(120, Fault::Heal),
+        ],
+    );
+    s.expect.failover = Some(false);
+    let r = run(&s, 6, false);
+    assert!(r.passed(), "{:?}", r.violation);
+    // 50 messages a second for 200 s, less the minute the clients could not reach the hub.
+    assert!(r.acked < 7_000 && r.acked > 6_500, "acked {}", r.acked);
+}
