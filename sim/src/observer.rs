@@ -54,7 +54,8 @@ struct State {
     last: VecDeque<String>,
     full: Option<Vec<String>>,
     serving: BTreeMap<NodeId, bool>,
-    active_lost_at: Option<u64>,
+    /// When a fault took the active away, and which node it was.
+    active_lost_at: Option<(u64, NodeId)>,
     failovers: Vec<f64>,
     acked: BTreeSet<MessageId>,
     /// Acknowledgements of an id already acknowledged (a client told twice).
@@ -172,18 +173,18 @@ impl Obs {
     }
 
     /// A fault took the serving node away: the failover clock starts.
-    pub fn active_lost(&self) {
+    pub fn active_lost(&self, node: NodeId) {
         let now = self.elapsed_ms();
         let mut s = self.state.lock().expect("obs");
         if s.active_lost_at.is_none() {
-            s.active_lost_at = Some(now);
+            s.active_lost_at = Some((now, node));
         }
     }
 
     /// Checks for a failover that should have happened by now.
     pub fn check_overdue(&self) {
         let lost = self.state.lock().expect("obs").active_lost_at;
-        if let Some(at) = lost {
+        if let Some((at, _)) = lost {
             let waited = (self.elapsed_ms() - at) as f64 / 1000.0;
             if self.expect.failover != Some(false) && waited > self.expect.failover_max_s {
                 self.violate(
@@ -239,6 +240,12 @@ impl Observer for Obs {
                     ),
                 );
             }
+            // The same node mounting again is recovery, not a failover: the window measures
+            // the database coming up on the other node.
+            let lost_at = match lost_at {
+                Some((at, lost)) if lost != node => Some(at),
+                _ => None,
+            };
             if let Some(at) = lost_at {
                 let took = (now - at) as f64 / 1000.0;
                 self.state.lock().expect("obs").failovers.push(took);

@@ -268,13 +268,13 @@ impl World {
         match fault {
             Fault::Crash { node } => {
                 if takes_active(*node) {
-                    self.obs.active_lost();
+                    self.obs.active_lost(*node);
                 }
                 self.crash(*node)
             }
             Fault::PowerLoss { node } => {
                 if takes_active(*node) {
-                    self.obs.active_lost();
+                    self.obs.active_lost(*node);
                 }
                 self.power_loss(*node)
             }
@@ -283,7 +283,7 @@ impl World {
             | Fault::IsolateActive
             | Fault::PauseActive => {
                 let Some(node) = active else { return };
-                self.obs.active_lost();
+                self.obs.active_lost(node);
                 match fault {
                     Fault::CrashActive => self.crash(node),
                     Fault::PowerLossActive => self.power_loss(node),
@@ -293,7 +293,7 @@ impl World {
             }
             Fault::Pause { node } => {
                 if takes_active(*node) {
-                    self.obs.active_lost();
+                    self.obs.active_lost(*node);
                 }
                 self.pause(*node, true)
             }
@@ -378,6 +378,7 @@ impl World {
                 .expect("disk")
                 .set_capacity(MemDisk::default().capacity());
             m.disk.lock().expect("disk").set_slowdown(1);
+            self.pause(m.id, false);
             self.start(m.id);
         }
         self.obs.trace("world", "healed: faults stopped");

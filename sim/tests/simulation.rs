@@ -301,7 +301,15 @@ fn clients_cut_off_from_the_hub_submit_nothing_and_nothing_fails_over() {
         crash(),
         200,
         vec![
-            step(60, Fault::Partition { from: Machine::Client, to: Machine::Hub, net: Some(Net::Public), one_way: false }),
+            step(
+                60,
+                Fault::Partition {
+                    from: Machine::Client,
+                    to: Machine::Hub,
+                    net: Some(Net::Public),
+                    one_way: false,
+                },
+            ),
             step(120, Fault::Heal),
         ],
     );

@@ -103,7 +103,7 @@ impl Default for ClusterConfig {
             max_drift_ppm: 10_000,
             lease_margin_ms: 200,
             lost_log_copy_timeout_ms: 5_000,
-            online_delay_ms: 3_000,
+            online_delay_ms: 4_000,
             mount_dial: MountDial::BestAvailability,
             dial_limits: DialLimits::default(),
             copy_timeout_ms: 5_000,
@@ -197,7 +197,15 @@ mod tests {
         let (earliest, latest) = (mounted - c.heartbeat_interval_ms, mounted);
         assert!(earliest >= 10_000, "failover too fast: {earliest} ms");
         assert!(latest <= 60_000, "failover too slow: {latest} ms");
-        assert_eq!((detect, arbitrate, mounted), (5_000, 7_000, 15_302));
+        assert_eq!((detect, arbitrate, mounted), (5_000, 7_000, 16_302));
+        // The shortest path: the old node returns at once and agrees (no lease waits, nothing
+        // to copy). It must still not beat the article's 10 s, counted from a fault that may
+        // come up to one heartbeat interval after the last heartbeat.
+        let shortest = detect + c.passive_arbitration_delay_ms + c.online_delay_ms;
+        assert!(
+            shortest >= 10_000 + c.heartbeat_interval_ms,
+            "shortest failover {shortest} ms"
+        );
     }
 
     #[test]
