@@ -360,3 +360,20 @@ fn a_full_disk_on_the_passive_fails_copying_but_not_the_active() {
     assert_eq!(w.mounts().len(), 1);
     w.check_settled();
 }
+
+/// Found by the randomized network: node2 starts a takeover and copies node1's open log from
+/// its share, then crashes; node1 comes back first. Node1 must learn node2's epoch (from the
+/// witness) and must not append to the generation node2 already holds a sealed copy of.
+#[test]
+fn a_takeover_cut_short_by_a_crash_and_the_old_owner_back_first() {
+    let mut w = world();
+    w.workload(100, 150_000);
+    w.schedule(27_506, Fault::Crash(Node1));
+    w.schedule(35_054, Fault::Crash(Node2));
+    w.schedule(78_078, Fault::Restart(Node1));
+    w.run_until(160_000);
+    w.heal_everything();
+    w.run_until(300_000);
+    assert_eq!(w.count(|e| matches!(e, NodeEvent::LogRejected { .. })), 0);
+    w.check_settled();
+}

@@ -214,6 +214,9 @@ pub struct Node {
     db: Database,
     closed: BTreeMap<Generation, u32>,
     writer: Option<LogWriter>,
+    /// The open log was recovered from disk, not opened by this process: it is closed, not
+    /// continued (a survivor may already hold a sealed copy of it).
+    writer_recovered: bool,
     inspector: Inspector,
     replay_queue: VecDeque<ClosedLog>,
     flushed_applied: Generation,
@@ -303,6 +306,7 @@ impl Node {
             resolved: state.view.owner == id,
             db,
             closed,
+            writer_recovered: writer.is_some(),
             writer,
             inspector,
             replay_queue: VecDeque::new(),

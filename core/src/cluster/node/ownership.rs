@@ -131,6 +131,9 @@ impl Node {
         self.view = view;
         self.emit(NodeEvent::ViewChanged { view });
         self.persist_state();
+        // Register the new view at the witness at once, so that a node coming back while we
+        // work learns it was superseded.
+        self.witness.last_request = None;
         self.start_drain(now);
     }
 
@@ -209,9 +212,10 @@ impl Node {
             .lineage
             .last()
             .is_none_or(|e| e.epoch != self.view.epoch);
-        if new_epoch {
-            // An open log left from an earlier epoch is closed as it stands; this epoch's
-            // writing starts with a fresh generation, recorded in the lineage.
+        if new_epoch || self.writer_recovered {
+            // An open log left from an earlier epoch or an earlier process is closed as it
+            // stands, as ESE does after crash recovery: a survivor that copied it from our
+            // share holds exactly these bytes, so we must not append to them.
             if let Some(w) = self.writer.take() {
                 if w.records_in_open_log() > 0 {
                     ops.extend(self.close_open_log(&w));
@@ -221,7 +225,11 @@ impl Node {
                     });
                 }
             }
+            self.writer_recovered = false;
             self.reset_inspector();
+        }
+        if new_epoch {
+            // This epoch's writing starts with a fresh generation, recorded in the lineage.
             self.lineage.push(LineageEntry {
                 epoch: self.view.epoch,
                 owner: self.id,
