@@ -18,31 +18,34 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run scenarios (default: every built-in) with their default seeds or the given ones.
-    Run {
-        /// Built-in scenario names (`ccr-sim list` shows them).
-        scenarios: Vec<String>,
-        /// One seed.
-        #[arg(long, conflicts_with = "seeds")]
-        seed: Option<u64>,
-        /// A half-open seed range, like Rust's: `--seeds 0..200` runs 0 to 199.
-        #[arg(long, value_parser = parse_range)]
-        seeds: Option<(u64, u64)>,
-        /// One JSON object per run per line (scenario, seed, outcome, trace_hash, sim_seconds,
-        /// wall_ms, failovers, acked, lost, duplicated).
-        #[arg(long)]
-        json: bool,
-        /// Write the full trace of the (last) run to this file.
-        #[arg(long)]
-        trace: Option<std::path::PathBuf>,
-        /// Run every seed twice and fail if the trace hashes differ.
-        #[arg(long)]
-        check_determinism: bool,
-        /// Override the scenarios' duration (simulated seconds before the liveness phase).
-        #[arg(long)]
-        duration: Option<u64>,
-    },
+    Run(RunArgs),
     /// List the built-in scenarios.
     List,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Built-in scenario names (`ccr-sim list` shows them).
+    scenarios: Vec<String>,
+    /// One seed.
+    #[arg(long, conflicts_with = "seeds")]
+    seed: Option<u64>,
+    /// A half-open seed range, like Rust's: `--seeds 0..200` runs 0 to 199.
+    #[arg(long, value_parser = parse_range)]
+    seeds: Option<(u64, u64)>,
+    /// One JSON object per run per line (scenario, seed, outcome, trace_hash, sim_seconds,
+    /// wall_ms, failovers, acked, lost, duplicated).
+    #[arg(long)]
+    json: bool,
+    /// Write the full trace of the (last) run to this file.
+    #[arg(long)]
+    trace: Option<std::path::PathBuf>,
+    /// Run every seed twice and fail if the trace hashes differ.
+    #[arg(long)]
+    check_determinism: bool,
+    /// Override the scenarios' duration (simulated seconds before the liveness phase).
+    #[arg(long)]
+    duration: Option<u64>,
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -69,36 +72,12 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Run {
-            scenarios,
-            seed,
-            seeds,
-            json,
-            trace,
-            check_determinism,
-            duration,
-        } => run(
-            scenarios,
-            seed,
-            seeds,
-            json,
-            trace,
-            check_determinism,
-            duration,
-        ),
+        Command::Run(args) => run(args),
     }
 }
 
 #[cfg(not(madsim))]
-fn run(
-    _: Vec<String>,
-    _: Option<u64>,
-    _: Option<(u64, u64)>,
-    _: bool,
-    _: Option<std::path::PathBuf>,
-    _: bool,
-    _: Option<u64>,
-) -> ExitCode {
+fn run(_: RunArgs) -> ExitCode {
     eprintln!(
         "ccr-sim: this binary was built without the simulator runtime; run it through \
          `cargo xtask sim`, which builds it with RUSTFLAGS=\"--cfg madsim\""
@@ -107,15 +86,16 @@ fn run(
 }
 
 #[cfg(madsim)]
-fn run(
-    names: Vec<String>,
-    seed: Option<u64>,
-    seeds: Option<(u64, u64)>,
-    json: bool,
-    trace: Option<std::path::PathBuf>,
-    check_determinism: bool,
-    duration: Option<u64>,
-) -> ExitCode {
+fn run(args: RunArgs) -> ExitCode {
+    let RunArgs {
+        scenarios: names,
+        seed,
+        seeds,
+        json,
+        trace,
+        check_determinism,
+        duration,
+    } = args;
     use ccr_sim::scenario::{builtin, BUILTINS};
 
     let names: Vec<String> = if names.is_empty() {

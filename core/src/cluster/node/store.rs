@@ -42,15 +42,7 @@ impl Node {
                 } else {
                     self.db.applied()
                 };
-                self.send(
-                    Endpoint::Hub,
-                    Net::Public,
-                    Msg::Delivered {
-                        id,
-                        generation,
-                        epoch: self.view.epoch,
-                    },
-                );
+                self.confirm(id, generation, self.view.epoch);
             }
         } else {
             let record = Record::Insert {
@@ -66,6 +58,19 @@ impl Node {
             self.unsynced.insert(id);
         }
         self.maybe_flush(now);
+    }
+
+    /// Tells the hub a message is durable, and where (for the dumpster's redelivery decisions).
+    fn confirm(&mut self, id: MessageId, generation: Generation, epoch: u64) {
+        self.send(
+            Endpoint::Hub,
+            Net::Public,
+            Msg::Delivered {
+                id,
+                generation,
+                epoch,
+            },
+        );
     }
 
     /// Writes the waiting batch with one append and one sync, unless a commit is in flight.
@@ -112,15 +117,7 @@ impl Node {
             Ok(()) => {
                 for id in ids {
                     self.unsynced.remove(&id);
-                    self.send(
-                        Endpoint::Hub,
-                        Net::Public,
-                        Msg::Delivered {
-                            id,
-                            generation,
-                            epoch,
-                        },
-                    );
+                    self.confirm(id, generation, epoch);
                 }
                 self.maybe_flush(now);
             }
