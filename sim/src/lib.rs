@@ -9,6 +9,7 @@
 //! Everything but `scenario` needs the madsim runtime: build with `--cfg madsim`
 //! (`cargo xtask sim`).
 
+pub mod file;
 pub mod scenario;
 pub mod topology;
 

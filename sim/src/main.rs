@@ -21,11 +21,17 @@ enum Command {
     Run(RunArgs),
     /// List the built-in scenarios.
     List,
+    /// Validate scenario files without running them.
+    Check {
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Built-in scenario names (`ccr-sim list` shows them).
+    /// Built-in scenario names (`ccr-sim list` shows them) or scenario files. Default: every
+    /// built-in and every `scenarios/*.toml`.
     scenarios: Vec<String>,
     /// One seed.
     #[arg(long, conflicts_with = "seeds")]
@@ -73,6 +79,28 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run(args) => run(args),
+        Command::Check { files } => {
+            let mut bad = 0;
+            for f in &files {
+                match ccr_sim::file::load(f) {
+                    Ok(s) => println!(
+                        "ok   {} ({}: {} step(s))",
+                        f.display(),
+                        s.name,
+                        s.steps.len()
+                    ),
+                    Err(e) => {
+                        bad += 1;
+                        eprintln!("{e}");
+                    }
+                }
+            }
+            if bad > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
     }
 }
 
@@ -99,25 +127,42 @@ fn run(args: RunArgs) -> ExitCode {
     use ccr_sim::scenario::{builtin, BUILTINS};
 
     let names: Vec<String> = if names.is_empty() {
-        BUILTINS.iter().map(|s| s.to_string()).collect()
+        let mut all: Vec<String> = BUILTINS.iter().map(|s| s.to_string()).collect();
+        let mut files: Vec<String> = std::fs::read_dir("scenarios")
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                    .map(|p| p.display().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        all.extend(files);
+        all
     } else {
         names
     };
     let mut scenarios = Vec::new();
     for name in &names {
-        match builtin(name) {
-            Some(mut s) => {
+        let loaded = match builtin(name) {
+            Some(s) => Ok(s),
+            None if name.ends_with(".toml") || std::path::Path::new(name).exists() => {
+                ccr_sim::file::load(std::path::Path::new(name)).map_err(|e| e.to_string())
+            }
+            None => Err(format!(
+                "ccr-sim: unknown scenario `{name}`: not a built-in ({}) nor a scenario file",
+                BUILTINS.join(", ")
+            )),
+        };
+        match loaded {
+            Ok(mut s) => {
                 if let Some(d) = duration {
                     s.duration_s = d;
                 }
                 scenarios.push(s)
             }
-            None => {
-                eprintln!(
-                    "ccr-sim: unknown scenario `{name}`; built-ins: {} (scenario files arrive \
-                     with the scenario-file issue)",
-                    BUILTINS.join(", ")
-                );
+            Err(e) => {
+                eprintln!("{e}");
                 return ExitCode::from(2);
             }
         }
@@ -181,7 +226,7 @@ fn run(args: RunArgs) -> ExitCode {
                 }
                 eprintln!(
                     "  reproduce: cargo xtask sim run {} --seed {s} --trace trace.txt",
-                    scenario.name
+                    scenario.source
                 );
             }
             if let (Some(path), Some(lines)) = (&trace, &record.trace) {

@@ -166,6 +166,9 @@ pub struct Scenario {
     /// Test-only broken logic, to show each checker firing. Never read from a file.
     #[serde(skip)]
     pub planted: Planted,
+    /// What `ccr-sim run` needs to find this scenario again: a built-in name or a file path.
+    #[serde(skip)]
+    pub source: String,
 }
 
 /// Bugs a test can plant in the logic under simulation.
@@ -190,6 +193,7 @@ impl Default for Scenario {
             steps: Vec::new(),
             expect: Expect::default(),
             planted: Planted::default(),
+            source: String::new(),
         }
     }
 }
@@ -200,7 +204,7 @@ pub fn builtin(name: &str) -> Option<Scenario> {
         at_ms: s * 1000,
         fault,
     };
-    Some(match name {
+    let mut scenario = match name {
         "steady-state" => Scenario {
             name: name.into(),
             description: "Ten minutes of steady mail flow; nothing fails.".into(),
@@ -232,7 +236,9 @@ pub fn builtin(name: &str) -> Option<Scenario> {
             ..Scenario::default()
         },
         _ => return None,
-    })
+    };
+    scenario.source = name.to_string();
+    Some(scenario)
 }
 
 pub const BUILTINS: &[&str] = &["steady-state", "active-node-crash"];

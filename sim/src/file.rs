@@ -1,0 +1,303 @@
+//! Scenario files: TOML, one scenario per file. Every error names the file, line and column.
+//!
+//! ```toml
+//! # What happens in the real world, in a sentence or two.
+//! name = "active-node-crash"
+//! description = "…"
+//! seeds = [1, 2, 3]
+//! duration = "6m"            # faults and workload; then the liveness phase
+//! settle = "2m"
+//!
+//! [workload]
+//! messages_per_s = 50.0
+//!
+//! [cluster]                  # any ClusterConfig field
+//! mount_dial = "GoodAvailability"
+//!
+//! [[step]]
+//! at = "2m"
+//! do = "power-loss-active"
+//!
+//! [expect]
+//! failover = true
+//! ```
+
+use std::path::Path;
+
+use ccr_core::cluster::config::ClusterConfig;
+use ccr_core::cluster::hub::HubConfig;
+use serde::Deserialize;
+
+use crate::scenario::{Expect, Fault, Scenario, Step, Workload};
+
+/// A scenario file that is not valid, with where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileError {
+    pub path: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.path, self.line, self.column, self.message
+        )
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioFile {
+    name: String,
+    #[serde(default)]
+    description: String,
+    seeds: Option<Vec<u64>>,
+    duration: toml::Spanned<String>,
+    settle: Option<toml::Spanned<String>>,
+    #[serde(default)]
+    workload: Workload,
+    cluster: Option<toml::Spanned<ClusterConfig>>,
+    #[serde(default)]
+    hub: HubConfig,
+    #[serde(default)]
+    step: Vec<toml::Spanned<toml::Table>>,
+    expect: Option<toml::Spanned<Expect>>,
+}
+
+/// Parses a duration such as `90s`, `2m`, `1m30s`, `500ms` or `1h` into milliseconds.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let mut total = 0u64;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err("empty duration".into());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!(
+                "`{text}` is not a duration like 90s, 2m, 1m30s or 500ms"
+            ));
+        }
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|e| format!("`{text}`: {e}"))?;
+        rest = &rest[digits..];
+        let unit = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let ms = match &rest[..unit] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            other => {
+                return Err(format!(
+                    "`{text}`: unknown unit `{other}` (use ms, s, m or h)"
+                ))
+            }
+        };
+        total = total.saturating_add(n.saturating_mul(ms));
+        rest = &rest[unit..];
+    }
+    Ok(total)
+}
+
+/// Loads and validates a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, FileError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| FileError {
+        path: shown.clone(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(&shown, &text)
+}
+
+/// Parses scenario text; `path` only names it in errors.
+pub fn parse(path: &str, text: &str) -> Result<Scenario, FileError> {
+    let at = |offset: usize, message: String| {
+        let before = &text[..offset.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        FileError {
+            path: path.to_string(),
+            line,
+            column,
+            message,
+        }
+    };
+    let file: ScenarioFile = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        at(offset, e.message().trim().to_string())
+    })?;
+    let duration_ms = parse_duration(file.duration.get_ref())
+        .map_err(|m| at(file.duration.span().start, format!("duration: {m}")))?;
+    let settle_ms = match &file.settle {
+        Some(s) => {
+            parse_duration(s.get_ref()).map_err(|m| at(s.span().start, format!("settle: {m}")))?
+        }
+        None => 120_000,
+    };
+    let cluster_at = file.cluster.as_ref().map_or(0, |c| c.span().start);
+    let cluster = file.cluster.map(|c| c.into_inner()).unwrap_or_default();
+    cluster
+        .validate()
+        .map_err(|m| at(cluster_at, format!("[cluster] {m}")))?;
+
+    let mut steps = Vec::new();
+    for (i, spanned) in file.step.iter().enumerate() {
+        let offset = spanned.span().start;
+        let mut table = spanned.get_ref().clone();
+        let when = match table.remove("at") {
+            Some(toml::Value::String(s)) => s,
+            Some(_) => {
+                return Err(at(
+                    offset,
+                    format!("step {}: `at` must be a string like \"30s\"", i + 1),
+                ))
+            }
+            None => return Err(at(offset, format!("step {}: missing `at`", i + 1))),
+        };
+        let at_ms =
+            parse_duration(&when).map_err(|m| at(offset, format!("step {}: at: {m}", i + 1)))?;
+        if at_ms > duration_ms {
+            return Err(at(
+                offset,
+                format!(
+                    "step {}: at {when} is past the end of the scenario ({})",
+                    i + 1,
+                    file.duration.get_ref()
+                ),
+            ));
+        }
+        let fault = Fault::deserialize(toml::Value::Table(table))
+            .map_err(|e| at(offset, format!("step {}: {}", i + 1, e.message().trim())))?;
+        steps.push(Step { at_ms, fault });
+    }
+
+    let expect_at = file.expect.as_ref().map_or(0, |e| e.span().start);
+    let expect = file.expect.map(|e| e.into_inner()).unwrap_or_default();
+    if expect.failover_min_s > expect.failover_max_s {
+        return Err(at(
+            expect_at,
+            format!(
+                "[expect] failover_min_s {} is above failover_max_s {}",
+                expect.failover_min_s, expect.failover_max_s
+            ),
+        ));
+    }
+    let c = &cluster;
+    let shortest_s = (c.peer_down_after_ms() + c.passive_arbitration_delay_ms + c.online_delay_ms)
+        as f64
+        / 1000.0;
+    if expect.failover == Some(true) && expect.failover_max_s < shortest_s {
+        return Err(at(
+            expect_at,
+            format!(
+                "[expect] a failover within {} s is impossible with this [cluster]: detection, \
+             arbitration and bringing resources online take at least {shortest_s} s",
+                expect.failover_max_s
+            ),
+        ));
+    }
+    Ok(Scenario {
+        name: file.name,
+        description: file.description,
+        seeds: file.seeds.unwrap_or_else(|| vec![1]),
+        duration_s: duration_ms.div_ceil(1000),
+        settle_s: settle_ms.div_ceil(1000),
+        workload: file.workload,
+        cluster,
+        hub: file.hub,
+        steps,
+        expect,
+        planted: Default::default(),
+        source: path.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(90_000));
+        assert_eq!(parse_duration("1m30s"), Ok(90_000));
+        assert_eq!(parse_duration("500ms"), Ok(500));
+        assert_eq!(parse_duration("1h"), Ok(3_600_000));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("3 days").is_err());
+    }
+
+    const GOOD: &str = r#"
+name = "x"
+duration = "5m"
+
+[[step]]
+at = "2m"
+do = "power-loss-active"
+
+[[step]]
+at = "3m"
+do = "restart"
+node = "node1"
+
+[expect]
+failover = true
+"#;
+
+    #[test]
+    fn a_good_file_parses() {
+        let s = parse("good.toml", GOOD).unwrap();
+        assert_eq!(s.duration_s, 300);
+        assert_eq!(s.steps.len(), 2);
+        assert_eq!(s.steps[0].at_ms, 120_000);
+        assert_eq!(s.steps[0].fault, Fault::PowerLossActive);
+    }
+
+    fn error(text: &str) -> FileError {
+        parse("bad.toml", text).unwrap_err()
+    }
+
+    #[test]
+    fn errors_name_the_line_and_column() {
+        let e = error("name = \"x\"\nduration = \"5m\"\nfoo = 1\n");
+        assert_eq!((e.line, e.column), (3, 1), "{e}");
+        assert!(e.to_string().starts_with("bad.toml:3:1:"), "{e}");
+        assert!(e.message.contains("foo"), "{e}");
+
+        let e = error("name = \"x\"\nduration = 5\n");
+        assert_eq!(e.line, 2, "{e}");
+
+        let e = error("name = \"x\"\nduration = \"5m\"\n\n[[step]]\nat = \"9m\"\ndo = \"heal\"\n");
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.message.contains("past the end"), "{e}");
+
+        let e = error("name = \"x\"\nduration = \"5m\"\n[[step]]\nat = \"1m\"\ndo = \"crash\"\nnode = \"node3\"\n");
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("node3"), "{e}");
+
+        let e = error("name = \"x\"\nduration = \"5m\"\n[[step]]\nat = \"1m\"\ndo = \"explode\"\n");
+        assert!(e.message.contains("explode"), "{e}");
+
+        let e = error("name = \"x\"\nduration = \"5m\"\n[cluster]\npeer_lease_ms = 100\n");
+        assert!(e.message.contains("peer_lease_ms"), "{e}");
+        assert!(e.line >= 3, "{e}");
+
+        let e = error("name = \"x\"\nduration = \"5m\"\n[expect]\nfailover = true\nfailover_min_s = 1.0\nfailover_max_s = 3.0\n");
+        assert!(e.message.contains("impossible"), "{e}");
+        assert!(e.line >= 3, "{e}");
+
+        let e = error("name = \"x\"\nduration = \"5m\"\n[expect]\nfailover_min_s = 30.0\nfailover_max_s = 20.0\n");
+        assert!(e.message.contains("above"), "{e}");
+    }
+}
