@@ -23,6 +23,8 @@ pub enum Invariant {
     ReplicationSound,
     MountDial,
     Liveness,
+    /// Not an invariant: something the scenario said would happen did not.
+    Expectation,
 }
 
 impl Invariant {
@@ -34,6 +36,7 @@ impl Invariant {
             Invariant::ReplicationSound => "replication-sound",
             Invariant::MountDial => "mount-dial",
             Invariant::Liveness => "liveness",
+            Invariant::Expectation => "expectation",
         }
     }
 }
@@ -62,6 +65,8 @@ struct State {
     duplicated: usize,
     violation: Option<Violation>,
     mounts: Vec<(u64, NodeId, u32)>,
+    /// How often each kind of notable event happened (for scenario expectations).
+    seen: BTreeMap<&'static str, u64>,
 }
 
 pub struct Obs {
@@ -97,6 +102,7 @@ impl Obs {
                 duplicated: 0,
                 violation: None,
                 mounts: Vec::new(),
+                seen: BTreeMap::new(),
             }),
         }
     }
@@ -209,6 +215,27 @@ impl Obs {
         self.state.lock().expect("obs").active_lost_at = None;
     }
 
+    /// Counts a notable event (`redelivered` counts messages).
+    pub fn saw(&self, what: &'static str, n: u64) {
+        *self
+            .state
+            .lock()
+            .expect("obs")
+            .seen
+            .entry(what)
+            .or_default() += n;
+    }
+
+    pub fn seen(&self, what: &str) -> u64 {
+        self.state
+            .lock()
+            .expect("obs")
+            .seen
+            .get(what)
+            .copied()
+            .unwrap_or(0)
+    }
+
     pub fn hash(&self) -> u64 {
         self.state.lock().expect("obs").hash
     }
@@ -224,6 +251,17 @@ impl Observer for Obs {
             return;
         }
         self.trace(node.name(), &format!("{event:?}"));
+        match event {
+            NodeEvent::StayDismounted { .. } => self.saw("dismounted-by-dial", 1),
+            NodeEvent::MoveRefused { .. } => self.saw("move-refused", 1),
+            NodeEvent::Diverged { outcome } if outcome.contains("beyond lost-log resilience") => {
+                self.saw("reseed-required", 1)
+            }
+            NodeEvent::Diverged { outcome } if outcome.starts_with("rolled back") => {
+                self.saw("rolled-back", 1)
+            }
+            _ => {}
+        }
         if let NodeEvent::Mounted { lost, forced, .. } = event {
             let now = self.elapsed_ms();
             let lost_at = {

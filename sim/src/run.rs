@@ -88,6 +88,9 @@ async fn simulate(scenario: Scenario, seed: u64, full_trace: bool) -> RunRecord 
     } else {
         (obs.acked_ids().len(), 0)
     };
+    if obs.violation().is_none() {
+        check_expectations(&scenario.expect, &obs);
+    }
     obs.trace(
         "world",
         &format!("end: {submitted} submitted, {acked} acknowledged, {lost} lost"),
@@ -112,6 +115,39 @@ async fn simulate(scenario: Scenario, seed: u64, full_trace: bool) -> RunRecord 
         duplicated: obs.duplicated(),
         violation,
         trace: obs.full_trace(),
+    }
+}
+
+/// What the scenario said would happen, beyond the always-on invariants.
+fn check_expectations(expect: &crate::scenario::Expect, obs: &Obs) {
+    if expect.failover == Some(true) && obs.failovers().is_empty() {
+        obs.violate(
+            Invariant::Expectation,
+            "a failover was expected, none happened".into(),
+        );
+    }
+    let redelivered = obs.seen("redelivered");
+    if redelivered < expect.redelivered_min {
+        obs.violate(
+            Invariant::Expectation,
+            format!(
+                "expected at least {} redelivered message(s), saw {redelivered}",
+                expect.redelivered_min
+            ),
+        );
+    }
+    for (wanted, what) in [
+        (expect.dismounted_by_dial, "dismounted-by-dial"),
+        (expect.move_refused, "move-refused"),
+        (expect.reseed_required, "reseed-required"),
+        (expect.rolled_back, "rolled-back"),
+    ] {
+        if wanted && obs.seen(what) == 0 {
+            obs.violate(
+                Invariant::Expectation,
+                format!("expected `{what}` to happen; it did not"),
+            );
+        }
     }
 }
 

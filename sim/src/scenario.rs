@@ -136,6 +136,16 @@ pub struct Expect {
     pub failover: Option<bool>,
     pub failover_min_s: f64,
     pub failover_max_s: f64,
+    /// At least this many messages redelivered from the transport dumpster.
+    pub redelivered_min: u64,
+    /// The mount dial must have kept a database dismounted at some point.
+    pub dismounted_by_dial: bool,
+    /// A scheduled move must have been refused.
+    pub move_refused: bool,
+    /// A returning copy must have been found diverged beyond lost-log resilience.
+    pub reseed_required: bool,
+    /// A returning copy must have been rolled back (diverged within lost-log resilience).
+    pub rolled_back: bool,
 }
 
 impl Default for Expect {
@@ -144,6 +154,11 @@ impl Default for Expect {
             failover: None,
             failover_min_s: 10.0,
             failover_max_s: 60.0,
+            redelivered_min: 0,
+            dismounted_by_dial: false,
+            move_refused: false,
+            reseed_required: false,
+            rolled_back: false,
         }
     }
 }

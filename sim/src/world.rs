@@ -465,6 +465,7 @@ impl World {
                             }
                         }
                         HubAction::Redelivering { epoch, count } => {
+                            obs.saw("redelivered", count as u64);
                             obs.trace("hub", &format!("redelivering {count} message(s) from the dumpster for epoch {epoch}"))
                         }
                     }

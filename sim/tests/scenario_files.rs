@@ -11,7 +11,7 @@ fn library() -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 8, "the library has {} files", files.len());
+    assert!(files.len() >= 20, "the library has {} files", files.len());
     files
 }
 

@@ -319,3 +319,32 @@ fn clients_cut_off_from_the_hub_submit_nothing_and_nothing_fails_over() {
     // 50 messages a second for 200 s, less the minute the clients could not reach the hub.
     assert!(r.acked < 7_000 && r.acked > 6_500, "acked {}", r.acked);
 }
+
+#[test]
+fn unmet_expectations_fail_the_run() {
+    for broken in [
+        Expect {
+            move_refused: true,
+            ..Expect::default()
+        },
+        Expect {
+            redelivered_min: 1,
+            ..Expect::default()
+        },
+        Expect {
+            reseed_required: true,
+            ..Expect::default()
+        },
+        Expect {
+            failover: Some(true),
+            failover_max_s: 600.0,
+            ..Expect::default()
+        },
+    ] {
+        let mut s = short(builtin("steady-state").unwrap(), 120, vec![]);
+        s.expect = broken.clone();
+        let r = run(&s, 1, false);
+        assert_eq!(violated(&r), Some(Invariant::Expectation), "{broken:?}");
+        assert_eq!(r.outcome, "expectation");
+    }
+}
