@@ -17,6 +17,14 @@ pub struct Failover {
     pub duration_s: f64,
 }
 
+/// A node mounted the database (its virtual time, and how many log generations it gave up).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mount {
+    pub at_s: f64,
+    pub node: NodeId,
+    pub lost: u32,
+}
+
 /// The record of one run; with `--json`, one line of it per run (a stable contract).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -32,8 +40,47 @@ pub struct RunRecord {
     pub lost: usize,
     pub duplicated: usize,
     pub violation: Option<Violation>,
+    /// Every mount, in order.
+    pub mounts: Vec<Mount>,
+    /// How the cluster ended: who serves, and the passive copy's status.
+    pub final_state: String,
     #[serde(skip)]
     pub trace: Option<Vec<String>>,
+}
+
+impl RunRecord {
+    /// A stable, readable summary of what happened (for snapshots and people).
+    pub fn summary(&self) -> String {
+        let mut out = format!(
+            "scenario {} seed {}: {}
+",
+            self.scenario, self.seed, self.outcome
+        );
+        for m in &self.mounts {
+            out.push_str(&format!(
+                "  mounted on {} at {:.1}s, {} log(s) lost
+",
+                m.node, m.at_s, m.lost
+            ));
+        }
+        let failovers: Vec<String> = self
+            .failovers
+            .iter()
+            .map(|f| format!("{:.1}s", f.duration_s))
+            .collect();
+        out.push_str(&format!(
+            "  failovers: [{}]
+",
+            failovers.join(", ")
+        ));
+        out.push_str(&format!(
+            "  acknowledged {}, lost {}, duplicated {}
+",
+            self.acked, self.lost, self.duplicated
+        ));
+        out.push_str(&format!("  end: {}\n", self.final_state));
+        out
+    }
 }
 
 impl RunRecord {
@@ -95,6 +142,7 @@ async fn simulate(scenario: Scenario, seed: u64, full_trace: bool) -> RunRecord 
         "world",
         &format!("end: {submitted} submitted, {acked} acknowledged, {lost} lost"),
     );
+    let final_state = describe_end(&world);
     let violation = obs.violation();
     RunRecord {
         scenario: scenario.name.clone(),
@@ -114,8 +162,36 @@ async fn simulate(scenario: Scenario, seed: u64, full_trace: bool) -> RunRecord 
         lost,
         duplicated: obs.duplicated(),
         violation,
+        mounts: obs
+            .mounts()
+            .into_iter()
+            .map(|(at, node, lost)| Mount {
+                at_s: at as f64 / 1000.0,
+                node,
+                lost,
+            })
+            .collect(),
+        final_state,
         trace: obs.full_trace(),
     }
+}
+
+fn describe_end(world: &World) -> String {
+    let serving = world
+        .serving()
+        .map_or("nobody serves".to_string(), |n| format!("{n} serves"));
+    let passive = world
+        .serving()
+        .and_then(|n| world.node(n.peer()))
+        .map(|p| {
+            let s = p.lock().expect("node").copy_status();
+            format!(
+                "{} copy {:?}, copy queue {}, replay queue {}",
+                s.node, s.summary, s.copy_queue_length, s.replay_queue_length
+            )
+        })
+        .unwrap_or_else(|| "no passive".to_string());
+    format!("{serving}; {passive}")
 }
 
 /// What the scenario said would happen, beyond the always-on invariants.

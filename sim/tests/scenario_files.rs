@@ -49,3 +49,15 @@ fn every_library_scenario_passes_at_its_default_seeds() {
         }
     }
 }
+
+/// What each library scenario does at its first seed, reviewed as a snapshot: an intended
+/// behaviour change shows up as a diff to accept (`cargo insta review`), never unnoticed.
+#[cfg(madsim)]
+#[test]
+fn library_outcomes_match_their_snapshots() {
+    for path in library() {
+        let scenario = ccr_sim::file::load(&path).unwrap();
+        let record = ccr_sim::run::run(&scenario, scenario.seeds[0], false);
+        insta::assert_snapshot!(scenario.name.clone(), record.summary());
+    }
+}
