@@ -53,8 +53,6 @@ struct State {
     links: [LinkConfig; 2],
     /// Stream ordering: the last scheduled delivery time per (from, to, net).
     last_delivery: BTreeMap<(Endpoint, Endpoint, Net), u64>,
-    sent: u64,
-    dropped: u64,
     corrupt_next: BTreeSet<Endpoint>,
 }
 
@@ -161,18 +159,9 @@ impl SimNet {
         !s.down.contains(&from) && !s.down.contains(&to) && !s.cuts.contains(&(from, to, net))
     }
 
-    pub fn is_down(&self, m: Machine) -> bool {
-        self.state.lock().expect("net").down.contains(&m)
-    }
-
     /// The next log file delivered to `e` arrives with a flipped bit.
     pub fn corrupt_next_copy(&self, e: Endpoint) {
         self.state.lock().expect("net").corrupt_next.insert(e);
-    }
-
-    pub fn counts(&self) -> (u64, u64) {
-        let s = self.state.lock().expect("net");
-        (s.sent, s.dropped)
     }
 }
 
@@ -193,10 +182,8 @@ impl Network for SimNet {
                     bytes[at] ^= 0x08;
                 }
             }
-            s.sent += 1;
             let (a, b) = (Machine::of(from), Machine::of(to));
             if s.down.contains(&a) || s.down.contains(&b) || s.cuts.contains(&(a, b, net)) {
-                s.dropped += 1;
                 return;
             }
             let link = s.links[net.index()];
@@ -206,7 +193,6 @@ impl Network for SimNet {
             if is_datagram(&msg) {
                 let mut rng = madsim::rand::thread_rng();
                 if rng.gen_bool(link.loss.clamp(0.0, 1.0)) {
-                    s.dropped += 1;
                     return;
                 }
                 deliveries.push(now + delay());

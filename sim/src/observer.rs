@@ -164,15 +164,6 @@ impl Obs {
         self.state.lock().expect("obs").acked.clone()
     }
 
-    pub fn serving_now(&self) -> Vec<NodeId> {
-        let s = self.state.lock().expect("obs");
-        s.serving
-            .iter()
-            .filter(|(_, v)| **v)
-            .map(|(k, _)| *k)
-            .collect()
-    }
-
     /// A node's process ended or stopped running: it accepts no writes.
     pub fn process_gone(&self, node: NodeId) {
         self.state.lock().expect("obs").serving.insert(node, false);

@@ -110,11 +110,6 @@ impl Hub {
         self.dumpster.len()
     }
 
-    /// Messages accepted from clients and not yet acknowledged.
-    pub fn pending(&self) -> usize {
-        self.waiting.len() + self.in_flight.len()
-    }
-
     /// A client hands the hub a message.
     pub fn submit(&mut self, now: Now, id: MessageId, size: u32) {
         if self.acknowledged.contains(&id) || self.in_flight.contains_key(&id) {
@@ -138,7 +133,7 @@ impl Hub {
                 {
                     self.active = None;
                 }
-                self.requeue_from(from);
+                self.requeue_in_flight();
             }
             Msg::Delivered {
                 id,
@@ -232,7 +227,8 @@ impl Hub {
         });
     }
 
-    fn requeue_from(&mut self, _node: NodeId) {
+    /// Everything sent and unconfirmed goes back to the front of the queue, in order.
+    fn requeue_in_flight(&mut self) {
         let ids: Vec<(MessageId, u32)> = self
             .in_flight
             .iter()

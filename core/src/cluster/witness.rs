@@ -53,23 +53,12 @@ impl Witness {
         self.lock
     }
 
-    /// The holder whose lease has not run out on the witness's clock.
-    pub fn holder(&self, now: Now) -> Option<NodeId> {
-        self.lock
-            .filter(|l| now.mono < l.renewed_at + self.hold_ms)
-            .map(|l| l.holder)
-    }
-
     /// The witness file was lost (deleted, share recreated): nobody holds the lock. The epoch
     /// counter lives with the witness service, so epochs still only grow.
     pub fn lose_file(&mut self) {
         self.lock = None;
         self.known_head = 0;
         self.known_view = None;
-    }
-
-    pub fn known_head(&self) -> u32 {
-        self.known_head
     }
 
     pub fn handle(&mut self, now: Now, from: NodeId, msg: Msg) {

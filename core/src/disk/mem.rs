@@ -146,11 +146,6 @@ impl MemDisk {
         self.files.keys().cloned().collect()
     }
 
-    /// Bytes of `path` that would survive a crash right now.
-    pub fn durable_len(&self, path: &str) -> Option<usize> {
-        self.files.get(path).map(|f| f.synced)
-    }
-
     fn file_mut(&mut self, path: &str) -> Result<&mut MemFile, DiskError> {
         self.files.get_mut(path).ok_or_else(|| DiskError::NotFound {
             path: path.to_string(),

@@ -23,15 +23,6 @@ pub struct IoDone<T> {
     pub latency: Duration,
 }
 
-impl<T> IoDone<T> {
-    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> IoDone<U> {
-        IoDone {
-            value: f(self.value),
-            latency: self.latency,
-        }
-    }
-}
-
 pub type DiskResult<T> = Result<IoDone<T>, DiskError>;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

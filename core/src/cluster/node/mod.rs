@@ -278,14 +278,8 @@ impl Node {
             closed,
             writer,
         } = boot;
-        let last = closed.keys().next_back().copied();
-        let next = last.unwrap_or(0).max(db.applied()) + 1;
-        let prev_checksum = match last {
-            Some(g) if g + 1 == next => closed.get(&g).copied(),
-            None if next == 1 => Some(0),
-            _ => None,
-        };
-        let inspector = Inspector::new(config.signature, next, prev_checksum);
+        // Replaced by reset_inspector below, once the logs are in place.
+        let inspector = Inspector::new(config.signature, 1, Some(0));
         let role = if state.view.owner == id {
             Role::Owner(OwnerState::Offline {
                 reason: "starting".into(),
@@ -345,6 +339,7 @@ impl Node {
             last_tick: 0,
             config,
         };
+        node.reset_inspector();
         node.tick(now);
         node
     }

@@ -81,7 +81,7 @@ impl Node {
                 let source_last = self
                     .peer
                     .as_ref()
-                    .filter(|p| p.view.owner == p_owner(self))
+                    .filter(|p| p.view.owner == self.id.peer())
                     .map_or(0, |p| p.last_closed)
                     .max(self.move_target.map_or(0, |(_, g)| g));
                 following && next <= source_last
@@ -436,8 +436,4 @@ impl Node {
             }
         }
     }
-}
-
-fn p_owner(node: &Node) -> crate::cluster::NodeId {
-    node.id.peer()
 }
