@@ -11,7 +11,7 @@ use crate::cluster::{Endpoint, Net, Now};
 use crate::disk::{join, replace_atomically, DiskError, DiskOp};
 use crate::storage::database::Database;
 use crate::storage::inspect::{Inspector, Rejection};
-use crate::storage::logfile::{seal, ClosedLog, LogHeader};
+use crate::storage::logfile::{scan, seal, ClosedLog};
 use crate::storage::names::{closed_log_name, OPEN_LOG};
 use crate::storage::Generation;
 
@@ -119,16 +119,14 @@ impl Node {
         }
         self.fetch = None;
         self.drain_finished = true;
-        let Ok(header) = LogHeader::decode(&bytes) else {
+        // An open log without records holds nothing of the lost node's to keep: the new
+        // owner writes that generation itself.
+        let Ok(found) = scan(&bytes) else { return };
+        if found.records.is_empty() {
             return;
-        };
-        match seal(&bytes) {
-            Ok(sealed)
-                if sealed.len() > bytes.len().min(crate::storage::logfile::HEADER_LEN + 17) =>
-            {
-                self.accept_copy(now, &closed_log_name(header.generation), sealed)
-            }
-            _ => {}
+        }
+        if let Ok(sealed) = seal(&bytes) {
+            self.accept_copy(now, &closed_log_name(found.header.generation), sealed);
         }
     }
 
