@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::cluster::boot::boot;
 use crate::cluster::node::{Action, Admin, Input, Node, NodeEvent};
 use crate::cluster::wire::Msg;
 use crate::cluster::{Endpoint, Net, NodeId, Now};
@@ -127,11 +128,34 @@ pub async fn run_node(node: Arc<Mutex<Node>>, inputs: Inputs, env: HostEnv) {
     let id = node.lock().expect("node lock").id();
     let mut io = DiskQueue::default();
     let flush = |node: &mut Node, now: Now, io: &mut DiskQueue| {
-        while let Some(action) = node.poll_action() {
-            match action {
-                Action::Send { to, net, msg } => network.send(Endpoint::Node(id), to, net, msg),
-                Action::Disk { token, ops } => io.issue(&disk, token, &ops),
-                Action::Event(e) => observer.node_event(id, now, &e),
+        loop {
+            let mut restart = false;
+            while let Some(action) = node.poll_action() {
+                match action {
+                    Action::Send { to, net, msg } => network.send(Endpoint::Node(id), to, net, msg),
+                    Action::Disk { token, ops } => io.issue(&disk, token, &ops),
+                    Action::Event(e) => observer.node_event(id, now, &e),
+                    Action::Restart => restart = true,
+                }
+            }
+            if !restart {
+                break;
+            }
+            // The services restart in place: a new node from what the disk holds; the old
+            // one's pending completions die with it.
+            let booted = {
+                let mut d = disk.lock().expect("disk lock");
+                boot(&mut *d, node.config(), now.wall)
+            };
+            match booted {
+                Ok(state) => {
+                    let bugs = node.planted();
+                    *node = Node::new(id, node.config().clone(), state, now);
+                    node.plant_bugs(bugs);
+                    *io = DiskQueue::default();
+                    observer.node_event(id, now, &NodeEvent::ServicesRestarted);
+                }
+                Err(e) => node.restart_failed(now, e.to_string()),
             }
         }
         observer.stepped(node, now);

@@ -136,6 +136,9 @@ fn old_owner_still_holds_a_lease(bugs: PlantedBugs) -> World {
         passive_arbitration_delay_ms: 0,
         lost_log_copy_timeout_ms: 100,
         online_delay_ms: 0,
+        // The cut also silences node1's pings to the hub; without this it would move away on
+        // its own before the takeover this test is about.
+        public_network_failover: false,
         ..ClusterConfig::default()
     };
     let mut faults = Vec::new();

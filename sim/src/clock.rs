@@ -38,6 +38,12 @@ impl SimClock {
         self.state.lock().expect("clock").wall_offset_ms += ms;
     }
 
+    /// The drift (ppm) and the wall offset (ms) in force, for reports.
+    pub fn error(&self) -> (i64, i64) {
+        let s = *self.state.lock().expect("clock");
+        (s.drift_ppm, s.wall_offset_ms)
+    }
+
     fn elapsed_ms(&self) -> u64 {
         self.start.elapsed().as_millis() as u64
     }

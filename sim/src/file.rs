@@ -28,7 +28,7 @@ use ccr_core::cluster::config::ClusterConfig;
 use ccr_core::cluster::hub::HubConfig;
 use serde::Deserialize;
 
-use crate::scenario::{Expect, Fault, Scenario, Step, Workload};
+use crate::scenario::{Expect, Fault, Planted, Scenario, Step, Workload};
 
 /// A scenario file that is not valid, with where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +66,10 @@ struct ScenarioFile {
     #[serde(default)]
     step: Vec<toml::Spanned<toml::Table>>,
     expect: Option<toml::Spanned<Expect>>,
+    /// Test-only: a deliberately broken build, so a shrunk failure of a planted bug replays
+    /// from its file. Never in the library.
+    #[serde(default)]
+    planted: Planted,
 }
 
 /// Parses a duration such as `90s`, `2m`, `1m30s`, `500ms` or `1h` into milliseconds.
@@ -218,9 +222,62 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, FileError> {
         hub: file.hub,
         steps,
         expect,
-        planted: Default::default(),
+        planted: file.planted,
         source: path.to_string(),
     })
+}
+
+/// Writes a scenario as a file `load` reads back to the same scenario: every setting spelled
+/// out (so it still means the same after defaults change), `header` as its opening comment.
+pub fn to_toml(scenario: &Scenario, header: &str) -> String {
+    use toml::{Table, Value};
+    fn table<T: serde::Serialize>(what: &T) -> Value {
+        Value::Table(Table::try_from(what).expect("scenario parts serialise as tables"))
+    }
+    let mut t = Table::new();
+    t.insert("name".into(), scenario.name.clone().into());
+    t.insert("description".into(), scenario.description.clone().into());
+    t.insert(
+        "seeds".into(),
+        Value::Array(
+            scenario
+                .seeds
+                .iter()
+                .map(|s| Value::Integer(*s as i64))
+                .collect(),
+        ),
+    );
+    t.insert(
+        "duration".into(),
+        format!("{}s", scenario.duration_s).into(),
+    );
+    t.insert("settle".into(), format!("{}s", scenario.settle_s).into());
+    t.insert("workload".into(), table(&scenario.workload));
+    t.insert("cluster".into(), table(&scenario.cluster));
+    t.insert("hub".into(), table(&scenario.hub));
+    let steps = scenario
+        .steps
+        .iter()
+        .map(|step| {
+            let mut row = Table::new();
+            row.insert("at".into(), format!("{}ms", step.at_ms).into());
+            if let Value::Table(fault) = table(&step.fault) {
+                row.extend(fault);
+            }
+            Value::Table(row)
+        })
+        .collect();
+    t.insert("step".into(), Value::Array(steps));
+    t.insert("expect".into(), table(&scenario.expect));
+    if scenario.planted != Planted::default() {
+        t.insert("planted".into(), table(&scenario.planted));
+    }
+    let mut out: String = header
+        .lines()
+        .map(|l| format!("# {l}\n").replace("# \n", "#\n"))
+        .collect();
+    out.push_str(&toml::to_string(&t).expect("a table serialises"));
+    out
 }
 
 #[cfg(test)]
@@ -299,5 +356,25 @@ failover = true
 
         let e = error("name = \"x\"\nduration = \"5m\"\n[expect]\nfailover_min_s = 30.0\nfailover_max_s = 20.0\n");
         assert!(e.message.contains("above"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod round_trip {
+    use super::*;
+
+    #[test]
+    fn swarm_scenarios_survive_a_trip_through_a_file() {
+        let swarm = crate::swarm::Swarm::default();
+        for seed in 0..200 {
+            let mut s = swarm.generate(seed);
+            s.planted.nodes.skip_redelivery = seed % 2 == 0;
+            let text = to_toml(&s, "a header\n\nsecond paragraph");
+            let back = parse("x.toml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            assert!(text.starts_with("# a header\n#\n# second paragraph\n"));
+            let mut expected = s.clone();
+            expected.source = "x.toml".into();
+            assert_eq!(back, expected, "seed {seed}");
+        }
     }
 }

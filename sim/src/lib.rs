@@ -11,6 +11,8 @@
 
 pub mod file;
 pub mod scenario;
+pub mod strategy;
+pub mod swarm;
 pub mod topology;
 
 #[cfg(madsim)]
@@ -21,6 +23,10 @@ pub mod net;
 pub mod observer;
 #[cfg(madsim)]
 pub mod run;
+#[cfg(madsim)]
+pub mod shrink;
+#[cfg(madsim)]
+pub mod sweep;
 #[cfg(madsim)]
 pub mod world;
 

@@ -26,6 +26,77 @@ enum Command {
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
+    /// Run swarm seeds (random fault families, rates, workload and config per seed), shrink
+    /// every failure to a scenario file.
+    Sweep(SweepArgs),
+    /// Merge the results of several sweeps or runs (`--json` lines or runs.json files) into one
+    /// summary and, with --report, one set of reports.
+    Merge {
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+        #[arg(long)]
+        report: Option<std::path::PathBuf>,
+    },
+    /// Shrink a failing run to a small scenario file that still fails the same way.
+    Shrink {
+        /// A scenario: built-in name, file, or `swarm:SEED`.
+        scenario: String,
+        #[arg(long)]
+        seed: u64,
+        /// Where to write the shrunk scenario.
+        #[arg(long, default_value = "target/ccr-sim-shrunk")]
+        out: std::path::PathBuf,
+        /// At most this many simulations.
+        #[arg(long, default_value_t = 400)]
+        budget: usize,
+    },
+}
+
+#[derive(clap::Args)]
+struct SweepArgs {
+    /// A half-open seed range, e.g. 0..10000.
+    #[arg(long, value_parser = parse_range)]
+    seeds: (u64, u64),
+    /// Parallel runs (default: the number of cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Run only shard K of N (0 ≤ K < N): the seeds s with s % N == K. For CI matrices and
+    /// indexed jobs; merge the shards' --json output with `ccr-sim merge`.
+    #[arg(long, value_parser = parse_shard)]
+    shard: Option<(u64, u64)>,
+    /// One JSON line per run, as `ccr-sim run --json`.
+    #[arg(long)]
+    json: bool,
+    /// Reports, and the shrunk failures, into this folder.
+    #[arg(long, default_value = "target/ccr-sim-sweep")]
+    report: std::path::PathBuf,
+    /// Do not shrink failures.
+    #[arg(long)]
+    no_shrink: bool,
+    /// Rerun every seed divisible by N and compare trace hashes (0: never).
+    #[arg(long, default_value_t = 100)]
+    determinism_every: u64,
+    /// Simulated seconds of faults and workload per seed (the liveness phase follows).
+    #[arg(long, default_value_t = 600)]
+    duration: u64,
+    /// Only these fault families (default: all of network, process, power, disk, clock,
+    /// witness, gray, admin).
+    #[arg(long)]
+    families: Option<String>,
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    let (k, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("`{s}`: expected K/N, like 0/4"))?;
+    let k: u64 = k.parse().map_err(|e| format!("`{k}`: {e}"))?;
+    let n: u64 = n.parse().map_err(|e| format!("`{n}`: {e}"))?;
+    if n == 0 || k >= n {
+        return Err(format!("`{s}`: need 0 <= K < N"));
+    }
+    Ok((k, n))
 }
 
 #[derive(clap::Args)]
@@ -52,6 +123,12 @@ struct RunArgs {
     /// Override the scenarios' duration (simulated seconds before the liveness phase).
     #[arg(long)]
     duration: Option<u64>,
+    /// Write the reports (index.html, summary.md, junit.xml, runs.json) into this folder.
+    #[arg(long)]
+    report: Option<std::path::PathBuf>,
+    /// No progress bar, no per-run lines: only failures and the summary table.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -79,6 +156,14 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run(args) => run(args),
+        Command::Sweep(args) => sweep(args),
+        Command::Shrink {
+            scenario,
+            seed,
+            out,
+            budget,
+        } => shrink(scenario, seed, out, budget),
+        Command::Merge { files, report } => merge(files, report),
         Command::Check { files } => {
             let mut bad = 0;
             for f in &files {
@@ -105,12 +190,254 @@ fn main() -> ExitCode {
 }
 
 #[cfg(not(madsim))]
-fn run(_: RunArgs) -> ExitCode {
+fn no_runtime() -> ExitCode {
     eprintln!(
         "ccr-sim: this binary was built without the simulator runtime; run it through \
          `cargo xtask sim`, which builds it with RUSTFLAGS=\"--cfg madsim\""
     );
     ExitCode::from(2)
+}
+
+#[cfg(not(madsim))]
+fn run(_: RunArgs) -> ExitCode {
+    no_runtime()
+}
+
+#[cfg(not(madsim))]
+fn sweep(_: SweepArgs) -> ExitCode {
+    no_runtime()
+}
+
+#[cfg(not(madsim))]
+fn shrink(_: String, _: u64, _: std::path::PathBuf, _: usize) -> ExitCode {
+    no_runtime()
+}
+
+/// Reads run records from `--json` lines or a runs.json, naming the file and line when not.
+fn read_records(path: &std::path::Path) -> Result<Vec<ccr_reports::RunRecord>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if text.trim_start().starts_with('[') {
+        return ccr_reports::read_runs(path);
+    }
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim_start().starts_with('{'))
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| {
+                format!(
+                    "{}:{}:{}: not a run record: {e}",
+                    path.display(),
+                    i + 1,
+                    e.column()
+                )
+            })
+        })
+        .collect()
+}
+
+fn merge(files: Vec<std::path::PathBuf>, report: Option<std::path::PathBuf>) -> ExitCode {
+    let mut records = Vec::new();
+    for f in &files {
+        match read_records(f) {
+            Ok(r) => records.extend(r),
+            Err(e) => {
+                eprintln!("ccr-sim: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    records.sort_by(|a, b| (&a.scenario, a.seed).cmp(&(&b.scenario, b.seed)));
+    print!("{}", ccr_reports::stats::text_table(&records));
+    for r in records.iter().filter(|r| !r.passed()) {
+        println!(
+            "FAIL {} seed {}: {}  reproduce: {}",
+            r.scenario,
+            r.seed,
+            r.outcome,
+            r.repro()
+        );
+    }
+    if let Some(dir) = report {
+        let command = std::iter::once("ccr-sim".to_string())
+            .chain(std::env::args().skip(1))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if let Err(e) = ccr_reports::write_all(&dir, &records, &ccr_reports::Meta { command }) {
+            eprintln!("ccr-sim: {e}");
+            return ExitCode::from(2);
+        }
+        eprintln!("reports: {}/index.html", dir.display());
+    }
+    if records.iter().all(|r| r.passed()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// A scenario by name: built-in, `swarm:SEED[:DURATION]`, or a file.
+#[cfg(madsim)]
+fn load_scenario(name: &str) -> Result<ccr_sim::scenario::Scenario, String> {
+    use ccr_sim::scenario::{builtin, BUILTINS};
+    if let Some(s) = builtin(name) {
+        return Ok(s);
+    }
+    if let Some(s) = ccr_sim::swarm::from_name(name) {
+        return Ok(s);
+    }
+    if name.ends_with(".toml") || std::path::Path::new(name).exists() {
+        return ccr_sim::file::load(std::path::Path::new(name)).map_err(|e| e.to_string());
+    }
+    Err(format!(
+        "ccr-sim: unknown scenario `{name}`: not a built-in ({}), not swarm:SEED, nor a scenario file",
+        BUILTINS.join(", ")
+    ))
+}
+
+#[cfg(madsim)]
+fn shrink(name: String, seed: u64, out: std::path::PathBuf, budget: usize) -> ExitCode {
+    let scenario = match load_scenario(&name) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let record = ccr_sim::run::run(&scenario, seed, false);
+    let Some(v) = record.violation else {
+        eprintln!("ccr-sim: {name} passes with seed {seed}: nothing to shrink");
+        return ExitCode::from(2);
+    };
+    eprintln!(
+        "shrinking {name} seed {seed} ({} steps), which violates {}…",
+        scenario.steps.len(),
+        v.invariant.name()
+    );
+    let shrunk = ccr_sim::shrink::shrink(&scenario, seed, v.invariant, budget);
+    match ccr_sim::sweep::write_shrunk(&out, &shrunk) {
+        Ok(path) => {
+            println!("{}", shrunk.explain());
+            println!("wrote {}", path.display());
+            println!(
+                "replay: cargo xtask sim run {} --seed {seed} --trace trace.txt",
+                path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ccr-sim: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(madsim)]
+fn sweep(args: SweepArgs) -> ExitCode {
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let families = match args.families.as_deref().map(ccr_sim::swarm::parse_families) {
+        None => ccr_sim::swarm::Family::ALL.to_vec(),
+        Some(Ok(f)) => f,
+        Some(Err(e)) => {
+            eprintln!("ccr-sim: --families: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let opts = ccr_sim::sweep::SweepOptions {
+        seeds: args.seeds,
+        jobs,
+        shard: args.shard.unwrap_or((0, 1)),
+        determinism_every: args.determinism_every,
+        shrink_into: (!args.no_shrink).then(|| args.report.join("shrunk")),
+        swarm: ccr_sim::swarm::Swarm {
+            duration_s: args.duration,
+            families,
+            ..Default::default()
+        },
+        planted: Default::default(),
+    };
+    let total = opts.seeds().len() as u64;
+    let bar = if args.json || args.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(total).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} seeds, {msg} [{elapsed} elapsed, ~{eta} left]",
+            )
+            .expect("a valid template"),
+        )
+    };
+    let started = std::time::Instant::now();
+    let mut failed = 0;
+    let result = ccr_sim::sweep::sweep(&opts, |r| {
+        if args.json {
+            println!("{}", r.json_line());
+        }
+        if let Some(v) = &r.violation {
+            failed += 1;
+            bar.suspend(|| {
+                eprintln!(
+                    "FAIL seed {}: {} at {:.3}s: {}\n  reproduce: {}",
+                    r.seed,
+                    v.invariant.name(),
+                    v.at_s,
+                    v.message,
+                    r.repro()
+                )
+            });
+        }
+        bar.set_message(format!("{failed} failed"));
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    let wall = started.elapsed().as_secs_f64();
+    for (seed, shrunk, path) in &result.shrunk {
+        eprintln!(
+            "seed {seed}: shrunk to {} step(s) in {} runs: {}\n  replay: cargo xtask sim run {} --seed {seed}",
+            shrunk.scenario.steps.len(),
+            shrunk.runs,
+            shrunk.invariant.name(),
+            path.display()
+        );
+    }
+    for seed in &result.nondeterministic {
+        eprintln!("NONDETERMINISTIC seed {seed}: its rerun gave a different trace hash");
+    }
+    if !args.json {
+        let sim: f64 = result.records.iter().map(|r| r.sim_seconds).sum();
+        println!(
+            "{} seeds: {} passed, {failed} failed; determinism rechecked on {} seed(s), {} differed; {:.0} s wall on {jobs} job(s), {:.0} seeds/hour, {:.0}x real time",
+            result.records.len(),
+            result.records.len() - failed,
+            result.determinism_checked,
+            result.nondeterministic.len(),
+            wall,
+            result.records.len() as f64 / wall * 3600.0,
+            sim / wall
+        );
+    }
+    let command = std::iter::once("ccr-sim".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    match ccr_reports::write_all(
+        &args.report,
+        &result.records,
+        &ccr_reports::Meta { command },
+    ) {
+        Ok(_) => eprintln!("reports: {}/index.html", args.report.display()),
+        Err(e) => {
+            eprintln!("ccr-sim: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    if failed > 0 || !result.nondeterministic.is_empty() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 #[cfg(madsim)]
@@ -123,8 +450,14 @@ fn run(args: RunArgs) -> ExitCode {
         trace,
         check_determinism,
         duration,
+        report,
+        quiet,
     } = args;
-    use ccr_sim::scenario::{builtin, BUILTINS};
+    let command = std::iter::once("ccr-sim".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    use ccr_sim::scenario::BUILTINS;
 
     let names: Vec<String> = if names.is_empty() {
         let mut all: Vec<String> = BUILTINS.iter().map(|s| s.to_string()).collect();
@@ -144,17 +477,7 @@ fn run(args: RunArgs) -> ExitCode {
     };
     let mut scenarios = Vec::new();
     for name in &names {
-        let loaded = match builtin(name) {
-            Some(s) => Ok(s),
-            None if name.ends_with(".toml") || std::path::Path::new(name).exists() => {
-                ccr_sim::file::load(std::path::Path::new(name)).map_err(|e| e.to_string())
-            }
-            None => Err(format!(
-                "ccr-sim: unknown scenario `{name}`: not a built-in ({}) nor a scenario file",
-                BUILTINS.join(", ")
-            )),
-        };
-        match loaded {
+        match load_scenario(name) {
             Ok(mut s) => {
                 if let Some(d) = duration {
                     s.duration_s = d;
@@ -167,55 +490,71 @@ fn run(args: RunArgs) -> ExitCode {
             }
         }
     }
+    let plan: Vec<(&ccr_sim::scenario::Scenario, u64)> = scenarios
+        .iter()
+        .flat_map(|scenario| {
+            let list: Vec<u64> = match (seed, seeds) {
+                (Some(s), _) => vec![s],
+                (None, Some((a, b))) => (a..b).collect(),
+                (None, None) => scenario.seeds.clone(),
+            };
+            list.into_iter().map(move |s| (scenario, s))
+        })
+        .collect();
+    let bar = if json || quiet || plan.len() < 2 {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(plan.len() as u64).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} runs, {msg} [{elapsed} elapsed, ~{eta} left]",
+            )
+            .expect("a valid template"),
+        )
+    };
     let mut failed = 0;
-    let mut runs = 0;
-    for scenario in &scenarios {
-        let list: Vec<u64> = match (seed, seeds) {
-            (Some(s), _) => vec![s],
-            (None, Some((a, b))) => (a..b).collect(),
-            (None, None) => scenario.seeds.clone(),
-        };
-        for s in list {
-            let record = ccr_sim::run::run(scenario, s, trace.is_some());
-            runs += 1;
-            if check_determinism {
-                let again = ccr_sim::run::run(scenario, s, false);
-                if again.trace_hash != record.trace_hash {
+    let mut records = Vec::new();
+    for (scenario, s) in plan {
+        bar.set_message(format!("{} seed {s}", scenario.name));
+        let mut record = ccr_sim::run::run(scenario, s, trace.is_some());
+        if check_determinism {
+            let again = ccr_sim::run::run(scenario, s, false);
+            if again.trace_hash != record.trace_hash {
+                bar.suspend(|| {
                     eprintln!(
                         "NONDETERMINISTIC {} seed {s}: trace hash {} then {}",
                         scenario.name, record.trace_hash, again.trace_hash
-                    );
-                    failed += 1;
-                }
-            }
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&record).expect("record serialises")
-                );
-            } else {
-                let failovers: Vec<String> = record
-                    .failovers
-                    .iter()
-                    .map(|f| format!("{:.1}s", f.duration_s))
-                    .collect();
-                println!(
-                    "{} {:<20} seed {:<6} sim {:>7.1}s wall {:>6}ms acked {:>6} lost {} failovers [{}] trace {}",
-                    if record.passed() { "PASS" } else { "FAIL" },
-                    record.scenario,
-                    record.seed,
-                    record.sim_seconds,
-                    record.wall_ms,
-                    record.acked,
-                    record.lost,
-                    failovers.join(", "),
-                    record.trace_hash
-                );
-            }
-            if let Some(v) = &record.violation {
+                    )
+                });
                 failed += 1;
+            }
+        }
+        if json {
+            println!("{}", record.json_line());
+        } else if !quiet {
+            let failovers: Vec<String> = record
+                .failovers
+                .iter()
+                .map(|f| format!("{:.1}s", f.duration_s))
+                .collect();
+            bar.println(format!(
+                "{} {:<20} seed {:<6} sim {:>7.1}s wall {:>6}ms acked {:>6} lost {} failovers [{}] trace {}",
+                if record.passed() { "PASS" } else { "FAIL" },
+                record.scenario,
+                record.seed,
+                record.sim_seconds,
+                record.wall_ms,
+                record.acked,
+                record.lost,
+                failovers.join(", "),
+                record.trace_hash
+            ));
+        }
+        if let Some(v) = &record.violation {
+            failed += 1;
+            bar.suspend(|| {
                 eprintln!(
-                    "  violated {} at {:.3}s: {}",
+                    "  {} seed {s} violated {} at {:.3}s: {}",
+                    scenario.name,
                     v.invariant.name(),
                     v.at_s,
                     v.message
@@ -224,24 +563,33 @@ fn run(args: RunArgs) -> ExitCode {
                 for line in &v.last_events {
                     eprintln!("    {line}");
                 }
-                eprintln!(
-                    "  reproduce: cargo xtask sim run {} --seed {s} --trace trace.txt",
-                    scenario.source
-                );
-            }
-            if let (Some(path), Some(lines)) = (&trace, &record.trace) {
-                if let Err(e) = std::fs::write(path, lines.join("\n") + "\n") {
-                    eprintln!("ccr-sim: cannot write {}: {e}", path.display());
-                    return ExitCode::from(2);
-                }
+                eprintln!("  reproduce: {}", record.repro());
+            });
+        }
+        if let (Some(path), Some(lines)) = (&trace, record.trace.take()) {
+            if let Err(e) = std::fs::write(path, lines.join("\n") + "\n") {
+                eprintln!("ccr-sim: cannot write {}: {e}", path.display());
+                return ExitCode::from(2);
             }
         }
+        records.push(record);
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     if !json {
-        println!(
-            "{runs} runs: {} passed, {failed} failed",
-            runs - failed.min(runs)
-        );
+        print!("{}", ccr_reports::stats::text_table(&records));
+    }
+    if let Some(dir) = &report {
+        match ccr_reports::write_all(dir, &records, &ccr_reports::Meta { command }) {
+            Ok(_) => eprintln!(
+                "reports: {}/index.html (and summary.md, junit.xml, runs.json)",
+                dir.display()
+            ),
+            Err(e) => {
+                eprintln!("ccr-sim: {e}");
+                return ExitCode::from(2);
+            }
+        }
     }
     if failed > 0 {
         ExitCode::FAILURE

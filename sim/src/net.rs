@@ -159,6 +159,56 @@ impl SimNet {
         !s.down.contains(&from) && !s.down.contains(&to) && !s.cuts.contains(&(from, to, net))
     }
 
+    /// Which of `m`'s links are cut right now, in words (for reports).
+    pub fn impairments(&self, m: Machine) -> Vec<String> {
+        let s = self.state.lock().expect("net");
+        let mut out = Vec::new();
+        for net in [Net::Public, Net::Private] {
+            let cut_to: Vec<&str> = s
+                .cuts
+                .iter()
+                .filter(|(a, _, n)| *a == m && *n == net)
+                .map(|(_, b, _)| b.name())
+                .collect();
+            let cut_from: Vec<&str> = s
+                .cuts
+                .iter()
+                .filter(|(_, b, n)| *b == m && *n == net)
+                .map(|(a, _, _)| a.name())
+                .filter(|a| !cut_to.contains(a))
+                .collect();
+            if !cut_to.is_empty() {
+                out.push(format!("{net:?} cut to {}", cut_to.join(",")).to_lowercase());
+            }
+            if !cut_from.is_empty() {
+                out.push(format!("{net:?} cut from {}", cut_from.join(",")).to_lowercase());
+            }
+        }
+        out
+    }
+
+    /// The link faults (loss, duplication, delay) each network carries right now, in words.
+    pub fn link_faults(&self) -> Vec<String> {
+        let s = self.state.lock().expect("net");
+        let mut out = Vec::new();
+        for net in Net::ALL {
+            let link = s.links[net.index()];
+            if link != LinkConfig::default() {
+                out.push(
+                    format!(
+                        "{net:?} link loss {:.0}% dup {:.0}% delay {}-{} ms",
+                        link.loss * 100.0,
+                        link.duplicate * 100.0,
+                        link.min_delay_ms,
+                        link.max_delay_ms
+                    )
+                    .to_lowercase(),
+                );
+            }
+        }
+        out
+    }
+
     /// The next log file delivered to `e` arrives with a flipped bit.
     pub fn corrupt_next_copy(&self, e: Endpoint) {
         self.state.lock().expect("net").corrupt_next.insert(e);

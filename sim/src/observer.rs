@@ -9,45 +9,11 @@ use ccr_core::cluster::node::{Node, NodeEvent};
 use ccr_core::cluster::{NodeId, Now};
 use ccr_core::host::Observer;
 use ccr_core::storage::MessageId;
-use serde::{Deserialize, Serialize};
+use ccr_reports::record::{Mark, Window};
 
 use crate::scenario::Expect;
 
-/// The invariants of DESIGN.md, by the names `--json` reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Invariant {
-    NoAcknowledgedLoss,
-    SingleActive,
-    FailoverWindow,
-    ReplicationSound,
-    MountDial,
-    Liveness,
-    /// Not an invariant: something the scenario said would happen did not.
-    Expectation,
-}
-
-impl Invariant {
-    pub fn name(self) -> &'static str {
-        match self {
-            Invariant::NoAcknowledgedLoss => "no-acknowledged-loss",
-            Invariant::SingleActive => "single-active",
-            Invariant::FailoverWindow => "failover-window",
-            Invariant::ReplicationSound => "replication-sound",
-            Invariant::MountDial => "mount-dial",
-            Invariant::Liveness => "liveness",
-            Invariant::Expectation => "expectation",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Violation {
-    pub invariant: Invariant,
-    pub at_s: f64,
-    pub message: String,
-    pub last_events: Vec<String>,
-}
+pub use ccr_reports::record::{Invariant, Violation};
 
 const KEEP_LAST: usize = 40;
 
@@ -67,6 +33,8 @@ struct State {
     mounts: Vec<(u64, NodeId, u32)>,
     /// How often each kind of notable event happened (for scenario expectations).
     seen: BTreeMap<&'static str, u64>,
+    steps: Vec<Mark>,
+    windows: Vec<Window>,
 }
 
 pub struct Obs {
@@ -103,6 +71,8 @@ impl Obs {
                 violation: None,
                 mounts: Vec::new(),
                 seen: BTreeMap::new(),
+                steps: Vec::new(),
+                windows: Vec::new(),
             }),
         }
     }
@@ -158,6 +128,10 @@ impl Obs {
 
     pub fn duplicated(&self) -> usize {
         self.state.lock().expect("obs").duplicated
+    }
+
+    pub fn acked_count(&self) -> usize {
+        self.state.lock().expect("obs").acked.len()
     }
 
     pub fn acked_ids(&self) -> BTreeSet<MessageId> {
@@ -227,6 +201,24 @@ impl Obs {
             .unwrap_or(0)
     }
 
+    /// A scenario step was carried out (for the report's timeline).
+    pub fn step(&self, label: String) {
+        let t_s = self.elapsed_ms() as f64 / 1000.0;
+        self.state
+            .lock()
+            .expect("obs")
+            .steps
+            .push(Mark { t_s, label });
+    }
+
+    pub fn steps(&self) -> Vec<Mark> {
+        self.state.lock().expect("obs").steps.clone()
+    }
+
+    pub fn failover_windows(&self) -> Vec<Window> {
+        self.state.lock().expect("obs").windows.clone()
+    }
+
     pub fn hash(&self) -> u64 {
         self.state.lock().expect("obs").hash
     }
@@ -277,7 +269,14 @@ impl Observer for Obs {
             };
             if let Some(at) = lost_at {
                 let took = (now - at) as f64 / 1000.0;
-                self.state.lock().expect("obs").failovers.push(took);
+                {
+                    let mut s = self.state.lock().expect("obs");
+                    s.failovers.push(took);
+                    s.windows.push(Window {
+                        from_s: at as f64 / 1000.0,
+                        to_s: now as f64 / 1000.0,
+                    });
+                }
                 if self.expect.failover == Some(false) {
                     self.violate(
                         Invariant::FailoverWindow,

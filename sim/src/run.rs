@@ -6,88 +6,12 @@ use std::time::Duration;
 
 use ccr_core::cluster::NodeId;
 use ccr_core::storage::MessageId;
-use serde::{Deserialize, Serialize};
 
-use crate::observer::{Invariant, Obs, Violation};
+use crate::observer::{Invariant, Obs};
 use crate::scenario::Scenario;
 use crate::world::World;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Failover {
-    pub duration_s: f64,
-}
-
-/// A node mounted the database (its virtual time, and how many log generations it gave up).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Mount {
-    pub at_s: f64,
-    pub node: NodeId,
-    pub lost: u32,
-}
-
-/// The record of one run; with `--json`, one line of it per run (a stable contract).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunRecord {
-    pub scenario: String,
-    pub seed: u64,
-    /// `"pass"` or the violated invariant's name.
-    pub outcome: String,
-    pub trace_hash: String,
-    pub sim_seconds: f64,
-    pub wall_ms: u64,
-    pub failovers: Vec<Failover>,
-    pub acked: usize,
-    pub lost: usize,
-    pub duplicated: usize,
-    pub violation: Option<Violation>,
-    /// Every mount, in order.
-    pub mounts: Vec<Mount>,
-    /// How the cluster ended: who serves, and the passive copy's status.
-    pub final_state: String,
-    #[serde(skip)]
-    pub trace: Option<Vec<String>>,
-}
-
-impl RunRecord {
-    /// A stable, readable summary of what happened (for snapshots and people).
-    pub fn summary(&self) -> String {
-        let mut out = format!(
-            "scenario {} seed {}: {}
-",
-            self.scenario, self.seed, self.outcome
-        );
-        for m in &self.mounts {
-            out.push_str(&format!(
-                "  mounted on {} at {:.1}s, {} log(s) lost
-",
-                m.node, m.at_s, m.lost
-            ));
-        }
-        let failovers: Vec<String> = self
-            .failovers
-            .iter()
-            .map(|f| format!("{:.1}s", f.duration_s))
-            .collect();
-        out.push_str(&format!(
-            "  failovers: [{}]
-",
-            failovers.join(", ")
-        ));
-        out.push_str(&format!(
-            "  acknowledged {}, lost {}, duplicated {}
-",
-            self.acked, self.lost, self.duplicated
-        ));
-        out.push_str(&format!("  end: {}\n", self.final_state));
-        out
-    }
-}
-
-impl RunRecord {
-    pub fn passed(&self) -> bool {
-        self.violation.is_none()
-    }
-}
+pub use ccr_reports::record::{Failover, Mount, RunRecord, Timeline};
 
 /// Runs `scenario` with `seed` on a fresh thread under madsim. `full_trace` keeps every trace
 /// line (for `--trace`); the hash covers them either way.
@@ -112,6 +36,8 @@ async fn simulate(scenario: Scenario, seed: u64, full_trace: bool) -> RunRecord 
     steps.sort_by_key(|s| s.at_ms);
     let mut steps = steps.into_iter().peekable();
     let mut t = 0u64;
+    let mut samples = vec![sample(&world, &obs)];
+    let mut liveness_from_s = None;
     while t < end.as_millis() as u64 && obs.violation().is_none() {
         t += 1000;
         tokio::time::sleep_until(start_plus(&obs, t)).await;
@@ -119,15 +45,20 @@ async fn simulate(scenario: Scenario, seed: u64, full_trace: bool) -> RunRecord 
             world.apply(&step.fault);
         }
         obs.check_overdue();
+        world.retry_failed_starts(t / 1000);
+        samples.push(sample(&world, &obs));
     }
     let submitted = world.submitted();
 
     if obs.violation().is_none() {
         obs.stop_failover_clock();
         world.heal_everything();
+        liveness_from_s = Some(obs.elapsed_ms() as f64 / 1000.0);
         let settle = obs.elapsed_ms() + scenario.settle_s * 1000;
         while obs.elapsed_ms() < settle && obs.violation().is_none() {
             tokio::time::sleep(Duration::from_secs(1)).await;
+            world.retry_failed_starts(obs.elapsed_ms() / 1000);
+            samples.push(sample(&world, &obs));
         }
     }
     let (acked, lost) = if obs.violation().is_none() {
@@ -136,7 +67,7 @@ async fn simulate(scenario: Scenario, seed: u64, full_trace: bool) -> RunRecord 
         (obs.acked_ids().len(), 0)
     };
     if obs.violation().is_none() {
-        check_expectations(&scenario.expect, &obs);
+        check_expectations(&scenario.expect, &obs, world.serving(), &samples);
     }
     obs.trace(
         "world",
@@ -146,6 +77,7 @@ async fn simulate(scenario: Scenario, seed: u64, full_trace: bool) -> RunRecord 
     let violation = obs.violation();
     RunRecord {
         scenario: scenario.name.clone(),
+        source: scenario.source.clone(),
         seed,
         outcome: violation
             .as_ref()
@@ -167,13 +99,26 @@ async fn simulate(scenario: Scenario, seed: u64, full_trace: bool) -> RunRecord 
             .into_iter()
             .map(|(at, node, lost)| Mount {
                 at_s: at as f64 / 1000.0,
-                node,
+                node: node.to_string(),
                 lost,
             })
             .collect(),
         final_state,
+        timeline: Timeline {
+            machines: ["node1", "node2", "hub", "clients"]
+                .map(String::from)
+                .to_vec(),
+            samples,
+            steps: obs.steps(),
+            failover_windows: obs.failover_windows(),
+            liveness_from_s,
+        },
         trace: obs.full_trace(),
     }
+}
+
+fn sample(world: &World, obs: &Obs) -> ccr_reports::record::Sample {
+    world.sample(obs.elapsed_ms() as f64 / 1000.0, obs.acked_count() as u64)
 }
 
 fn describe_end(world: &World) -> String {
@@ -195,7 +140,32 @@ fn describe_end(world: &World) -> String {
 }
 
 /// What the scenario said would happen, beyond the always-on invariants.
-fn check_expectations(expect: &crate::scenario::Expect, obs: &Obs) {
+fn check_expectations(
+    expect: &crate::scenario::Expect,
+    obs: &Obs,
+    serving: Option<NodeId>,
+    samples: &[ccr_reports::record::Sample],
+) {
+    if let Some(wanted) = expect.ends_on {
+        if serving != Some(wanted) {
+            obs.violate(
+                Invariant::Expectation,
+                format!(
+                    "expected {wanted} to serve at the end; {}",
+                    serving.map_or("nobody does".into(), |n| format!("{n} does"))
+                ),
+            );
+        }
+    }
+    if let Some(max) = expect.outage_max_s {
+        let longest = longest_outage_s(samples);
+        if longest > max {
+            obs.violate(
+                Invariant::Expectation,
+                format!("clients were without service for {longest:.0} s at a stretch; at most {max:.0} s expected"),
+            );
+        }
+    }
     if expect.failover == Some(true) && obs.failovers().is_empty() {
         obs.violate(
             Invariant::Expectation,
@@ -227,6 +197,25 @@ fn check_expectations(expect: &crate::scenario::Expect, obs: &Obs) {
     }
 }
 
+/// The longest stretch (s) in which clients could not reach a serving node, once one had
+/// served.
+fn longest_outage_s(samples: &[ccr_reports::record::Sample]) -> f64 {
+    let mut longest = 0.0f64;
+    let mut since: Option<f64> = None;
+    let mut served_once = false;
+    for s in samples {
+        let out = s.machines.get(3).is_some_and(|c| c.state == "outage");
+        if !out {
+            served_once = true;
+            since = None;
+        } else if served_once {
+            let from = *since.get_or_insert(s.t_s);
+            longest = longest.max(s.t_s - from);
+        }
+    }
+    longest
+}
+
 fn start_plus(obs: &Obs, ms: u64) -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_millis(ms.saturating_sub(obs.elapsed_ms()))
 }
@@ -238,7 +227,23 @@ fn final_checks(world: &World, obs: &Obs) -> (usize, usize) {
     let Some(active) = world.serving() else {
         obs.violate(
             Invariant::Liveness,
-            "after healing, no node serves the database".into(),
+            format!(
+                "after healing, no node serves the database ({})",
+                NodeId::ALL
+                    .map(|n| match (world.node(n), world.boot_error(n)) {
+                        (Some(node), _) => {
+                            let node = node.lock().expect("node");
+                            format!(
+                                "{n} {}: {:?}",
+                                node.role_name(),
+                                node.cms_status(Default::default()).reason
+                            )
+                        }
+                        (None, Some(e)) => format!("{n} cannot start: {e}"),
+                        (None, None) => format!("{n} down"),
+                    })
+                    .join("; ")
+            ),
         );
         return (acked.len(), 0);
     };
@@ -264,7 +269,12 @@ fn final_checks(world: &World, obs: &Obs) -> (usize, usize) {
     let Some(passive_node) = world.node(passive_id) else {
         obs.violate(
             Invariant::Liveness,
-            format!("{passive_id} is not running after healing"),
+            format!(
+                "{passive_id} is not running after healing{}",
+                world
+                    .boot_error(passive_id)
+                    .map_or(String::new(), |e| format!(": it cannot start: {e}"))
+            ),
         );
         return (acked.len(), 0);
     };

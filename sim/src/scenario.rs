@@ -105,6 +105,30 @@ pub enum Fault {
     },
 }
 
+impl Fault {
+    /// A short label in scenario-file words: `crash node=node1`, `move target=node1 …`.
+    pub fn label(&self) -> String {
+        let value = serde_json::to_value(self).expect("a fault serialises");
+        let Some(map) = value.as_object() else {
+            return format!("{self:?}");
+        };
+        let mut out = map
+            .get("do")
+            .and_then(|d| d.as_str())
+            .unwrap_or("?")
+            .to_string();
+        for (k, v) in map.iter().filter(|(k, _)| *k != "do") {
+            let v = match v {
+                serde_json::Value::Null => continue,
+                serde_json::Value::String(s) => format!("{s:?}"),
+                other => other.to_string(),
+            };
+            out.push_str(&format!(" {k}={v}"));
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
@@ -146,6 +170,11 @@ pub struct Expect {
     pub reseed_required: bool,
     /// A returning copy must have been rolled back (diverged within lost-log resilience).
     pub rolled_back: bool,
+    /// The node that must serve when the run ends.
+    pub ends_on: Option<NodeId>,
+    /// Clients may be without service at most this long at a stretch once the cluster first
+    /// served (seconds, measured to the simulator's one-second sampling).
+    pub outage_max_s: Option<f64>,
 }
 
 impl Default for Expect {
@@ -159,6 +188,8 @@ impl Default for Expect {
             move_refused: false,
             reseed_required: false,
             rolled_back: false,
+            ends_on: None,
+            outage_max_s: None,
         }
     }
 }
@@ -178,8 +209,8 @@ pub struct Scenario {
     pub hub: HubConfig,
     pub steps: Vec<Step>,
     pub expect: Expect,
-    /// Test-only broken logic, to show each checker firing. Never read from a file.
-    #[serde(skip)]
+    /// Test-only broken logic, to show each checker firing (and to replay a shrunk failure of
+    /// a planted bug from its file).
     pub planted: Planted,
     /// What `ccr-sim run` needs to find this scenario again: a built-in name or a file path.
     #[serde(skip)]
@@ -187,8 +218,10 @@ pub struct Scenario {
 }
 
 /// Bugs a test can plant in the logic under simulation.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Planted {
+    /// In a file: `[planted.nodes]`, e.g. `skip_takeover_guard = true`.
     pub nodes: PlantedBugs,
     pub witness_grants_everyone: bool,
     pub hub_skips_redelivery: bool,

@@ -15,6 +15,7 @@ use ccr_core::cluster::{Endpoint, Net, NodeId};
 use ccr_core::disk::{MemDisk, Tear};
 use ccr_core::host::{run_node, Clock, HostEnv, Incoming, Inputs, Network};
 use ccr_core::storage::MessageId;
+use ccr_reports::record::{MachineSample, Sample};
 use madsim::rand::Rng;
 use rand::SeedableRng;
 use tokio::sync::mpsc;
@@ -37,6 +38,8 @@ pub struct NodeMachine {
     pub disk: Arc<Mutex<MemDisk>>,
     pub clock: Arc<SimClock>,
     process: Arc<Mutex<Option<Process>>>,
+    /// Why the last start failed, while it keeps failing.
+    boot_error: Mutex<Option<String>>,
 }
 
 pub struct World {
@@ -63,6 +66,7 @@ impl World {
                 disk: Arc::new(Mutex::new(MemDisk::default())),
                 clock: Arc::new(SimClock::new()),
                 process: Arc::new(Mutex::new(None)),
+                boot_error: Mutex::new(None),
             })
             .collect();
         let mut w = Witness::new(&config);
@@ -131,12 +135,15 @@ impl World {
             boot(&mut *disk, &self.config, now.wall)
         };
         let state = match state {
-            Ok(s) => s,
+            Ok(s) => {
+                *m.boot_error.lock().expect("boot error") = None;
+                s
+            }
             Err(e) => {
-                self.obs.violate(
-                    crate::observer::Invariant::Liveness,
-                    format!("{id} cannot start: {e}"),
-                );
+                // Like a service that fails to start (say on a full disk): the machine tries
+                // again every ten seconds; liveness after healing judges whether it ever does.
+                self.obs.trace(id.name(), &format!("cannot start: {e}"));
+                *m.boot_error.lock().expect("boot error") = Some(e.to_string());
                 return;
             }
         };
@@ -175,6 +182,26 @@ impl World {
             pause,
             task,
         });
+    }
+
+    /// Retries the start of every node whose services failed to start (called each second;
+    /// a retry happens every ten).
+    pub fn retry_failed_starts(&self, second: u64) {
+        for m in &self.nodes {
+            let failed = m.boot_error.lock().expect("boot error").is_some();
+            if failed && second.is_multiple_of(10) {
+                self.start(m.id);
+            }
+        }
+    }
+
+    /// Why `id`'s services last failed to start, if they are failing.
+    pub fn boot_error(&self, id: NodeId) -> Option<String> {
+        self.machine(id)
+            .boot_error
+            .lock()
+            .expect("boot error")
+            .clone()
     }
 
     /// The node's services die; the machine and its disk stay.
@@ -263,6 +290,7 @@ impl World {
     /// Carries out one step of a scenario.
     pub fn apply(&self, fault: &Fault) {
         self.obs.trace("fault", &format!("{fault:?}"));
+        self.obs.step(fault.label());
         let active = self.serving();
         let takes_active = |n: NodeId| active == Some(n);
         match fault {
@@ -382,6 +410,96 @@ impl World {
             self.start(m.id);
         }
         self.obs.trace("world", "healed: faults stopped");
+    }
+
+    /// The cluster right now, for the report's timeline: node1, node2, hub, clients.
+    pub fn sample(&self, t_s: f64, acked: u64) -> Sample {
+        let serving = self.serving();
+        let mut machines = Vec::new();
+        for m in &self.nodes {
+            let process = m.process.lock().expect("process");
+            let mut faults = self.net.impairments(Machine::node(m.id));
+            let disk = m.disk.lock().expect("disk");
+            if disk.used() >= disk.capacity() || disk.capacity() < MemDisk::default().capacity() {
+                faults.push(format!("disk capacity {} KB", disk.capacity() / 1024));
+            }
+            if disk.slowdown() > 1 {
+                faults.push(format!("disk {}x slower", disk.slowdown()));
+            }
+            drop(disk);
+            let (drift, offset) = m.clock.error();
+            if drift != 0 || offset != 0 {
+                faults.push(format!("clock drift {drift} ppm, wall offset {offset} ms"));
+            }
+            let (state, copy_queue, replay_queue) = match process.as_ref() {
+                None => {
+                    faults.push("down".into());
+                    ("down", 0, 0)
+                }
+                Some(p) if *p.pause.borrow() => {
+                    faults.push("paused".into());
+                    ("paused", 0, 0)
+                }
+                Some(p) => {
+                    let node = p.node.lock().expect("node");
+                    let role = node.role_name();
+                    if role == "passive" {
+                        let c = node.copy_status();
+                        (role, c.copy_queue_length, c.replay_queue_length)
+                    } else {
+                        (role, 0, 0)
+                    }
+                }
+            };
+            machines.push(MachineSample {
+                state: state.into(),
+                faults,
+                copy_queue,
+                replay_queue,
+            });
+        }
+        let witness_up = *self.witness_up.lock().expect("witness");
+        let mut hub_faults = self.net.impairments(Machine::Hub);
+        if !witness_up {
+            hub_faults.push("witness down".into());
+        }
+        machines.push(MachineSample {
+            state: if witness_up {
+                "witness up"
+            } else {
+                "witness down"
+            }
+            .into(),
+            faults: hub_faults,
+            copy_queue: 0,
+            replay_queue: 0,
+        });
+        let reaches_service = serving.is_some_and(|n| {
+            self.net
+                .reachable(Machine::Client, Machine::Hub, Net::Public)
+                && self
+                    .net
+                    .reachable(Machine::Hub, Machine::node(n), Net::Public)
+        });
+        machines.push(MachineSample {
+            state: if reaches_service { "served" } else { "outage" }.into(),
+            faults: self.net.impairments(Machine::Client),
+            copy_queue: 0,
+            replay_queue: 0,
+        });
+        Sample {
+            t_s,
+            machines,
+            witness_owner: self
+                .witness
+                .lock()
+                .expect("witness")
+                .lock()
+                .map(|l| l.holder.to_string()),
+            serving: serving.map(|n| n.to_string()),
+            acked,
+            network_faults: self.net.link_faults(),
+        }
     }
 
     pub fn submitted(&self) -> u64 {

@@ -348,3 +348,109 @@ fn unmet_expectations_fail_the_run() {
         assert_eq!(r.outcome, "expectation");
     }
 }
+
+#[test]
+fn the_end_and_outage_expectations_fire() {
+    // Nothing moves node1 away, so expecting node2 at the end fails.
+    let mut s = short(builtin("steady-state").unwrap(), 60, vec![]);
+    s.expect.ends_on = Some(NodeId::Node2);
+    let r = run(&s, 1, false);
+    assert_eq!(
+        violated(&r),
+        Some(Invariant::Expectation),
+        "{:?}",
+        r.violation
+    );
+    assert!(r.violation.unwrap().message.contains("node2 to serve"));
+
+    // Clients cut off from the hub for a minute: an outage longer than 30 s.
+    let mut s = short(
+        builtin("steady-state").unwrap(),
+        120,
+        vec![
+            step(
+                20,
+                Fault::Partition {
+                    from: Machine::Client,
+                    to: Machine::Hub,
+                    net: None,
+                    one_way: false,
+                },
+            ),
+            step(80, Fault::Heal),
+        ],
+    );
+    s.expect.outage_max_s = Some(30.0);
+    let r = run(&s, 1, false);
+    assert_eq!(
+        violated(&r),
+        Some(Invariant::Expectation),
+        "{:?}",
+        r.violation
+    );
+    assert!(r.violation.unwrap().message.contains("without service"));
+}
+
+#[test]
+fn a_public_network_failure_on_the_active_moves_the_server_losslessly() {
+    let mut s = short(
+        builtin("steady-state").unwrap(),
+        240,
+        vec![step(
+            60,
+            Fault::Isolate {
+                machine: Machine::Node1,
+                net: Some(Net::Public),
+            },
+        )],
+    );
+    s.expect.ends_on = Some(NodeId::Node2);
+    s.expect.outage_max_s = Some(20.0);
+    for seed in 0..20 {
+        let r = run(&s, seed, false);
+        assert!(r.passed(), "seed {seed}: {:?}", r.violation);
+        assert_eq!(r.mounts.len(), 2, "seed {seed}: {:?}", r.mounts);
+        assert_eq!(r.mounts[1].lost, 0);
+    }
+    // With the resource failover off, the server stays and clients wait.
+    s.cluster.public_network_failover = false;
+    s.expect.ends_on = Some(NodeId::Node1);
+    s.expect.outage_max_s = None;
+    let r = run(&s, 1, false);
+    assert!(r.passed(), "{:?}", r.violation);
+    assert_eq!(r.mounts.len(), 1);
+}
+
+#[test]
+fn a_run_records_a_timeline_the_reports_can_draw() {
+    let r = run(&crash(), 1, false);
+    let tl = &r.timeline;
+    assert_eq!(tl.machines, ["node1", "node2", "hub", "clients"]);
+    // One sample a simulated second, through the liveness phase.
+    assert!(tl.samples.len() as f64 >= r.sim_seconds - 1.0);
+    assert_eq!(tl.steps.len(), 2, "{:?}", tl.steps);
+    assert!(tl.steps[0].label.starts_with("power-loss-active"));
+    // The failover window is the failover the checker measured.
+    assert_eq!(tl.failover_windows.len(), 1);
+    let w = &tl.failover_windows[0];
+    assert!((w.to_s - w.from_s - r.failovers[0].duration_s).abs() < 1e-9);
+    // During it, the crashed node is down with a fault shown, and clients see an outage.
+    let during = tl
+        .samples
+        .iter()
+        .find(|s| s.t_s > w.from_s + 1.0)
+        .expect("a sample inside the window");
+    let lost = r.mounts[0].node.as_str();
+    let lost_index = if lost == "node1" { 0 } else { 1 };
+    assert_eq!(during.machines[lost_index].state, "down");
+    assert!(during.machines[lost_index]
+        .faults
+        .contains(&"down".to_string()));
+    assert_eq!(during.machines[3].state, "outage");
+    assert!(tl.samples.last().unwrap().acked as usize == r.acked);
+
+    let dir = tempfile::tempdir().unwrap();
+    ccr_reports::write_all(dir.path(), &[r], &Default::default()).unwrap();
+    let html = std::fs::read_to_string(dir.path().join("index.html")).unwrap();
+    assert!(html.contains("failover 1"));
+}

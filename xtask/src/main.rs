@@ -8,6 +8,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
 
 const MADSIM_TARGET: &str = "target/madsim";
+/// Where `cargo xtask sim` with no arguments writes its reports.
+const DEFAULT_REPORT: &str = "target/ccr-sim-report";
 
 /// Packages whose tests depend on which runtime is compiled in; the pure core's tests would
 /// only repeat themselves under madsim.
@@ -48,7 +50,7 @@ fn main() -> ExitCode {
             eprintln!("usage: cargo xtask <test | sim [ARGS…]>");
             eprintln!("  test  fmt, clippy and tests in the normal and the --cfg madsim build");
             eprintln!(
-                "  sim   build the simulator and run ccr-sim (default: every built-in scenario)"
+                "  sim   build the simulator and run ccr-sim (default: the whole library, reports into target/ccr-sim-report)"
             );
             return ExitCode::from(2);
         }
@@ -108,7 +110,9 @@ fn sim(args: &[String]) -> Result<(), String> {
     let bin = format!("{MADSIM_TARGET}/release/ccr-sim");
     let mut run = Command::new(&bin);
     if args.is_empty() {
-        run.arg("run");
+        // The whole library, with the reports in a folder that survives `cargo clean -p`.
+        println!("== reports will be written to {DEFAULT_REPORT}/");
+        run.args(["run", "--report", DEFAULT_REPORT]);
     } else {
         run.args(args);
     }

@@ -75,6 +75,13 @@ pub struct ClusterConfig {
     pub lost_log_copy_timeout_ms: u64,
     /// Bringing the clustered mailbox server's resources online before the store mounts.
     pub online_delay_ms: u64,
+    /// Move the server to the peer when the serving node's public network fails and the
+    /// peer's works (the IP Address resource's failover). Off: it stays, and clients wait.
+    pub public_network_failover: bool,
+    /// After a log disk failure the store is restarted from what is on disk this long later
+    /// (the cluster restarting the failed Information Store resource), and again while it
+    /// keeps failing.
+    pub store_restart_ms: u64,
     pub mount_dial: MountDial,
     pub dial_limits: DialLimits,
     /// A log copy request not answered in this time is retried.
@@ -104,6 +111,8 @@ impl Default for ClusterConfig {
             lease_margin_ms: 200,
             lost_log_copy_timeout_ms: 5_000,
             online_delay_ms: 4_000,
+            public_network_failover: true,
+            store_restart_ms: 10_000,
             mount_dial: MountDial::BestAvailability,
             dial_limits: DialLimits::default(),
             copy_timeout_ms: 5_000,

@@ -126,6 +126,11 @@ impl Hub {
             {
                 self.active = Some(view);
             }
+            Msg::Ping { stamp } => self.out.push_back(HubAction::Send {
+                to: Endpoint::Node(from),
+                net: Net::Public,
+                msg: Msg::Pong { stamp },
+            }),
             Msg::NotActive { view } => {
                 if self
                     .active

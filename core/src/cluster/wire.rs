@@ -55,6 +55,8 @@ pub struct Heartbeat {
     pub lineage: Vec<LineageEntry>,
     /// The sender's copy, when it is a passive.
     pub copy: Option<CopyReport>,
+    /// The sender reaches the hub on the public network (clients could reach it).
+    pub public_ok: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,5 +159,13 @@ pub enum Msg {
     },
     RedeliveryAccepted {
         request: u64,
+    },
+    /// Node → hub over the public network, every heartbeat: is my public network working?
+    /// (What the cluster's network interface checks do for the IP Address resource.)
+    Ping {
+        stamp: u64,
+    },
+    Pong {
+        stamp: u64,
     },
 }

@@ -91,6 +91,10 @@ impl MemDisk {
         self.config.capacity = capacity;
     }
 
+    pub fn slowdown(&self) -> u32 {
+        self.slowdown
+    }
+
     pub fn set_slowdown(&mut self, factor: u32) {
         self.slowdown = factor.max(1);
     }

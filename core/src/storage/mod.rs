@@ -22,8 +22,42 @@ pub type Generation = u32;
 
 /// Identifies one storage group's log lineage. A copied log with another signature belongs to
 /// another storage group (or another lineage after a reseed from elsewhere) and is rejected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// In files it is a hex string (`"0xE2C7CC1200000001"`; TOML integers stop at 2^63), and a
+/// plain integer is accepted too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Signature(pub u64);
+
+impl Serialize for Signature {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{:#018X}", self.0).replacen("0X", "0x", 1))
+    }
+}
+
+impl<'de> Deserialize<'de> for Signature {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Signature, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Number(u64),
+            Text(String),
+        }
+        match Either::deserialize(d)? {
+            Either::Number(n) => Ok(Signature(n)),
+            Either::Text(t) => {
+                let digits = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X"));
+                digits
+                    .and_then(|h| u64::from_str_radix(h, 16).ok())
+                    .map(Signature)
+                    .ok_or_else(|| {
+                        serde::de::Error::custom(format!(
+                            "signature `{t}`: expected a hex number like 0xE2C7CC1200000001"
+                        ))
+                    })
+            }
+        }
+    }
+}
 
 impl std::fmt::Display for Signature {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -241,6 +241,20 @@ impl World {
                         },
                     );
                 }
+                Action::Restart => {
+                    let now = Now::at(self.now);
+                    let bugs = node.planted();
+                    match boot(&mut m.disk, &self.config, now.wall) {
+                        Ok(state) => {
+                            let mut fresh = Node::new(id, self.config.clone(), state, now);
+                            fresh.plant_bugs(bugs);
+                            m.node = Some(fresh);
+                            // Completions still due belong to the old incarnation.
+                            m.incarnation += 1;
+                        }
+                        Err(e) => node.restart_failed(now, e.to_string()),
+                    }
+                }
                 Action::Event(e) => {
                     if let NodeEvent::Mounted { .. } = e {
                         let node = self.node(id).unwrap();

@@ -10,6 +10,7 @@
 //! scheduled move) and `store` (the active store's writes and acknowledgements).
 
 mod ownership;
+mod public;
 mod quorum;
 mod replication;
 mod store;
@@ -66,37 +67,95 @@ pub enum Admin {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Send { to: Endpoint, net: Net, msg: Msg },
-    Disk { token: u64, ops: Vec<DiskOp> },
+    Send {
+        to: Endpoint,
+        net: Net,
+        msg: Msg,
+    },
+    Disk {
+        token: u64,
+        ops: Vec<DiskOp>,
+    },
     Event(NodeEvent),
+    /// Restart this node's services from what is on its disk (after a store failure): the
+    /// host boots a new `Node` in place, or calls `restart_failed` if booting fails.
+    Restart,
 }
 
 /// What happened inside a node, for traces, checkers and operators.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeEvent {
-    Mounted { view: View, lost: u32, forced: bool },
-    Dismounted { reason: String },
-    ViewChanged { view: View },
+    Mounted {
+        view: View,
+        lost: u32,
+        forced: bool,
+    },
+    Dismounted {
+        reason: String,
+    },
+    ViewChanged {
+        view: View,
+    },
     TakeoverStarted,
-    WitnessWon { epoch: u64, fresh: bool },
-    WitnessDenied { holder: NodeId },
-    StayDismounted { missing: u32, allowed: u32 },
-    LogCopied { generation: Generation },
-    LogRejected { reason: String },
-    LogReplayed { generation: Generation },
-    CopyFailed { reason: String },
-    Diverged { outcome: String },
-    Reseeded { checkpoint: Generation },
-    MoveRefused { reason: String },
-    MoveStarted { target: NodeId, comment: String },
-    MoveCompleted { target: NodeId, comment: String },
-    MoveFailed { reason: String },
-    StoreFailed { reason: String },
-    AdminRefused { reason: String },
+    WitnessWon {
+        epoch: u64,
+        fresh: bool,
+    },
+    WitnessDenied {
+        holder: NodeId,
+    },
+    StayDismounted {
+        missing: u32,
+        allowed: u32,
+    },
+    LogCopied {
+        generation: Generation,
+    },
+    LogRejected {
+        reason: String,
+    },
+    LogReplayed {
+        generation: Generation,
+    },
+    CopyFailed {
+        reason: String,
+    },
+    Diverged {
+        outcome: String,
+    },
+    Reseeded {
+        checkpoint: Generation,
+    },
+    MoveRefused {
+        reason: String,
+    },
+    MoveStarted {
+        target: NodeId,
+        comment: String,
+    },
+    MoveCompleted {
+        target: NodeId,
+        comment: String,
+    },
+    MoveFailed {
+        reason: String,
+    },
+    /// The serving node lost its public network while the peer still has it: the cluster
+    /// moves the clustered mailbox server (a resource failure, handled as a move).
+    PublicNetworkFailed,
+    /// The host restarted this node's services from disk after a store failure.
+    ServicesRestarted,
+    StoreFailed {
+        reason: String,
+    },
+    AdminRefused {
+        reason: String,
+    },
 }
 
 /// Test-only planted bugs, so the checkers can be shown firing.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PlantedBugs {
     /// Mount whatever the mount dial says.
     pub ignore_mount_dial: bool,
@@ -225,6 +284,15 @@ pub struct Node {
     role: Role,
     next_heartbeat: u64,
     last_heard: [Option<u64>; 2],
+    /// When the hub last answered a ping over the public network.
+    public_pong: Option<u64>,
+    /// Since when this node has been pinging the hub without a gap.
+    pinging_since: u64,
+    /// Since when the peer's private heartbeats have been arriving without a gap.
+    private_since: u64,
+    last_ping: Option<u64>,
+    /// When a public-network failure last made this node try to move the server away.
+    public_move_tried: Option<u64>,
     peer_stamp: Option<u64>,
     peer: Option<Heartbeat>,
     peer_lease_until: Option<u64>,
@@ -259,6 +327,8 @@ pub struct Node {
     unsynced: BTreeSet<MessageId>,
     commit_in_flight: bool,
     store_failure: Option<String>,
+    /// When to ask the host to restart the failed store.
+    store_restart_at: Option<u64>,
 
     /// The redelivery request of the last mount; repeated until the hub confirms it, and kept
     /// in the cluster state so that a restart does not forget it.
@@ -308,6 +378,11 @@ impl Node {
             role,
             next_heartbeat: now.mono,
             last_heard: [None; 2],
+            public_pong: None,
+            pinging_since: now.mono,
+            private_since: now.mono,
+            last_ping: None,
+            public_move_tried: None,
             peer_stamp: None,
             peer: None,
             peer_lease_until: None,
@@ -332,6 +407,7 @@ impl Node {
             unsynced: BTreeSet::new(),
             commit_in_flight: false,
             store_failure: None,
+            store_restart_at: None,
             redelivery_pending: state.redelivery_pending,
             next_token: 0,
             io: BTreeMap::new(),
@@ -346,6 +422,22 @@ impl Node {
 
     pub fn plant_bugs(&mut self, bugs: PlantedBugs) {
         self.bugs = bugs;
+    }
+
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    pub fn planted(&self) -> PlantedBugs {
+        self.bugs
+    }
+
+    /// The host could not restart the services (say the disk is still full): try again later.
+    pub fn restart_failed(&mut self, now: Now, reason: String) {
+        self.emit(NodeEvent::StoreFailed {
+            reason: format!("restart failed: {reason}"),
+        });
+        self.store_restart_at = Some(now.mono + self.config.store_restart_ms);
     }
 
     pub fn id(&self) -> NodeId {
@@ -367,6 +459,19 @@ impl Node {
     /// Mounted and accepting writes.
     pub fn is_serving(&self) -> bool {
         matches!(self.role, Role::Owner(OwnerState::Serving))
+    }
+
+    /// What the node is doing, in one word (for traces and reports).
+    pub fn role_name(&self) -> &'static str {
+        match &self.role {
+            Role::Passive { .. } => "passive",
+            Role::Owner(OwnerState::Serving) => "active",
+            Role::Owner(OwnerState::Onlining { .. }) => "onlining",
+            Role::Owner(OwnerState::Draining { .. }) => "draining",
+            Role::Owner(OwnerState::Moving(_)) => "moving",
+            Role::Owner(OwnerState::Blocked { .. }) => "blocked",
+            Role::Owner(OwnerState::Offline { .. }) => "offline",
+        }
     }
 
     /// Whether the store has the open log in use (the share then will not serve it).
@@ -424,6 +529,7 @@ impl Node {
             Some(self.peer_down_at()),
             self.fetch.map(|(_, deadline)| deadline),
             Some(self.copy_retry_at),
+            self.store_restart_at,
             role,
         ];
         // Deadlines at or before the last tick have been dealt with.
@@ -439,6 +545,11 @@ impl Node {
         self.last_tick = now.mono;
         self.check_quorum(now);
         self.progress_role(now);
+        self.leave_if_public_network_failed(now);
+        if self.store_restart_at.is_some_and(|t| now.mono >= t) {
+            self.store_restart_at = None;
+            self.out.push_back(Action::Restart);
+        }
         self.request_witness_if_needed(now);
         self.copy_if_needed(now);
         self.send_heartbeats_if_due(now);
@@ -448,6 +559,12 @@ impl Node {
         match msg {
             Msg::Heartbeat(hb) if from == Endpoint::Node(self.id.peer()) => {
                 self.on_heartbeat(now, net, hb)
+            }
+            // Stamps are this node's own clock: a pong from before a restart is stale.
+            Msg::Pong { stamp }
+                if from == Endpoint::Hub && net == Net::Public && stamp >= self.boot_mono =>
+            {
+                self.public_pong = Some(self.public_pong.map_or(stamp, |p| p.max(stamp)));
             }
             Msg::WitnessGranted {
                 stamp,
@@ -582,7 +699,10 @@ impl Node {
             last_closed: self.last_closed(),
             lineage: self.lineage.clone(),
             copy: (!owner_side).then(|| self.copy_report()),
+            public_ok: self.public_ok(now),
         };
+        self.note_ping(now);
+        self.send(Endpoint::Hub, Net::Public, Msg::Ping { stamp: now.mono });
         for net in Net::ALL {
             self.send(
                 Endpoint::Node(self.id.peer()),

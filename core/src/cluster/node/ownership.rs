@@ -117,6 +117,9 @@ impl Node {
         }
         self.resolved = false;
         self.fetch = None;
+        // A copy failure from before this node owned the database says nothing about the copy
+        // it starts now.
+        self.copy_failure = None;
         self.reset_inspector();
     }
 
@@ -369,7 +372,7 @@ impl Node {
             }
             self.send(
                 Endpoint::Node(m.target),
-                Net::Public,
+                self.peer_net(now),
                 Msg::MovePrepare {
                     move_id: m.id,
                     last_generation,
@@ -428,13 +431,13 @@ impl Node {
         self.demote(now, "moved");
     }
 
-    pub(super) fn abort_move(&mut self, _now: Now, move_id: u64, reason: String) {
+    pub(super) fn abort_move(&mut self, now: Now, move_id: u64, reason: String) {
         match &self.role {
             Role::Owner(OwnerState::Moving(m)) if m.id == move_id && !m.handing_over => {
                 let target = m.target;
                 self.send(
                     Endpoint::Node(target),
-                    Net::Public,
+                    self.peer_net(now),
                     Msg::MoveAbandoned {
                         move_id,
                         reason: reason.clone(),

@@ -9,6 +9,7 @@ use crate::storage::Generation;
 
 impl Node {
     pub(super) fn on_heartbeat(&mut self, now: Now, net: Net, hb: Heartbeat) {
+        self.note_heard(now, net);
         let heard = &mut self.last_heard[net.index()];
         *heard = Some(heard.map_or(now.mono, |h| h.max(now.mono)));
         self.peer_stamp = Some(self.peer_stamp.map_or(hb.stamp, |s| s.max(hb.stamp)));

@@ -59,7 +59,12 @@ impl Node {
                 self.drain_finished = true;
                 return;
             }
-            self.copy_failed(now, format!("copy request {what:?} timed out"));
+            // A request overtaken by events (the log arrived another way, say while this node
+            // owned the database for a while) is no failure of the copy.
+            let stale = matches!(what, Fetch::Log(g) if g < self.inspector.next_expected());
+            if !stale {
+                self.copy_failed(now, format!("copy request {what:?} timed out"));
+            }
         }
         if self.copy_writing || now.mono < self.copy_retry_at {
             return;
@@ -95,7 +100,8 @@ impl Node {
 
     fn request(&mut self, now: Now, what: Fetch, msg: Msg) {
         self.fetch = Some((what, now.mono + self.config.copy_timeout_ms));
-        self.send(Endpoint::Share(self.id.peer()), Net::Public, msg);
+        let net = self.peer_net(now);
+        self.send(Endpoint::Share(self.id.peer()), net, msg);
     }
 
     fn copy_failed(&mut self, now: Now, reason: String) {
@@ -398,7 +404,7 @@ impl Node {
     }
 
     /// Target of a scheduled move: copy up to the owner's last generation, then say so.
-    pub(super) fn on_move_prepare(&mut self, _now: Now, move_id: u64, last_generation: Generation) {
+    pub(super) fn on_move_prepare(&mut self, now: Now, move_id: u64, last_generation: Generation) {
         let healthy = matches!(self.role, Role::Passive { .. })
             && self.resolved
             && self.reseed_required.is_none()
@@ -410,7 +416,7 @@ impl Node {
         } else {
             self.send(
                 Endpoint::Node(self.id.peer()),
-                Net::Public,
+                self.peer_net(now),
                 Msg::MoveAbandoned {
                     move_id,
                     reason: format!("the copy on {} is not healthy", self.id),

@@ -123,9 +123,11 @@ impl Node {
             }
             Err(e) => {
                 // The log disk failed: what was not synced is not acknowledged, and the store
-                // stops until the node is restarted (its recovery finds what is durable).
+                // stops; the host restarts the node's services from disk a little later (its
+                // recovery finds what is durable), again and again while the disk fails.
                 let reason = format!("transaction log write failed: {e}");
                 self.store_failure = Some(reason.clone());
+                self.store_restart_at = Some(now.mono + self.config.store_restart_ms);
                 self.emit(NodeEvent::StoreFailed {
                     reason: reason.clone(),
                 });

@@ -1,0 +1,200 @@
+//! The record of one simulation run: what `ccr-sim run --json` prints one line of, what
+//! `runs.json` holds, and what every report is drawn from. The simulator fills it in; this crate
+//! only reads it, so reports can be rebuilt from a saved `runs.json`.
+
+use serde::{Deserialize, Serialize};
+
+/// The invariants of DESIGN.md, by the names `--json` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Invariant {
+    NoAcknowledgedLoss,
+    SingleActive,
+    FailoverWindow,
+    ReplicationSound,
+    MountDial,
+    Liveness,
+    /// Not an invariant: something the scenario said would happen did not.
+    Expectation,
+}
+
+impl Invariant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::NoAcknowledgedLoss => "no-acknowledged-loss",
+            Invariant::SingleActive => "single-active",
+            Invariant::FailoverWindow => "failover-window",
+            Invariant::ReplicationSound => "replication-sound",
+            Invariant::MountDial => "mount-dial",
+            Invariant::Liveness => "liveness",
+            Invariant::Expectation => "expectation",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Violation {
+    pub invariant: Invariant,
+    pub at_s: f64,
+    pub message: String,
+    /// The trace lines that led up to it, oldest first.
+    pub last_events: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failover {
+    pub duration_s: f64,
+}
+
+/// A node mounted the database (its virtual time, and how many log generations it gave up).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mount {
+    pub at_s: f64,
+    pub node: String,
+    pub lost: u32,
+}
+
+/// One machine at one sampling instant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineSample {
+    /// For a node: `active`, `onlining`, `draining`, `moving`, `blocked`, `offline`,
+    /// `passive`, `paused` or `down`; for the hub: `witness up` or `witness down`.
+    pub state: String,
+    /// The faults acting on the machine right now (empty when it is healthy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<String>,
+    /// The node's copy and replay queue lengths (log generations) when it is the passive.
+    #[serde(default)]
+    pub copy_queue: u32,
+    #[serde(default)]
+    pub replay_queue: u32,
+}
+
+/// The cluster at one instant of virtual time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub t_s: f64,
+    /// node1, node2, hub — in that order (see `Timeline::machines`).
+    pub machines: Vec<MachineSample>,
+    /// Which node the witness lock names, if any.
+    pub witness_owner: Option<String>,
+    /// Which node serves clients, if any (none: clients see an outage).
+    pub serving: Option<String>,
+    /// Messages acknowledged to clients so far.
+    pub acked: u64,
+    /// Link faults (loss, duplication, delay) on the networks right now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_faults: Vec<String>,
+}
+
+/// A step of the scenario as it was carried out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mark {
+    pub t_s: f64,
+    pub label: String,
+}
+
+/// From the moment the active was taken away to the moment another node mounted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    pub from_s: f64,
+    pub to_s: f64,
+}
+
+/// The run over time, sampled once per simulated second.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    pub machines: Vec<String>,
+    pub samples: Vec<Sample>,
+    pub steps: Vec<Mark>,
+    pub failover_windows: Vec<Window>,
+    /// When the faults stopped and the liveness phase began.
+    pub liveness_from_s: Option<f64>,
+}
+
+impl Timeline {
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty() && self.steps.is_empty()
+    }
+}
+
+/// The record of one run; with `--json`, one line of it per run (a stable contract; the
+/// timeline is left out of those lines and kept in `runs.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub scenario: String,
+    /// Where the scenario came from: a built-in's name or a file path (for repro commands).
+    #[serde(default)]
+    pub source: String,
+    pub seed: u64,
+    /// `"pass"` or the violated invariant's name.
+    pub outcome: String,
+    pub trace_hash: String,
+    pub sim_seconds: f64,
+    pub wall_ms: u64,
+    pub failovers: Vec<Failover>,
+    pub acked: usize,
+    pub lost: usize,
+    pub duplicated: usize,
+    pub violation: Option<Violation>,
+    /// Every mount, in order.
+    pub mounts: Vec<Mount>,
+    /// How the cluster ended: who serves, and the passive copy's status.
+    pub final_state: String,
+    #[serde(default, skip_serializing_if = "Timeline::is_empty")]
+    pub timeline: Timeline,
+    #[serde(skip)]
+    pub trace: Option<Vec<String>>,
+}
+
+impl RunRecord {
+    pub fn passed(&self) -> bool {
+        self.violation.is_none()
+    }
+
+    /// The command that replays this run with its full trace.
+    pub fn repro(&self) -> String {
+        let source = if self.source.is_empty() {
+            &self.scenario
+        } else {
+            &self.source
+        };
+        format!(
+            "cargo xtask sim run {source} --seed {} --trace trace.txt",
+            self.seed
+        )
+    }
+
+    /// A stable, readable summary of what happened (for snapshots and people).
+    pub fn summary(&self) -> String {
+        let mut out = format!(
+            "scenario {} seed {}: {}\n",
+            self.scenario, self.seed, self.outcome
+        );
+        for m in &self.mounts {
+            out.push_str(&format!(
+                "  mounted on {} at {:.1}s, {} log(s) lost\n",
+                m.node, m.at_s, m.lost
+            ));
+        }
+        let failovers: Vec<String> = self
+            .failovers
+            .iter()
+            .map(|f| format!("{:.1}s", f.duration_s))
+            .collect();
+        out.push_str(&format!("  failovers: [{}]\n", failovers.join(", ")));
+        out.push_str(&format!(
+            "  acknowledged {}, lost {}, duplicated {}\n",
+            self.acked, self.lost, self.duplicated
+        ));
+        out.push_str(&format!("  end: {}\n", self.final_state));
+        out
+    }
+
+    /// The same record without its timeline: one `--json` line.
+    pub fn json_line(&self) -> String {
+        let mut short = self.clone();
+        short.timeline = Timeline::default();
+        serde_json::to_string(&short).expect("a run record serialises")
+    }
+}

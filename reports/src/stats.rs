@@ -1,0 +1,97 @@
+//! Per-scenario figures every report format shows the same way.
+
+use crate::record::RunRecord;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScenarioStats {
+    pub scenario: String,
+    pub runs: usize,
+    pub failed: usize,
+    /// Failover durations: minimum, median, maximum (seconds), over every run.
+    pub failover: Option<(f64, f64, f64)>,
+    pub failovers: usize,
+    pub acked: usize,
+    pub lost: usize,
+    pub wall_ms: u64,
+}
+
+/// One row per scenario, in the order the scenarios first appear.
+pub fn by_scenario(runs: &[RunRecord]) -> Vec<ScenarioStats> {
+    let mut names: Vec<&str> = Vec::new();
+    for r in runs {
+        if !names.contains(&r.scenario.as_str()) {
+            names.push(&r.scenario);
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let these: Vec<&RunRecord> = runs.iter().filter(|r| r.scenario == name).collect();
+            let mut durations: Vec<f64> = these
+                .iter()
+                .flat_map(|r| r.failovers.iter().map(|f| f.duration_s))
+                .collect();
+            durations.sort_by(f64::total_cmp);
+            ScenarioStats {
+                scenario: name.to_string(),
+                runs: these.len(),
+                failed: these.iter().filter(|r| !r.passed()).count(),
+                failover: (!durations.is_empty()).then(|| {
+                    (
+                        durations[0],
+                        durations[durations.len() / 2],
+                        durations[durations.len() - 1],
+                    )
+                }),
+                failovers: durations.len(),
+                acked: these.iter().map(|r| r.acked).sum(),
+                lost: these.iter().map(|r| r.lost).sum(),
+                wall_ms: these.iter().map(|r| r.wall_ms).sum(),
+            }
+        })
+        .collect()
+}
+
+impl ScenarioStats {
+    pub fn failover_text(&self) -> String {
+        match self.failover {
+            None => "-".into(),
+            Some((_, m, _)) if self.failovers == 1 => format!("{m:.1} s"),
+            Some((a, m, b)) => format!("{a:.1} / {m:.1} / {b:.1} s"),
+        }
+    }
+}
+
+/// A plain-text table for the terminal: one row per scenario and a total.
+pub fn text_table(runs: &[RunRecord]) -> String {
+    let rows = by_scenario(runs);
+    let width = rows
+        .iter()
+        .map(|r| r.scenario.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    let mut out = format!(
+        "{:<width$}  {:>5}  {:>6}  {:>24}  {:>9}  {:>5}  {:>8}\n",
+        "scenario", "runs", "failed", "failover min/med/max", "acked", "lost", "wall"
+    );
+    for r in &rows {
+        out.push_str(&format!(
+            "{:<width$}  {:>5}  {:>6}  {:>24}  {:>9}  {:>5}  {:>7.1}s\n",
+            r.scenario,
+            r.runs,
+            r.failed,
+            r.failover_text(),
+            r.acked,
+            r.lost,
+            r.wall_ms as f64 / 1000.0
+        ));
+    }
+    let failed: usize = rows.iter().map(|r| r.failed).sum();
+    out.push_str(&format!(
+        "{} runs: {} passed, {failed} failed\n",
+        runs.len(),
+        runs.len() - failed
+    ));
+    out
+}

@@ -1,0 +1,136 @@
+//! Sweeps: many swarm seeds on parallel threads (each simulation still runs alone on its own
+//! fresh thread, so every run stays deterministic), a sample rerun to compare trace hashes,
+//! and each failure shrunk to a scenario file.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use crate::run::{run, RunRecord, Timeline};
+use crate::scenario::{Planted, Scenario};
+use crate::shrink::{shrink, Shrunk};
+use crate::swarm::Swarm;
+
+#[derive(Debug, Clone)]
+pub struct SweepOptions {
+    /// Half-open seed range.
+    pub seeds: (u64, u64),
+    pub jobs: usize,
+    /// `(k, n)`: this shard runs the seeds `s` with `s % n == k` (0 ≤ k < n).
+    pub shard: (u64, u64),
+    /// Rerun every seed divisible by this and compare trace hashes (0: never).
+    pub determinism_every: u64,
+    /// Shrink each failure and write it as a scenario file into this folder.
+    pub shrink_into: Option<PathBuf>,
+    pub swarm: Swarm,
+    /// Test-only: bugs planted in every run.
+    pub planted: Planted,
+}
+
+impl Default for SweepOptions {
+    fn default() -> Self {
+        SweepOptions {
+            seeds: (0, 100),
+            jobs: 1,
+            shard: (0, 1),
+            determinism_every: 100,
+            shrink_into: None,
+            swarm: Swarm::default(),
+            planted: Planted::default(),
+        }
+    }
+}
+
+impl SweepOptions {
+    /// The seeds this shard runs.
+    pub fn seeds(&self) -> Vec<u64> {
+        let (k, n) = self.shard;
+        (self.seeds.0..self.seeds.1)
+            .filter(|s| s % n.max(1) == k)
+            .collect()
+    }
+
+    pub fn scenario(&self, seed: u64) -> Scenario {
+        let mut s = self.swarm.generate(seed);
+        s.planted = self.planted;
+        s
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct SweepResult {
+    /// Every run, in seed order; passing runs without their timelines (a 10,000-seed sweep
+    /// would otherwise hold gigabytes).
+    pub records: Vec<RunRecord>,
+    /// Seeds whose rerun gave a different trace hash.
+    pub nondeterministic: Vec<u64>,
+    /// Seeds rerun for the determinism sample.
+    pub determinism_checked: usize,
+    pub shrunk: Vec<(u64, Shrunk, PathBuf)>,
+}
+
+/// Runs the sweep; `each` sees every record as it completes (progress, `--json` lines).
+pub fn sweep(opts: &SweepOptions, mut each: impl FnMut(&RunRecord)) -> SweepResult {
+    let seeds = opts.seeds();
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<(RunRecord, Option<bool>)>();
+    let mut result = SweepResult::default();
+    std::thread::scope(|scope| {
+        for _ in 0..opts.jobs.max(1) {
+            let tx = tx.clone();
+            let (next, seeds) = (&next, &seeds);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&seed) = seeds.get(i) else { break };
+                let scenario = opts.scenario(seed);
+                let mut record = run(&scenario, seed, false);
+                let same = (opts.determinism_every > 0 && seed % opts.determinism_every == 0)
+                    .then(|| run(&scenario, seed, false).trace_hash == record.trace_hash);
+                if record.passed() {
+                    record.timeline = Timeline::default();
+                }
+                if tx.send((record, same)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        for (record, same) in rx {
+            each(&record);
+            if let Some(same) = same {
+                result.determinism_checked += 1;
+                if !same {
+                    result.nondeterministic.push(record.seed);
+                }
+            }
+            result.records.push(record);
+        }
+    });
+    result.records.sort_by_key(|r| r.seed);
+    result.nondeterministic.sort();
+    if let Some(dir) = &opts.shrink_into {
+        for r in result.records.iter().filter(|r| !r.passed()) {
+            let invariant = r.violation.as_ref().expect("failed").invariant;
+            let shrunk = shrink(&opts.scenario(r.seed), r.seed, invariant, 400);
+            if let Ok(path) = write_shrunk(dir, &shrunk) {
+                result.shrunk.push((r.seed, shrunk, path));
+            }
+        }
+    }
+    result
+}
+
+/// Writes a shrunk failure as `DIR/<name>.toml` and returns its path.
+pub fn write_shrunk(dir: &Path, shrunk: &Shrunk) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join(format!("{}.toml", shrunk.scenario.name));
+    let header = format!(
+        "{}\nReplay: cargo xtask sim run {} --seed {} --trace trace.txt",
+        shrunk.explain(),
+        path.display(),
+        shrunk.seed
+    );
+    std::fs::write(&path, crate::file::to_toml(&shrunk.scenario, &header))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
+}
