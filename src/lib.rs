@@ -1,4 +1,28 @@
-//! The `ccr` package: the real CCR binary arrives here with the real-binary issue. Until then
-//! the package exists to hold the workspace's cross-crate integration tests (`tests/`).
+//! The real `ccr` binary's pieces: the same CCR core and host the simulator tests, on TCP, real
+//! files and the real clock.
+//!
+//! Rooms: `frame` (authenticated, length-limited frames), `wire` (what travels between
+//! processes), `transport` (TCP network for the host), `config` (node and hub files),
+//! `node_proc` (a mailbox node process: node, log share, admin endpoint), `hub_proc` (hub,
+//! dumpster and witness), `client` (mail submission and admin commands), `up` (a whole local
+//! cluster in one command).
+//!
+//! Under `--cfg madsim` (the simulator build) none of this is compiled: it talks to real
+//! sockets.
 
-pub use ccr_core as core;
+#[cfg(not(madsim))]
+pub mod client;
+#[cfg(not(madsim))]
+pub mod config;
+#[cfg(not(madsim))]
+pub mod frame;
+#[cfg(not(madsim))]
+pub mod hub_proc;
+#[cfg(not(madsim))]
+pub mod node_proc;
+#[cfg(not(madsim))]
+pub mod transport;
+#[cfg(not(madsim))]
+pub mod up;
+#[cfg(not(madsim))]
+pub mod wire;

@@ -135,6 +135,11 @@ pub struct RunRecord {
     pub failovers: Vec<Failover>,
     pub acked: usize,
     pub lost: usize,
+    /// Acknowledged messages lost only because the transport dumpster had let go of them
+    /// (too many or too old) before the failover that lost them: what CCR does not promise.
+    /// Not counted in `lost`, not a violation.
+    #[serde(default)]
+    pub lost_beyond_dumpster: usize,
     pub duplicated: usize,
     pub violation: Option<Violation>,
     /// Every mount, in order.
@@ -187,6 +192,12 @@ impl RunRecord {
             "  acknowledged {}, lost {}, duplicated {}\n",
             self.acked, self.lost, self.duplicated
         ));
+        if self.lost_beyond_dumpster > 0 {
+            out.push_str(&format!(
+                "  lost beyond the dumpster's limits: {}\n",
+                self.lost_beyond_dumpster
+            ));
+        }
         out.push_str(&format!("  end: {}\n", self.final_state));
         out
     }

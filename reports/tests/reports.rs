@@ -55,6 +55,7 @@ fn record(scenario: &str, seed: u64, violation: Option<Violation>) -> RunRecord 
         failovers: vec![Failover { duration_s: 15.5 }],
         acked: 590,
         lost: 0,
+        lost_beyond_dumpster: 0,
         duplicated: 0,
         violation,
         mounts: vec![Mount {

@@ -19,6 +19,10 @@ struct ClockState {
     drift_ppm: i64,
     /// Wall clock minus monotonic clock, in ms (skew and jumps).
     wall_offset_ms: i64,
+    /// Where the current rate began: virtual ms elapsed and the monotonic reading then. A new
+    /// drift changes the rate from now on; the monotonic clock never jumps.
+    base_elapsed_ms: u64,
+    base_mono_ms: u64,
 }
 
 impl SimClock {
@@ -30,7 +34,11 @@ impl SimClock {
     }
 
     pub fn set_drift_ppm(&self, ppm: i64) {
-        self.state.lock().expect("clock").drift_ppm = ppm;
+        let elapsed = self.elapsed_ms();
+        let mut s = self.state.lock().expect("clock");
+        s.base_mono_ms = mono_at(&s, elapsed);
+        s.base_elapsed_ms = elapsed;
+        s.drift_ppm = ppm;
     }
 
     /// Moves the wall clock by `ms` (a skew or a jump); the monotonic clock is untouched.
@@ -59,10 +67,14 @@ fn scale(ms: u64, ppm: i64) -> u64 {
     (i128::from(ms) * i128::from(1_000_000 + ppm) / 1_000_000).max(0) as u64
 }
 
+fn mono_at(s: &ClockState, elapsed: u64) -> u64 {
+    s.base_mono_ms + scale(elapsed.saturating_sub(s.base_elapsed_ms), s.drift_ppm)
+}
+
 impl Clock for SimClock {
     fn now(&self) -> Now {
         let s = *self.state.lock().expect("clock");
-        let mono = scale(self.elapsed_ms(), s.drift_ppm);
+        let mono = mono_at(&s, self.elapsed_ms());
         Now {
             mono,
             wall: (mono as i64 + s.wall_offset_ms).max(0) as u64,

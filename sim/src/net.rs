@@ -64,13 +64,15 @@ pub struct SimNet {
     start: Arc<Mutex<Option<tokio::time::Instant>>>,
     /// Wakes the postman when a message is due earlier than everything in flight.
     earlier: Arc<tokio::sync::Notify>,
+    postman: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl SimNet {
     pub fn new() -> SimNet {
         let net = SimNet::default();
         *net.start.lock().expect("net") = Some(tokio::time::Instant::now());
-        tokio::spawn(net.clone().postman());
+        let postman = tokio::spawn(net.clone().postman());
+        *net.postman.lock().expect("net") = Some(postman);
         net
     }
 
@@ -157,6 +159,26 @@ impl SimNet {
     pub fn reachable(&self, from: Machine, to: Machine, net: Net) -> bool {
         let s = self.state.lock().expect("net");
         !s.down.contains(&from) && !s.down.contains(&to) && !s.cuts.contains(&(from, to, net))
+    }
+
+    /// Whether any network loses datagrams right now.
+    pub fn loses_datagrams(&self) -> bool {
+        self.state
+            .lock()
+            .expect("net")
+            .links
+            .iter()
+            .any(|l| l.loss > 0.0)
+    }
+
+    /// Drops every message in flight and every inbox, and stops the postman (the run is over).
+    pub fn clear(&self) {
+        let mut s = self.state.lock().expect("net");
+        s.in_flight.clear();
+        s.inboxes.clear();
+        if let Some(p) = self.postman.lock().expect("net").take() {
+            p.abort();
+        }
     }
 
     /// Which of `m`'s links are cut right now, in words (for reports).

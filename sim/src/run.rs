@@ -58,6 +58,7 @@ async fn simulate(scenario: Scenario, seed: u64, full_trace: bool) -> RunRecord 
         while obs.elapsed_ms() < settle && obs.violation().is_none() {
             tokio::time::sleep(Duration::from_secs(1)).await;
             world.retry_failed_starts(obs.elapsed_ms() / 1000);
+            world.operator_actions(obs.elapsed_ms() / 1000);
             samples.push(sample(&world, &obs));
         }
     }
@@ -74,6 +75,9 @@ async fn simulate(scenario: Scenario, seed: u64, full_trace: bool) -> RunRecord 
         &format!("end: {submitted} submitted, {acked} acknowledged, {lost} lost"),
     );
     let final_state = describe_end(&world);
+    world.teardown();
+    // Let the aborted tasks be dropped (with what they hold) before the runtime ends.
+    tokio::time::sleep(Duration::from_millis(1)).await;
     let violation = obs.violation();
     RunRecord {
         scenario: scenario.name.clone(),
@@ -92,6 +96,7 @@ async fn simulate(scenario: Scenario, seed: u64, full_trace: bool) -> RunRecord 
             .collect(),
         acked,
         lost,
+        lost_beyond_dumpster: obs.seen("lost-beyond-dumpster") as usize,
         duplicated: obs.duplicated(),
         violation,
         mounts: obs
@@ -249,11 +254,24 @@ fn final_checks(world: &World, obs: &Obs) -> (usize, usize) {
     };
     let active_node = world.node(active).expect("serving node runs");
     let a = active_node.lock().expect("node");
-    let lost: Vec<MessageId> = acked
+    let missing: Vec<MessageId> = acked
         .iter()
         .filter(|id| !a.database().contains(**id))
         .copied()
         .collect();
+    let (explained, lost): (Vec<MessageId>, Vec<MessageId>) =
+        missing.iter().partition(|id| obs.loss_explained(**id));
+    if !explained.is_empty() {
+        obs.saw("lost-beyond-dumpster", explained.len() as u64);
+        obs.trace(
+            "check",
+            &format!(
+                "{} acknowledged message(s) lost beyond the dumpster's limits (evicted before the last redelivery), e.g. {:?}",
+                explained.len(),
+                &explained[..explained.len().min(5)]
+            ),
+        );
+    }
     if !lost.is_empty() {
         obs.violate(
             Invariant::NoAcknowledgedLoss,

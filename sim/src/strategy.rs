@@ -156,7 +156,7 @@ pub fn schedule(
 }
 
 pub fn workload() -> impl Strategy<Value = Workload> {
-    (5u32..80, 2_000u32..60_000).prop_map(|(rate, message_size)| Workload {
+    (5u32..50, 2_000u32..20_000).prop_map(|(rate, message_size)| Workload {
         messages_per_s: f64::from(rate),
         message_size,
     })

@@ -53,6 +53,8 @@ pub struct World {
     pub witness_up: Arc<Mutex<bool>>,
     /// Messages the workload has handed the hub so far.
     submitted: Arc<std::sync::atomic::AtomicU64>,
+    /// The hub's and the shares' tasks, stopped at teardown.
+    services: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl World {
@@ -87,6 +89,7 @@ impl World {
             witness,
             witness_up,
             submitted,
+            services: Mutex::new(Vec::new()),
         };
         for m in &world.nodes {
             world.spawn_share(m);
@@ -115,10 +118,14 @@ impl World {
             .map(|p| p.node.clone())
     }
 
+    /// The node that serves clients: mounted, and its process running (a paused process
+    /// serves nobody, whatever it last believed).
     pub fn serving(&self) -> Option<NodeId> {
         NodeId::ALL.into_iter().find(|&id| {
-            self.node(id)
-                .is_some_and(|n| n.lock().expect("node").is_serving())
+            let process = self.machine(id).process.lock().expect("process");
+            process
+                .as_ref()
+                .is_some_and(|p| !*p.pause.borrow() && p.node.lock().expect("node").is_serving())
         })
     }
 
@@ -192,6 +199,88 @@ impl World {
             if failed && second.is_multiple_of(10) {
                 self.start(m.id);
             }
+        }
+    }
+
+    /// The liveness phase's operator, doing what CCR leaves to administrators (checked every
+    /// ten seconds; each action is traced and counted):
+    /// - a copy left suspended gets `Resume-StorageGroupCopy`;
+    /// - a copy that says it needs a reseed (it diverged beyond lost-log resilience) gets
+    ///   `Update-StorageGroupCopy`;
+    /// - a database the mount dial keeps dismounted while the running peer holds no newer logs
+    ///   (they are gone — say an earlier reseed discarded them) gets
+    ///   `Restore-StorageGroupCopy`, accepting the loss the dumpster then makes good.
+    pub fn operator_actions(&self, second: u64) {
+        if !second.is_multiple_of(10) {
+            return;
+        }
+        for id in NodeId::ALL {
+            let (Some(me), Some(peer)) = (self.node(id), self.node(id.peer())) else {
+                continue;
+            };
+            let stuck = {
+                let me = me.lock().expect("node");
+                let peer = peer.lock().expect("node");
+                me.role_name() == "blocked"
+                    && peer.role_name() == "passive"
+                    && peer.last_closed() <= me.last_closed()
+            };
+            if stuck && second.is_multiple_of(30) {
+                self.obs.saw("operator-restore", 1);
+                self.obs.trace(
+                    "world",
+                    &format!("operator: Restore-StorageGroupCopy on {id}: the dial waits for logs no running copy has"),
+                );
+                self.admin(id, Admin::RestoreCopy);
+            }
+        }
+        for id in NodeId::ALL {
+            let suspended = self.node(id).is_some_and(|n| {
+                let n = n.lock().expect("node");
+                n.role_name() == "passive"
+                    && n.copy_status().summary
+                        == ccr_core::cluster::status::SummaryCopyStatus::Suspended
+            });
+            if suspended {
+                self.obs.saw("operator-resume", 1);
+                self.obs.trace(
+                    "world",
+                    &format!("operator: Resume-StorageGroupCopy on {id}, left suspended"),
+                );
+                self.admin(id, Admin::ResumeCopy);
+            }
+        }
+        for id in NodeId::ALL {
+            let asks = self
+                .node(id)
+                .is_some_and(|n| n.lock().expect("node").reseed_required());
+            if asks {
+                self.obs.saw("operator-reseed", 1);
+                self.obs.trace(
+                    "world",
+                    &format!(
+                        "operator: Update-StorageGroupCopy on {id}, whose copy asks for a reseed"
+                    ),
+                );
+                self.admin(id, Admin::UpdateCopy);
+            }
+        }
+    }
+
+    /// Ends the run: processes stop and the machines' disks and the messages in flight are
+    /// dropped. madsim does not free the futures still pending when its runtime ends, and they
+    /// hold this world's buffers: without this a 10,000-seed sweep would keep every run's
+    /// disks (megabytes each) until the process exits.
+    pub fn teardown(&self) {
+        for m in &self.nodes {
+            if let Some(p) = m.process.lock().expect("process").take() {
+                p.task.abort();
+            }
+            *m.disk.lock().expect("disk") = MemDisk::default();
+        }
+        self.net.clear();
+        for task in self.services.lock().expect("services").drain(..) {
+            task.abort();
         }
     }
 
@@ -343,8 +432,14 @@ impl World {
                 }
             }
             Fault::Isolate { machine, net } => self.isolate(*machine, *net),
-            Fault::Heal => self.net.heal(),
-            Fault::Link { net, link } => self.net.set_link(*net, *link),
+            Fault::Heal => {
+                self.net.heal();
+                self.obs.set_lossy_links(false);
+            }
+            Fault::Link { net, link } => {
+                self.net.set_link(*net, *link);
+                self.obs.set_lossy_links(self.net.loses_datagrams());
+            }
             Fault::DiskCapacity { node, bytes } => self
                 .machine(*node)
                 .disk
@@ -399,6 +494,7 @@ impl World {
     /// The liveness phase: faults stop, every machine is back, networks and witness healed.
     pub fn heal_everything(&self) {
         self.net.heal();
+        self.obs.set_lossy_links(false);
         *self.witness_up.lock().expect("witness") = true;
         for m in &self.nodes {
             m.disk
@@ -513,7 +609,7 @@ impl World {
         let disk = m.disk.clone();
         let process = m.process.clone();
         let net = self.net.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             while let Some(req) = rx.recv().await {
                 let running = process
                     .lock()
@@ -529,6 +625,7 @@ impl World {
                 }
             }
         });
+        self.services.lock().expect("services").push(task);
     }
 
     fn spawn_hub(&self, mut hub: Hub, mut workload: Workload) {
@@ -542,7 +639,7 @@ impl World {
         let witness = self.witness.clone();
         let witness_up = self.witness_up.clone();
         let submitted = self.submitted.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             loop {
                 let sleep = hub
                     .poll_timeout()
@@ -582,7 +679,9 @@ impl World {
                                 obs.acked(id)
                             }
                         }
+                        HubAction::Evicted { id } => obs.evicted(id),
                         HubAction::Redelivering { epoch, count } => {
+                            obs.redelivery_answered();
                             obs.saw("redelivered", count as u64);
                             obs.trace("hub", &format!("redelivering {count} message(s) from the dumpster for epoch {epoch}"))
                         }
@@ -590,6 +689,7 @@ impl World {
                 }
             }
         });
+        self.services.lock().expect("services").push(task);
     }
 }
 

@@ -57,6 +57,11 @@ pub enum HubAction {
         epoch: u64,
         count: usize,
     },
+    /// The dumpster let go of a delivered message (too big or too old): from now on a lossy
+    /// failover that loses it cannot get it back — the limit of what CCR promises.
+    Evicted {
+        id: MessageId,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -131,13 +136,12 @@ impl Hub {
                 net: Net::Public,
                 msg: Msg::Pong { stamp },
             }),
-            Msg::NotActive { view } => {
-                if self
-                    .active
-                    .is_some_and(|a| a.owner == from && view.epoch >= a.epoch)
-                {
-                    self.active = None;
-                }
+            // Messages from one node arrive in order, so this is its newest word: whatever epoch
+            // it names, it does not serve. Requeue only then — a refusal from a node we no
+            // longer deliver to is settled by the redelivery timeout, and requeueing everything
+            // on every refusal would resend the whole backlog per message.
+            Msg::NotActive { .. } if self.active.is_some_and(|a| a.owner == from) => {
+                self.active = None;
                 self.requeue_in_flight();
             }
             Msg::Delivered {
@@ -279,6 +283,7 @@ impl Hub {
             if current {
                 let e = self.dumpster.remove(&id).expect("current");
                 self.dumpster_bytes -= u64::from(e.size);
+                self.out.push_back(HubAction::Evicted { id });
             }
         }
     }

@@ -31,6 +31,11 @@ pub fn serve(disk: &mut dyn Disk, request: &Msg, store_running: bool) -> Option<
         },
         Msg::FetchDatabase => match disk.read(DB_FILE) {
             Ok(done) => Msg::DatabaseFile { bytes: done.value },
+            // No checkpoint written yet: the database is empty at generation 0, and every
+            // log from the first one is the seed's to replay.
+            Err(crate::disk::DiskError::NotFound { .. }) => Msg::DatabaseFile {
+                bytes: crate::storage::database::Database::new(0).image(),
+            },
             Err(e) => missing(None, e.to_string()),
         },
         Msg::FetchState => match disk.read(STATE_FILE) {

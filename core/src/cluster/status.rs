@@ -56,6 +56,9 @@ impl std::fmt::Display for CmsStatus {
         if let Some(reason) = &self.reason {
             writeln!(f, "Reason               : {reason}")?;
         }
+        if let Some(comment) = &self.last_move_comment {
+            writeln!(f, "LastMoveComment      : {comment}")?;
+        }
         Ok(())
     }
 }

@@ -21,8 +21,11 @@ pub struct Witness {
     hold_ms: u64,
     lock: Option<Lock>,
     epoch: u64,
-    /// The newest stream generation any arbitrating node reported (kept in the witness file).
-    known_head: u32,
+    /// The newest stream generation each arbitrating node reported (kept in the witness
+    /// file). A node is told its peer's: its own is on its own disk, and what it once reported
+    /// may since have been rolled back as diverged — counting that would wait forever for a
+    /// generation no stream has.
+    known_heads: [u32; 2],
     /// The newest ownership view any arbitrating node reported (kept in the witness file).
     known_view: Option<View>,
     out: VecDeque<(Endpoint, Msg)>,
@@ -36,7 +39,7 @@ impl Witness {
             hold_ms: config.outlast(config.witness_lease_ms),
             lock: None,
             epoch: 0,
-            known_head: 0,
+            known_heads: [0; 2],
             known_view: None,
             out: VecDeque::new(),
             grants_everyone: false,
@@ -57,7 +60,7 @@ impl Witness {
     /// counter lives with the witness service, so epochs still only grow.
     pub fn lose_file(&mut self) {
         self.lock = None;
-        self.known_head = 0;
+        self.known_heads = [0; 2];
         self.known_view = None;
     }
 
@@ -69,11 +72,15 @@ impl Witness {
             // The planted bug remembers nothing either: a dumb share.
             (head, view)
         } else {
-            self.known_head = self.known_head.max(head);
+            let mine = &mut self.known_heads[from.index()];
+            *mine = (*mine).max(head);
             if self.known_view.is_none_or(|v| view.epoch > v.epoch) {
                 self.known_view = Some(view);
             }
-            (self.known_head, self.known_view.expect("just set"))
+            (
+                self.known_heads[from.peer().index()],
+                self.known_view.expect("just set"),
+            )
         };
         let reply = match self.lock {
             Some(l) if l.holder == from && now.mono < l.renewed_at + self.hold_ms => {

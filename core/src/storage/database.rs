@@ -357,6 +357,14 @@ impl Database {
         ]
     }
 
+    /// A write from `persist_ops` failed: the file may hold neither the old nor the new state
+    /// the deltas assume, so the next persist writes a whole snapshot (replacing the file
+    /// atomically) instead of appending a delta to a file whose content is not known.
+    pub fn persist_failed(&mut self) {
+        self.file_bytes = 0;
+        self.snapshot_bytes = 0;
+    }
+
     /// Loads a database file; logs after its checkpoint must then be replayed. A torn last
     /// frame (a checkpoint write cut by a crash) is ignored; anything else damaged is an error.
     pub fn from_image(bytes: &[u8], llr_depth: u32) -> Result<Database, DbError> {

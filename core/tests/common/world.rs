@@ -287,6 +287,7 @@ impl World {
                     self.acked.insert(id);
                 }
                 HubAction::Redelivering { count, .. } => self.redelivered += count,
+                HubAction::Evicted { .. } => {}
             }
         }
     }

@@ -461,6 +461,12 @@ impl Node {
         matches!(self.role, Role::Owner(OwnerState::Serving))
     }
 
+    /// The passive copy diverged beyond what lost-log resilience can undo and waits for
+    /// `Update-StorageGroupCopy`.
+    pub fn reseed_required(&self) -> bool {
+        self.reseed_required.is_some()
+    }
+
     /// What the node is doing, in one word (for traces and reports).
     pub fn role_name(&self) -> &'static str {
         match &self.role {
@@ -620,9 +626,22 @@ impl Node {
             Io::Cleanup => {}
             Io::Background => {
                 if let Err(e) = result {
+                    // Log rolls, checkpoints and the cluster state share this path. Whatever
+                    // failed, what is on disk is no longer what this node's memory says (a
+                    // takeover's new view may not be durable): stop, and restart from the
+                    // disk once `store_restart_ms` has passed — as after a log write failure.
+                    self.db.persist_failed();
+                    let reason = format!("background write failed: {e}");
                     self.emit(NodeEvent::StoreFailed {
-                        reason: format!("background write failed: {e}"),
+                        reason: reason.clone(),
                     });
+                    if self.store_failure.is_none() {
+                        self.store_failure = Some(reason.clone());
+                        self.store_restart_at = Some(now.mono + self.config.store_restart_ms);
+                        if matches!(self.role, Role::Owner(_)) {
+                            self.dismount(now, OwnerState::Offline { reason });
+                        }
+                    }
                 }
             }
         }

@@ -50,7 +50,9 @@ impl Node {
                 }
             }
             Role::Owner(OwnerState::Blocked { retry_at, .. }) => {
-                if now.mono >= retry_at {
+                if self.peer_stream_is_newer(now) {
+                    self.hand_over_to_newer_stream(now);
+                } else if now.mono >= retry_at {
                     self.start_drain(now);
                 }
             }
@@ -285,6 +287,51 @@ impl Node {
             self.emit(NodeEvent::Dismounted { reason });
         }
         self.role = Role::Owner(next);
+    }
+
+    /// Whether the peer, up and talking, holds a stream written in a later epoch than ours:
+    /// the logs the dial misses are its, and they cannot be merged into our stream.
+    fn peer_stream_is_newer(&self, now: Now) -> bool {
+        let ours = self.lineage.last().map_or(0, |e| e.epoch);
+        !self.peer_down(now)
+            && self.peer.as_ref().is_some_and(|p| {
+                // A copy being seeded holds nothing to mount.
+                let has_copy = p
+                    .copy
+                    .is_some_and(|c| c.status != SummaryCopyStatus::Seeding);
+                has_copy && p.lineage.last().is_some_and(|theirs| theirs.epoch > ours)
+            })
+    }
+
+    /// Blocked by the dial while the newest stream is the peer's: give it the server (the
+    /// cluster failing the resource over to the node where the database can mount) instead of
+    /// waiting forever for logs that only it has.
+    fn hand_over_to_newer_stream(&mut self, now: Now) {
+        let target = self.id.peer();
+        let comment = format!(
+            "cluster: {target} holds the newest logs; {} cannot mount without them",
+            self.id
+        );
+        self.emit(NodeEvent::MoveStarted {
+            target,
+            comment: comment.clone(),
+        });
+        self.role = Role::Owner(OwnerState::Moving(MoveState {
+            id: now.mono,
+            target,
+            comment,
+            deadline: now.mono + self.config.move_timeout_ms,
+            prepared: Some(self.last_closed()),
+            handing_over: true,
+        }));
+        let view = View {
+            epoch: self.view.epoch + 1,
+            owner: target,
+        };
+        self.view = view;
+        self.emit(NodeEvent::ViewChanged { view });
+        let ops = self.persisted_state().persist_ops();
+        self.disk(ops, Io::HandOver { view });
     }
 
     /// `Restore-StorageGroupCopy`: mount this copy whatever the dial says.

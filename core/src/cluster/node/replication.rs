@@ -69,6 +69,11 @@ impl Node {
         if self.copy_writing || now.mono < self.copy_retry_at {
             return;
         }
+        if self.seeding && matches!(self.role, Role::Passive { .. }) {
+            // A seed that did not arrive (the active was unreachable): ask again.
+            self.request(now, Fetch::Database, Msg::FetchDatabase);
+            return;
+        }
         let next = self.inspector.next_expected();
         let draining = matches!(self.role, Role::Owner(OwnerState::Draining { .. }));
         if draining && !self.drain_state_done {
@@ -179,6 +184,20 @@ impl Node {
     ) {
         self.copy_writing = false;
         let generation = log.header.generation;
+        if generation != self.inspector.next_expected() {
+            // The copy was reset (a reseed, a role change) while this write was in flight:
+            // the log belongs to a history this copy no longer follows. Take it back out of
+            // the log folder unless that generation is accounted for otherwise.
+            // (Separate batches: a batch stops at its first missing file.)
+            let name = closed_log_name(generation);
+            if !self.closed.contains_key(&generation) {
+                let path = join(LOG_DIR, &name);
+                self.disk(vec![DiskOp::Remove { path }], Io::Cleanup);
+            }
+            let staged = join(INSPECT_DIR, &name);
+            self.disk(vec![DiskOp::Remove { path: staged }], Io::Cleanup);
+            return;
+        }
         if let Err(e) = result {
             let staged = join(INSPECT_DIR, &closed_log_name(generation));
             self.disk(vec![DiskOp::Remove { path: staged }], Io::Cleanup);
@@ -239,8 +258,8 @@ impl Node {
                 self.drain_finished = true;
             }
             (Fetch::Database, None) => {
+                // Still seeding: the old copy is gone, so ask again after the retry wait.
                 self.fetch = None;
-                self.seeding = false;
                 self.copy_failed(now, format!("seeding failed: {reason}"));
             }
             _ => {}
@@ -378,9 +397,9 @@ impl Node {
             return;
         }
         self.fetch = None;
-        self.seeding = false;
         match Database::from_image(&bytes, self.config.storage.llr_depth) {
             Ok(db) => {
+                self.seeding = false;
                 self.db = db;
                 self.flushed_applied = self.db.applied();
                 // The seed becomes this copy's database file as it came.
@@ -399,6 +418,8 @@ impl Node {
                     checkpoint: self.db.checkpoint(),
                 });
             }
+            // The old copy is already discarded: keep seeding (asked again after the retry
+            // wait) rather than copy logs onto nothing.
             Err(e) => self.copy_failed(now, format!("seeding failed: {e}")),
         }
     }

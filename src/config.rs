@@ -1,0 +1,61 @@
+//! The files `ccr node --config` and `ccr hub --config` read. Errors name the file and line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ccr_core::cluster::config::ClusterConfig;
+use ccr_core::cluster::hub::HubConfig;
+use ccr_core::cluster::NodeId;
+use serde::{Deserialize, Serialize};
+
+use crate::transport::Addresses;
+
+/// `ccr node --config node1.toml`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeFile {
+    pub node: NodeId,
+    /// The node's data folder (logs, database, cluster state): created if missing.
+    pub data: PathBuf,
+    /// The cluster key every process shares (at least 16 characters).
+    pub key: String,
+    /// Where admin commands are accepted; loopback unless you say otherwise.
+    #[serde(default = "default_admin")]
+    pub admin: SocketAddr,
+    pub addresses: Addresses,
+    #[serde(default)]
+    pub cluster: ClusterConfig,
+}
+
+fn default_admin() -> SocketAddr {
+    "127.0.0.1:7100".parse().expect("valid")
+}
+
+/// `ccr hub --config hub.toml`: the hub transport, its dumpster, and the witness share.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubFile {
+    pub key: String,
+    pub addresses: Addresses,
+    #[serde(default)]
+    pub hub: HubConfig,
+    #[serde(default)]
+    pub cluster: ClusterConfig,
+}
+
+pub fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        let (line, col) = e
+            .span()
+            .map(|s| {
+                let before = &text[..s.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                (line, col)
+            })
+            .unwrap_or((0, 0));
+        format!("{}:{line}:{col}: {}", path.display(), e.message())
+    })
+}

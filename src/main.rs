@@ -1,0 +1,329 @@
+//! `ccr`: a real CCR cluster — mailbox nodes, the hub with its dumpster and the witness, a
+//! client, and the admin commands — over TCP, real files and the real clock.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "ccr",
+    about = "Exchange 2007 Cluster Continuous Replication, for real"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where an admin command goes: a node's config file (its admin address and the key), or both
+/// given directly.
+#[derive(clap::Args, Clone)]
+struct Target {
+    /// A node's config file.
+    #[arg(long, conflicts_with_all = ["admin", "key"])]
+    config: Option<PathBuf>,
+    /// A node's admin address.
+    #[arg(long, requires = "key")]
+    admin: Option<std::net::SocketAddr>,
+    /// The cluster key (or set CCR_KEY).
+    #[arg(long, env = "CCR_KEY", hide_env_values = true)]
+    key: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a mailbox node.
+    Node {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the hub transport server, its dumpster and the file share witness.
+    Hub {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Submit mail through the hub.
+    Client {
+        /// The hub's config file (its address and the key).
+        #[arg(long)]
+        config: PathBuf,
+        #[command(subcommand)]
+        what: ClientCmd,
+    },
+    /// Start node1, node2 and the hub on loopback, data in DIR (default: a new temporary one).
+    Up {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// First of the ports used (hub = PORT, nodes PORT+1, PORT+2; admin PORT+11, PORT+12).
+        #[arg(long, default_value_t = 7400)]
+        port: u16,
+    },
+    /// Get-ClusteredMailboxServerStatus
+    Status(Target),
+    /// Get-StorageGroupCopyStatus
+    CopyStatus(Target),
+    /// Move-ClusteredMailboxServer
+    Move {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long = "target", value_parser = parse_node)]
+        to: ccr_core::cluster::NodeId,
+        #[arg(long, default_value = "")]
+        comment: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Suspend-StorageGroupCopy
+    SuspendCopy(Target),
+    /// Resume-StorageGroupCopy
+    ResumeCopy(Target),
+    /// Update-StorageGroupCopy (reseed this passive copy)
+    UpdateCopy(Target),
+    /// Restore-StorageGroupCopy (mount this copy, accepting loss)
+    RestoreCopy(Target),
+    /// Check that acknowledged message ids (one per line in FILE, as `client load
+    /// --acked-file` writes) are in this node's database; fails if any is missing.
+    Verify {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        ids: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientCmd {
+    /// Send one message and wait for its acknowledgement.
+    Send {
+        #[arg(long, default_value_t = 20_000)]
+        size: u32,
+    },
+    /// A steady stream: RATE messages per second for DURATION seconds.
+    Load {
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        #[arg(long, default_value_t = 20_000)]
+        size: u32,
+        /// Write the acknowledged message ids here, one per line.
+        #[arg(long)]
+        acked_file: Option<PathBuf>,
+    },
+}
+
+fn parse_node(s: &str) -> Result<ccr_core::cluster::NodeId, String> {
+    match s {
+        "node1" => Ok(ccr_core::cluster::NodeId::Node1),
+        "node2" => Ok(ccr_core::cluster::NodeId::Node2),
+        _ => Err(format!("`{s}`: a node is node1 or node2")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    #[cfg(madsim)]
+    {
+        let _ = cli;
+        eprintln!("ccr: built for the simulator (--cfg madsim); build it normally");
+        ExitCode::from(2)
+    }
+    #[cfg(not(madsim))]
+    {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        match runtime.block_on(real::run(cli)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ccr: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+#[cfg(not(madsim))]
+mod real {
+    use std::time::Duration;
+
+    use ccr::client;
+    use ccr::config::{self, HubFile, NodeFile};
+    use ccr::frame::Key;
+    use ccr::wire::{AdminReply, AdminRequest};
+
+    use super::{Cli, ClientCmd, Command, Target};
+
+    fn target_of(t: &Target) -> Result<(std::net::SocketAddr, Key), String> {
+        if let Some(path) = &t.config {
+            let f: NodeFile = config::load(path)?;
+            return Ok((f.admin, Key::new(&f.key)?));
+        }
+        match (t.admin, &t.key) {
+            (Some(a), Some(k)) => Ok((a, Key::new(k)?)),
+            _ => Err("say which node: --config NODE.toml, or --admin ADDR --key KEY".into()),
+        }
+    }
+
+    async fn command(t: &Target, req: AdminRequest) -> Result<(), String> {
+        let (addr, key) = target_of(t)?;
+        match client::admin(addr, &key, req).await? {
+            AdminReply::Status { status, .. } => print!("{status}"),
+            AdminReply::CopyStatus(s) => print!("{s}"),
+            AdminReply::Accepted => println!("accepted"),
+            AdminReply::Missing { ids } => println!("{} missing", ids.len()),
+            AdminReply::Refused(r) => return Err(r),
+        }
+        Ok(())
+    }
+
+    fn first_id() -> u64 {
+        // Unique across runs: milliseconds since the epoch, times a thousand.
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_millis() as u64)
+            * 1000
+    }
+
+    pub async fn run(cli: Cli) -> Result<(), String> {
+        match cli.command {
+            Command::Node { config } => ccr::node_proc::run(config::load(&config)?).await,
+            Command::Hub { config } => ccr::hub_proc::run(config::load(&config)?).await,
+            Command::Client { config, what } => {
+                let f: HubFile = config::load(&config)?;
+                let key = Key::new(&f.key)?;
+                let (rate, duration, size, file) = match what {
+                    ClientCmd::Send { size } => (1.0, 0.5, size, None),
+                    ClientCmd::Load {
+                        rate,
+                        duration,
+                        size,
+                        acked_file,
+                    } => (rate, duration, size, acked_file),
+                };
+                let report = client::load(
+                    f.addresses.hub.public,
+                    &key,
+                    first_id(),
+                    rate,
+                    Duration::from_secs_f64(duration),
+                    size,
+                    Duration::from_secs(90),
+                )
+                .await?;
+                println!("sent {}, acknowledged {}", report.sent, report.acked.len());
+                if let Some(path) = file {
+                    let text: String = report.acked.iter().map(|id| format!("{id}\n")).collect();
+                    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+                }
+                Ok(())
+            }
+            Command::Up { dir, port } => up(dir, port).await,
+            Command::Status(t) => command(&t, AdminRequest::Status).await,
+            Command::CopyStatus(t) => command(&t, AdminRequest::CopyStatus).await,
+            Command::Move {
+                target,
+                to,
+                comment,
+                yes,
+            } => {
+                if !yes {
+                    use std::io::Write;
+                    print!("Move the clustered mailbox server to {to}? [y/N] ");
+                    let _ = std::io::stdout().flush();
+                    let mut answer = String::new();
+                    let _ = std::io::stdin().read_line(&mut answer);
+                    if !answer.trim().eq_ignore_ascii_case("y") {
+                        return Err("not moved".into());
+                    }
+                }
+                command(
+                    &target,
+                    AdminRequest::Move {
+                        target: to,
+                        comment,
+                    },
+                )
+                .await
+            }
+            Command::SuspendCopy(t) => command(&t, AdminRequest::SuspendCopy).await,
+            Command::ResumeCopy(t) => command(&t, AdminRequest::ResumeCopy).await,
+            Command::UpdateCopy(t) => command(&t, AdminRequest::UpdateCopy).await,
+            Command::RestoreCopy(t) => command(&t, AdminRequest::RestoreCopy).await,
+            Command::Verify { target, ids } => {
+                let text =
+                    std::fs::read_to_string(&ids).map_err(|e| format!("{}: {e}", ids.display()))?;
+                let mut list = Vec::new();
+                for (i, line) in text
+                    .lines()
+                    .enumerate()
+                    .filter(|(_, l)| !l.trim().is_empty())
+                {
+                    list.push(line.trim().parse::<u64>().map_err(|e| {
+                        format!("{}:{}: not a message id: {e}", ids.display(), i + 1)
+                    })?);
+                }
+                let (addr, key) = target_of(&target)?;
+                match client::admin(addr, &key, AdminRequest::Missing { ids: list.clone() }).await?
+                {
+                    AdminReply::Missing { ids: missing } if missing.is_empty() => {
+                        println!("all {} acknowledged message(s) present", list.len());
+                        Ok(())
+                    }
+                    AdminReply::Missing { ids: missing } => Err(format!(
+                        "{} of {} acknowledged message(s) missing, e.g. {:?}",
+                        missing.len(),
+                        list.len(),
+                        &missing[..missing.len().min(5)]
+                    )),
+                    other => Err(format!("unexpected answer: {other:?}")),
+                }
+            }
+        }
+    }
+
+    async fn up(dir: Option<std::path::PathBuf>, port: u16) -> Result<(), String> {
+        let dir = match dir {
+            Some(d) => d,
+            None => tempfile::Builder::new()
+                .prefix("ccr-up-")
+                .tempdir()
+                .map_err(|e| e.to_string())?
+                .keep(),
+        };
+        let key = format!("{:032x}", rand::random::<u128>());
+        let [n1, n2, hub] = ccr::up::write_configs(&dir, port, &key)?;
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut children = Vec::new();
+        for (role, cfg) in [("hub", &hub), ("node", &n1), ("node", &n2)] {
+            let child = std::process::Command::new(&exe)
+                .args([role, "--config"])
+                .arg(cfg)
+                .spawn()
+                .map_err(|e| format!("cannot start {role}: {e}"))?;
+            children.push(child);
+        }
+        println!(
+            "A CCR cluster runs on loopback; data and configs in {}",
+            dir.display()
+        );
+        println!("  ccr status --config {}", n1.display());
+        println!("  ccr copy-status --config {}", n2.display());
+        println!(
+            "  ccr client --config {} load --rate 20 --duration 30",
+            hub.display()
+        );
+        println!(
+            "  ccr move --config {} --target node2 --comment \"This is a test!\"",
+            n1.display()
+        );
+        println!("Stop with Ctrl-C.");
+        for mut c in children {
+            let _ = tokio::task::spawn_blocking(move || c.wait()).await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,209 @@
+//! `ccr node`: one mailbox node — the same `Node` and host the simulator runs, on a real disk,
+//! the real clock and TCP. The process also serves its machine's log share and the admin
+//! endpoint.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ccr_core::cluster::boot::boot;
+use ccr_core::cluster::node::{Admin, Node, NodeEvent};
+use ccr_core::cluster::{share, Endpoint, NodeId, Now};
+use ccr_core::disk::RealDisk;
+use ccr_core::host::{run_node, Clock, HostEnv, Incoming, Inputs, Network, Observer};
+use ccr_core::storage::MessageId;
+use tokio::sync::mpsc;
+
+use crate::config::NodeFile;
+use crate::frame::Key;
+use crate::transport::{listen, TcpNetwork};
+use crate::wire::{AdminReply, AdminRequest, Wire};
+
+/// The machine's clock: monotonic from `Instant`, wall from the system clock.
+pub struct RealClock {
+    start: Instant,
+    wall_at_start: u64,
+}
+
+impl RealClock {
+    pub fn new() -> RealClock {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        RealClock {
+            start: Instant::now(),
+            wall_at_start: wall,
+        }
+    }
+}
+
+impl Default for RealClock {
+    fn default() -> Self {
+        RealClock::new()
+    }
+}
+
+impl Clock for RealClock {
+    fn now(&self) -> Now {
+        let mono = self.start.elapsed().as_millis() as u64;
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(self.wall_at_start + mono, |d| d.as_millis() as u64);
+        Now { mono, wall }
+    }
+
+    fn until(&self, mono: u64) -> Duration {
+        Duration::from_millis(mono.saturating_sub(self.now().mono) + 1)
+    }
+}
+
+/// Node events as log lines on stderr.
+struct LogObserver;
+
+impl Observer for LogObserver {
+    fn node_event(&self, node: NodeId, now: Now, event: &NodeEvent) {
+        if matches!(
+            event,
+            NodeEvent::LogReplayed { .. } | NodeEvent::LogCopied { .. }
+        ) {
+            return;
+        }
+        eprintln!("{:>10.3}s {node}: {event:?}", now.mono as f64 / 1000.0);
+    }
+
+    fn stepped(&self, _node: &Node, _now: Now) {}
+}
+
+pub async fn run(file: NodeFile) -> Result<(), String> {
+    let key = Key::new(&file.key)?;
+    let id = file.node;
+    std::fs::create_dir_all(&file.data)
+        .map_err(|e| format!("{}: cannot create: {e}", file.data.display()))?;
+    file.cluster
+        .validate()
+        .map_err(|e| format!("[cluster]: {e}"))?;
+    let disk = Arc::new(Mutex::new(RealDisk::new(&file.data)));
+    let clock = Arc::new(RealClock::new());
+    let state = {
+        let mut d = disk.lock().expect("disk");
+        boot(&mut *d, &file.cluster, clock.now().wall)
+            .map_err(|e| format!("{}: {e}", file.data.display()))?
+    };
+    let node = Arc::new(Mutex::new(Node::new(
+        id,
+        file.cluster.clone(),
+        state,
+        clock.now(),
+    )));
+    let network = TcpNetwork::new(key.clone(), file.addresses.clone());
+    let (inbox_tx, inbox) = mpsc::unbounded_channel::<Incoming>();
+    let (admin_tx, admin) = mpsc::unbounded_channel::<Admin>();
+    let (_pause, paused) = tokio::sync::watch::channel(false);
+
+    // The machine's listeners: the node's services and its log share on both networks.
+    let mut bound = Vec::new();
+    for net in [
+        ccr_core::cluster::Net::Public,
+        ccr_core::cluster::Net::Private,
+    ] {
+        let addr = file.addresses.of(Endpoint::Node(id), net);
+        if bound.contains(&addr) {
+            continue;
+        }
+        bound.push(addr);
+        let inbox_tx = inbox_tx.clone();
+        let disk = disk.clone();
+        let node = node.clone();
+        let network = network.clone();
+        listen(addr, key.clone(), move |wire, _reply| {
+            let Wire::Cluster { from, to, net, msg } = wire else {
+                return;
+            };
+            match to {
+                Endpoint::Node(n) if n == id => {
+                    let _ = inbox_tx.send(Incoming { from, net, msg });
+                }
+                Endpoint::Share(n) if n == id => {
+                    let running = node.lock().expect("node").store_running();
+                    let answer = {
+                        let mut d = disk.lock().expect("disk");
+                        share::serve(&mut *d, &msg, running)
+                    };
+                    if let Some(answer) = answer {
+                        network.send(Endpoint::Share(id), from, net, answer);
+                    }
+                }
+                _ => {}
+            }
+        })
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    }
+
+    let admin_node = node.clone();
+    let admin_clock = clock.clone();
+    listen(file.admin, key.clone(), move |wire, reply| {
+        let Wire::Admin(req) = wire else { return };
+        let answer = answer_admin(&admin_node, admin_clock.now(), &admin_tx, req);
+        let _ = reply.send(Wire::AdminReply(answer));
+    })
+    .await
+    .map_err(|e| format!("cannot listen on {} (admin): {e}", file.admin))?;
+
+    eprintln!(
+        "ccr: {id} up, data in {}, admin on {}",
+        file.data.display(),
+        file.admin
+    );
+    let network: Arc<dyn Network> = Arc::new(network);
+    run_node(
+        node,
+        Inputs {
+            inbox,
+            admin,
+            paused,
+        },
+        HostEnv {
+            disk,
+            clock,
+            network,
+            observer: Arc::new(LogObserver),
+        },
+    )
+    .await;
+    Ok(())
+}
+
+fn answer_admin(
+    node: &Arc<Mutex<Node>>,
+    now: Now,
+    tx: &mpsc::UnboundedSender<Admin>,
+    req: AdminRequest,
+) -> AdminReply {
+    let n = node.lock().expect("node");
+    let command = match req {
+        AdminRequest::Status => {
+            return AdminReply::Status {
+                node: n.id(),
+                serving: n.is_serving(),
+                status: n.cms_status(now),
+            };
+        }
+        AdminRequest::CopyStatus => return AdminReply::CopyStatus(n.copy_status()),
+        AdminRequest::Missing { ids } => {
+            let missing = ids
+                .into_iter()
+                .filter(|id| !n.database().contains(MessageId(*id)))
+                .collect();
+            return AdminReply::Missing { ids: missing };
+        }
+        AdminRequest::Move { target, comment } => Admin::Move { target, comment },
+        AdminRequest::SuspendCopy => Admin::SuspendCopy,
+        AdminRequest::ResumeCopy => Admin::ResumeCopy,
+        AdminRequest::UpdateCopy => Admin::UpdateCopy,
+        AdminRequest::RestoreCopy => Admin::RestoreCopy,
+    };
+    match tx.send(command) {
+        Ok(()) => AdminReply::Accepted,
+        Err(_) => AdminReply::Refused("the node is shutting down".into()),
+    }
+}

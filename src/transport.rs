@@ -1,0 +1,158 @@
+//! The real network: TCP between processes, one outgoing connection per peer address (opened
+//! on demand, reopened after a failure), authenticated frames both ways. A message that cannot
+//! be sent is dropped — CCR copes with lost messages; it never blocks the sender.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ccr_core::cluster::wire::Msg;
+use ccr_core::cluster::{Endpoint, Net, NodeId};
+use ccr_core::host::Network;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::frame::{self, Key};
+use crate::wire::Wire;
+
+/// Where each machine listens, per network.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Addresses {
+    pub node1: MachineAddr,
+    pub node2: MachineAddr,
+    pub hub: MachineAddr,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct MachineAddr {
+    pub public: SocketAddr,
+    /// The private (heartbeat) network; the public address when absent.
+    pub private: Option<SocketAddr>,
+}
+
+impl Addresses {
+    pub fn of(&self, to: Endpoint, net: Net) -> SocketAddr {
+        let m = match to {
+            Endpoint::Node(NodeId::Node1) | Endpoint::Share(NodeId::Node1) => &self.node1,
+            Endpoint::Node(NodeId::Node2) | Endpoint::Share(NodeId::Node2) => &self.node2,
+            Endpoint::Witness | Endpoint::Hub => &self.hub,
+        };
+        match net {
+            Net::Private => m.private.unwrap_or(m.public),
+            Net::Public => m.public,
+        }
+    }
+}
+
+/// Outgoing frames waiting per peer; beyond this they are dropped.
+const QUEUE: usize = 4096;
+
+#[derive(Clone)]
+pub struct TcpNetwork {
+    key: Key,
+    addrs: Arc<Addresses>,
+    links: Arc<Mutex<BTreeMap<SocketAddr, mpsc::Sender<Vec<u8>>>>>,
+}
+
+impl TcpNetwork {
+    pub fn new(key: Key, addrs: Addresses) -> TcpNetwork {
+        TcpNetwork {
+            key,
+            addrs: Arc::new(addrs),
+            links: Arc::new(Mutex::new(BTreeMap::new())),
+        }
+    }
+
+    pub fn send_wire(&self, addr: SocketAddr, wire: &Wire) {
+        let frame = frame::encode(&self.key, wire);
+        let tx = {
+            let mut links = self.links.lock().expect("links");
+            links
+                .entry(addr)
+                .or_insert_with(|| {
+                    let (tx, rx) = mpsc::channel(QUEUE);
+                    tokio::spawn(connection(addr, rx));
+                    tx
+                })
+                .clone()
+        };
+        let _ = tx.try_send(frame);
+    }
+}
+
+impl Network for TcpNetwork {
+    fn send(&self, from: Endpoint, to: Endpoint, net: Net, msg: Msg) {
+        let addr = self.addrs.of(to, net);
+        self.send_wire(addr, &Wire::Cluster { from, to, net, msg });
+    }
+}
+
+/// Writes queued frames to `addr`, reconnecting as needed; frames queued while the peer is
+/// unreachable are dropped rather than delivered late in a burst.
+async fn connection(addr: SocketAddr, mut rx: mpsc::Receiver<Vec<u8>>) {
+    use tokio::io::AsyncWriteExt;
+    let mut stream: Option<TcpStream> = None;
+    while let Some(frame) = rx.recv().await {
+        if stream.is_none() {
+            match tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => {
+                    let _ = s.set_nodelay(true);
+                    stream = Some(s);
+                }
+                _ => {
+                    // Unreachable: drop what is queued now; try again with the next message.
+                    while rx.try_recv().is_ok() {}
+                    continue;
+                }
+            }
+        }
+        let s = stream.as_mut().expect("connected");
+        if s.write_all(&frame).await.is_err() {
+            stream = None;
+        }
+    }
+}
+
+/// Accepts connections on `addr` and hands every authenticated frame to `deliver` with a way
+/// to answer on the same connection. Bad frames close their connection, logged with the reason.
+pub async fn listen<F>(addr: SocketAddr, key: Key, deliver: F) -> std::io::Result<()>
+where
+    F: Fn(Wire, mpsc::UnboundedSender<Wire>) + Send + Sync + 'static,
+{
+    let listener = TcpListener::bind(addr).await?;
+    let deliver = Arc::new(deliver);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let key = key.clone();
+            let deliver = deliver.clone();
+            tokio::spawn(async move {
+                let (mut r, mut w) = stream.into_split();
+                let (tx, mut rx) = mpsc::unbounded_channel::<Wire>();
+                let writer_key = key.clone();
+                tokio::spawn(async move {
+                    while let Some(reply) = rx.recv().await {
+                        if frame::write(&mut w, &writer_key, &reply).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                loop {
+                    match frame::read::<_, Wire>(&mut r, &key).await {
+                        Ok(wire) => deliver(wire, tx.clone()),
+                        Err(frame::FrameError::Closed) => break,
+                        Err(e) => {
+                            eprintln!("ccr: closing connection from {peer}: {e}");
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Ok(())
+}
