@@ -313,6 +313,9 @@ pub struct Node {
     seeding: bool,
     resolved: bool,
     move_target: Option<(u64, Generation)>,
+    /// Draining: the closed logs are copied; the open log is next, once the old owner's
+    /// leases have surely run out.
+    open_log_due: bool,
     /// Draining a lost node's share found nothing more to copy.
     drain_finished: bool,
     /// The lost node's lineage was fetched (or could not be) before draining its logs.
@@ -399,6 +402,7 @@ impl Node {
             seeding: false,
             move_target: None,
             drain_finished: false,
+            open_log_due: false,
             drain_state_done: false,
             force_mount: false,
             last_replayed_ms: None,

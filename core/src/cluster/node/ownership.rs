@@ -158,8 +158,16 @@ impl Node {
         self.fetch = None;
         self.drain_finished = false;
         self.drain_state_done = false;
+        self.open_log_due = false;
+        // The open log is copied only after the takeover guard (see `copy_if_needed`): the
+        // copy timeout runs from whichever is later.
+        let from = if self.old_owner_stopped(now) {
+            now.mono
+        } else {
+            now.mono.max(self.takeover_guard_until())
+        };
         self.role = Role::Owner(OwnerState::Draining {
-            deadline: now.mono + self.config.lost_log_copy_timeout_ms,
+            deadline: from + self.config.lost_log_copy_timeout_ms,
         });
     }
 

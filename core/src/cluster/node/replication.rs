@@ -46,6 +46,19 @@ impl Node {
         self.inspector = Inspector::new(self.config.signature, next, prev);
     }
 
+    /// Whether the node that owned the stream before us can no longer append to its open log:
+    /// every lease it could hold has run out, or it told us (in a heartbeat) that it follows
+    /// our view and does not serve.
+    pub(super) fn old_owner_stopped(&self, now: Now) -> bool {
+        // (The planted skip-the-guard bug skips this wait too: it stands for every lease wait.)
+        self.bugs.skip_takeover_guard
+            || now.mono >= self.takeover_guard_until()
+            || self
+                .peer
+                .as_ref()
+                .is_some_and(|p| p.view == self.view && !p.serving)
+    }
+
     /// Sends the next copy request if one is due.
     pub(super) fn copy_if_needed(&mut self, now: Now) {
         if let Some((what, deadline)) = self.fetch {
@@ -78,6 +91,16 @@ impl Node {
         let draining = matches!(self.role, Role::Owner(OwnerState::Draining { .. }));
         if draining && !self.drain_state_done {
             self.request(now, Fetch::State, Msg::FetchState);
+            return;
+        }
+        if draining && self.open_log_due {
+            // An old owner whose process only stalled may still append to its open log until
+            // every lease it could hold has run out; a copy sealed before that could be a
+            // prefix of what it acknowledged. Closed logs never change: only this one waits.
+            if self.old_owner_stopped(now) {
+                self.open_log_due = false;
+                self.request(now, Fetch::OpenLog, Msg::FetchOpenLog);
+            }
             return;
         }
         let wanted = match &self.role {
@@ -244,7 +267,10 @@ impl Node {
             (Fetch::Log(g), Some(n)) if g == n => {
                 self.fetch = None;
                 if draining {
-                    self.request(now, Fetch::OpenLog, Msg::FetchOpenLog);
+                    // The closed logs are copied; the open one waits (in `copy_if_needed`)
+                    // until the old owner can no longer be writing to it.
+                    self.open_log_due = true;
+                    self.copy_if_needed(now);
                 } else {
                     self.copy_retry_at = now.mono + self.config.copy_retry_ms;
                 }
