@@ -41,12 +41,16 @@ struct State {
     last_redelivery: Option<u64>,
     /// Heartbeat datagrams are being lost on some network right now.
     lossy_links: bool,
+    /// When each node last started a takeover.
+    takeover_started: BTreeMap<NodeId, u64>,
 }
 
 pub struct Obs {
     start: tokio::time::Instant,
     expect: Expect,
     dial_allowed: u32,
+    /// How long a node waits without heartbeats before it calls its peer down.
+    detection_ms: u64,
     /// `CCR_SIM_LIVE_TRACE=1`: every trace line also goes to stderr as it happens (for a run
     /// that never ends, whose trace file would never be written).
     live: bool,
@@ -67,6 +71,7 @@ impl Obs {
             start: tokio::time::Instant::now(),
             expect,
             dial_allowed: config.dial_limits.allowed(config.mount_dial),
+            detection_ms: config.peer_down_after_ms(),
             live: std::env::var_os("CCR_SIM_LIVE_TRACE").is_some(),
             state: Mutex::new(State {
                 hash: 0xCBF2_9CE4_8422_2325,
@@ -86,6 +91,7 @@ impl Obs {
                 evicted: BTreeMap::new(),
                 last_redelivery: None,
                 lossy_links: false,
+                takeover_started: BTreeMap::new(),
             }),
         }
     }
@@ -281,6 +287,14 @@ impl Observer for Obs {
         match event {
             NodeEvent::StayDismounted { .. } => self.saw("dismounted-by-dial", 1),
             NodeEvent::MoveRefused { .. } => self.saw("move-refused", 1),
+            NodeEvent::TakeoverStarted => {
+                let now = self.elapsed_ms();
+                self.state
+                    .lock()
+                    .expect("obs")
+                    .takeover_started
+                    .insert(node, now);
+            }
             NodeEvent::Diverged { outcome } if outcome.contains("beyond lost-log resilience") => {
                 self.saw("reseed-required", 1)
             }
@@ -313,26 +327,35 @@ impl Observer for Obs {
             };
             if let Some(at) = lost_at {
                 let took = (now - at) as f64 / 1000.0;
-                let lossy = {
+                let (lossy, lost_sight_at) = {
                     let mut s = self.state.lock().expect("obs");
                     s.failovers.push(took);
+                    // When the survivor stopped hearing the active: its takeover began one
+                    // detection period after that, whatever fault (a partition, say) caused it.
+                    let lost_sight_at = s
+                        .takeover_started
+                        .get(&node)
+                        .map_or(at, |t| t.saturating_sub(self.detection_ms).min(at));
                     s.windows.push(Window {
                         from_s: at as f64 / 1000.0,
                         to_s: now as f64 / 1000.0,
                     });
-                    s.lossy_links
+                    (s.lossy_links, lost_sight_at)
                 };
                 let min_s = if lossy {
                     0.0
                 } else {
                     self.expect.failover_min_s
                 };
+                // The lower bound holds from the moment the active became unreachable, which
+                // an earlier fault (a partition before the crash) may have caused.
+                let since_lost_sight = (now - lost_sight_at) as f64 / 1000.0;
                 if self.expect.failover == Some(false) {
                     self.violate(
                         Invariant::FailoverWindow,
                         format!("{node} took over in {took:.1} s, but no failover was expected"),
                     );
-                } else if took < min_s || took > self.expect.failover_max_s {
+                } else if since_lost_sight < min_s || took > self.expect.failover_max_s {
                     self.violate(
                         Invariant::FailoverWindow,
                         format!(

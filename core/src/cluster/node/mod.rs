@@ -239,6 +239,8 @@ enum Io {
     CopyLog {
         log: Box<ClosedLog>,
         inspector: Box<Inspector>,
+        /// The copy round it was issued in (see `Node::copy_round`).
+        round: u64,
     },
     /// The new view is durable: send the hand-over.
     HandOver { view: View },
@@ -313,6 +315,9 @@ pub struct Node {
     seeding: bool,
     resolved: bool,
     move_target: Option<(u64, Generation)>,
+    /// Bumped whenever the copy starts over (a reseed, a role change): a log copy still being
+    /// written from before belongs to a history this copy no longer follows.
+    copy_round: u64,
     /// Draining: the closed logs are copied; the open log is next, once the old owner's
     /// leases have surely run out.
     open_log_due: bool,
@@ -403,6 +408,7 @@ impl Node {
             move_target: None,
             drain_finished: false,
             open_log_due: false,
+            copy_round: 0,
             drain_state_done: false,
             force_mount: false,
             last_replayed_ms: None,
@@ -625,7 +631,17 @@ impl Node {
                 generation,
                 epoch,
             } => self.on_commit_done(now, ids, generation, epoch, result),
-            Io::CopyLog { log, inspector } => self.on_copy_written(now, *log, *inspector, result),
+            Io::CopyLog {
+                log,
+                inspector,
+                round,
+            } => {
+                if round == self.copy_round {
+                    self.on_copy_written(now, *log, *inspector, result)
+                } else {
+                    self.on_stale_copy_written(log.header.generation)
+                }
+            }
             Io::HandOver { view } => self.on_hand_over_persisted(now, view, result),
             Io::Cleanup => {}
             Io::Background => {

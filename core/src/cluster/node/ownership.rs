@@ -119,6 +119,7 @@ impl Node {
         }
         self.resolved = false;
         self.fetch = None;
+        self.copy_round += 1;
         // A copy failure from before this node owned the database says nothing about the copy
         // it starts now.
         self.copy_failure = None;

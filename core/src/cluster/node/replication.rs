@@ -176,6 +176,7 @@ impl Node {
                     Io::CopyLog {
                         log: Box::new(log),
                         inspector: Box::new(inspector),
+                        round: self.copy_round,
                     },
                 );
             }
@@ -198,6 +199,21 @@ impl Node {
         }
     }
 
+    /// The copy was reset (a reseed, a role change) while this write was in flight: the log
+    /// belongs to a history this copy no longer follows. Take it back out of the log folder
+    /// unless that generation is accounted for otherwise. (Separate batches: a batch stops at
+    /// its first missing file.)
+    pub(super) fn on_stale_copy_written(&mut self, generation: Generation) {
+        self.copy_writing = false;
+        let name = closed_log_name(generation);
+        if !self.closed.contains_key(&generation) {
+            let path = join(LOG_DIR, &name);
+            self.disk(vec![DiskOp::Remove { path }], Io::Cleanup);
+        }
+        let staged = join(INSPECT_DIR, &name);
+        self.disk(vec![DiskOp::Remove { path: staged }], Io::Cleanup);
+    }
+
     pub(super) fn on_copy_written(
         &mut self,
         now: Now,
@@ -208,17 +224,7 @@ impl Node {
         self.copy_writing = false;
         let generation = log.header.generation;
         if generation != self.inspector.next_expected() {
-            // The copy was reset (a reseed, a role change) while this write was in flight:
-            // the log belongs to a history this copy no longer follows. Take it back out of
-            // the log folder unless that generation is accounted for otherwise.
-            // (Separate batches: a batch stops at its first missing file.)
-            let name = closed_log_name(generation);
-            if !self.closed.contains_key(&generation) {
-                let path = join(LOG_DIR, &name);
-                self.disk(vec![DiskOp::Remove { path }], Io::Cleanup);
-            }
-            let staged = join(INSPECT_DIR, &name);
-            self.disk(vec![DiskOp::Remove { path: staged }], Io::Cleanup);
+            self.on_stale_copy_written(generation);
             return;
         }
         if let Err(e) = result {
@@ -412,6 +418,7 @@ impl Node {
         let ops = self.discard_logs_after(0);
         self.disk(ops, Io::Cleanup);
         self.replay_queue.clear();
+        self.copy_round += 1;
         self.seeding = true;
         self.reseed_required = None;
         self.copy_failure = None;
