@@ -131,6 +131,14 @@ struct RunArgs {
     quiet: bool,
 }
 
+/// How this process was invoked, for the reports' "Command:" line.
+fn command_line() -> String {
+    std::iter::once("ccr-sim".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
     let (a, b) = s
         .split_once("..")
@@ -259,10 +267,7 @@ fn merge(files: Vec<std::path::PathBuf>, report: Option<std::path::PathBuf>) -> 
         );
     }
     if let Some(dir) = report {
-        let command = std::iter::once("ccr-sim".to_string())
-            .chain(std::env::args().skip(1))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let command = command_line();
         if let Err(e) = ccr_reports::write_all(&dir, &records, &ccr_reports::Meta { command }) {
             eprintln!("ccr-sim: {e}");
             return ExitCode::from(2);
@@ -418,10 +423,7 @@ fn sweep(args: SweepArgs) -> ExitCode {
             sim / wall
         );
     }
-    let command = std::iter::once("ccr-sim".to_string())
-        .chain(std::env::args().skip(1))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let command = command_line();
     match ccr_reports::write_all(
         &args.report,
         &result.records,
@@ -453,10 +455,7 @@ fn run(args: RunArgs) -> ExitCode {
         report,
         quiet,
     } = args;
-    let command = std::iter::once("ccr-sim".to_string())
-        .chain(std::env::args().skip(1))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let command = command_line();
     use ccr_sim::scenario::BUILTINS;
 
     let names: Vec<String> = if names.is_empty() {
