@@ -32,13 +32,7 @@ pub async fn run(file: HubFile) -> Result<(), String> {
     let clock = Arc::new(RealClock::new());
     let network = TcpNetwork::new(key.clone(), file.addresses.clone());
     let (tx, mut rx) = mpsc::unbounded_channel::<In>();
-    let mut bound = Vec::new();
-    for net in [Net::Public, Net::Private] {
-        let addr = file.addresses.of(Endpoint::Hub, net);
-        if bound.contains(&addr) {
-            continue;
-        }
-        bound.push(addr);
+    for addr in file.addresses.listen_on(Endpoint::Hub) {
         let tx = tx.clone();
         listen(addr, key.clone(), move |wire, reply| match wire {
             Wire::Cluster { from, to, msg, .. } => {

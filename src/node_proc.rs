@@ -100,16 +100,7 @@ pub async fn run(file: NodeFile) -> Result<(), String> {
     let (_pause, paused) = tokio::sync::watch::channel(false);
 
     // The machine's listeners: the node's services and its log share on both networks.
-    let mut bound = Vec::new();
-    for net in [
-        ccr_core::cluster::Net::Public,
-        ccr_core::cluster::Net::Private,
-    ] {
-        let addr = file.addresses.of(Endpoint::Node(id), net);
-        if bound.contains(&addr) {
-            continue;
-        }
-        bound.push(addr);
+    for addr in file.addresses.listen_on(Endpoint::Node(id)) {
         let inbox_tx = inbox_tx.clone();
         let disk = disk.clone();
         let node = node.clone();

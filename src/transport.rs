@@ -32,6 +32,17 @@ pub struct MachineAddr {
 }
 
 impl Addresses {
+    /// Where a machine's process listens for `e`: its public address and, when it has its
+    /// own, its private one.
+    pub fn listen_on(&self, e: Endpoint) -> Vec<SocketAddr> {
+        let mut addrs = vec![self.of(e, Net::Public)];
+        let private = self.of(e, Net::Private);
+        if private != addrs[0] {
+            addrs.push(private);
+        }
+        addrs
+    }
+
     pub fn of(&self, to: Endpoint, net: Net) -> SocketAddr {
         let m = match to {
             Endpoint::Node(NodeId::Node1) | Endpoint::Share(NodeId::Node1) => &self.node1,

@@ -131,6 +131,17 @@ struct RunArgs {
     quiet: bool,
 }
 
+/// The bar `run` and `sweep` show on a terminal while they work.
+#[cfg(madsim)]
+fn progress_bar(total: u64, unit: &str) -> indicatif::ProgressBar {
+    indicatif::ProgressBar::new(total).with_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{bar:40}} {{pos}}/{{len}} {unit}, {{msg}} [{{elapsed}} elapsed, ~{{eta}} left]"
+        ))
+        .expect("a valid template"),
+    )
+}
+
 /// How this process was invoked, for the reports' "Command:" line.
 fn command_line() -> String {
     std::iter::once("ccr-sim".to_string())
@@ -367,12 +378,7 @@ fn sweep(args: SweepArgs) -> ExitCode {
     let bar = if args.json || args.quiet {
         indicatif::ProgressBar::hidden()
     } else {
-        indicatif::ProgressBar::new(total).with_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} seeds, {msg} [{elapsed} elapsed, ~{eta} left]",
-            )
-            .expect("a valid template"),
-        )
+        progress_bar(total, "seeds")
     };
     let started = std::time::Instant::now();
     let mut failed = 0;
@@ -503,12 +509,7 @@ fn run(args: RunArgs) -> ExitCode {
     let bar = if json || quiet || plan.len() < 2 {
         indicatif::ProgressBar::hidden()
     } else {
-        indicatif::ProgressBar::new(plan.len() as u64).with_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} runs, {msg} [{elapsed} elapsed, ~{eta} left]",
-            )
-            .expect("a valid template"),
-        )
+        progress_bar(plan.len() as u64, "runs")
     };
     let mut failed = 0;
     let mut records = Vec::new();
