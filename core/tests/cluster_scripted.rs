@@ -377,3 +377,47 @@ fn a_takeover_cut_short_by_a_crash_and_the_old_owner_back_first() {
     assert_eq!(w.count(|e| matches!(e, NodeEvent::LogRejected { .. })), 0);
     w.check_settled();
 }
+
+#[test]
+fn a_paused_active_acknowledges_nothing_once_it_resumes_without_quorum() {
+    // Swarm seed 8317: the active is paused with a batch's sync in flight; the survivor takes
+    // over and is redelivered what the dumpster holds; the paused node resumes, has lost
+    // quorum — and must not then acknowledge the batch its disk finished meanwhile.
+    let mut w = world();
+    // A slow log disk (2 ms syncs become 200 ms) keeps a commit in flight nearly all the time.
+    w.machines[Node1.index()].disk.set_slowdown(100);
+    w.workload(20, 60_000);
+    w.schedule(30_001, Fault::Pause(Node1));
+    w.schedule(45_000, Fault::Resume(Node1));
+    w.run_until(90_000);
+    let dismounted_at = w
+        .events
+        .iter()
+        .find(|(t, id, e)| {
+            *t >= 45_000 && *id == Node1 && matches!(e, NodeEvent::Dismounted { .. })
+        })
+        .map(|(t, ..)| *t);
+    assert_eq!(
+        dismounted_at,
+        Some(45_000),
+        "node1 stops at once on resuming"
+    );
+    assert!(
+        w.mounts()
+            .iter()
+            .any(|(t, id, _)| *id == Node2 && *t < 45_000),
+        "node2 took over during the pause"
+    );
+    let late: Vec<_> = w
+        .confirms
+        .iter()
+        .filter(|(t, id, epoch)| *t >= 45_000 && *id == Node1 && *epoch == 0)
+        .collect();
+    assert!(
+        late.is_empty(),
+        "node1 confirmed after losing quorum: {late:?}"
+    );
+    w.heal_everything();
+    w.run_until(200_000);
+    w.check_settled();
+}

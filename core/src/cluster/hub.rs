@@ -81,6 +81,9 @@ pub struct Hub {
     /// Redelivery requests carried out, by node and request id (requests are repeated until
     /// confirmed).
     redelivered: BTreeSet<(NodeId, u64)>,
+    /// The newest redelivery carried out: its epoch and the lineage it was judged against. An
+    /// acknowledgement from an older epoch that arrives after it (a slow link) is judged too.
+    newest_redelivery: Option<(u64, Vec<LineageEntry>)>,
     /// Test-only planted bug: ignore redelivery requests.
     skips_redelivery: bool,
 }
@@ -98,6 +101,7 @@ impl Hub {
             dumpster_bytes: 0,
             out: VecDeque::new(),
             redelivered: BTreeSet::new(),
+            newest_redelivery: None,
             skips_redelivery: false,
         }
     }
@@ -153,16 +157,21 @@ impl Hub {
                     if self.acknowledged.insert(id) {
                         self.out.push_back(HubAction::Acknowledged { id });
                     }
-                    self.remember(
-                        now,
-                        DumpsterEntry {
-                            id,
-                            size,
-                            epoch,
-                            generation,
-                            delivered_at: now.mono,
-                        },
-                    );
+                    let entry = DumpsterEntry {
+                        id,
+                        size,
+                        epoch,
+                        generation,
+                        delivered_at: now.mono,
+                    };
+                    self.remember(now, entry);
+                    let late = self
+                        .newest_redelivery
+                        .as_ref()
+                        .is_some_and(|(e, lineage)| may_be_lost(&entry, *e, lineage));
+                    if late {
+                        self.waiting.push_back((id, size));
+                    }
                 }
             }
             Msg::Redeliver { request, .. } if self.redelivered.contains(&(from, request)) => {
@@ -175,6 +184,13 @@ impl Hub {
             } if !self.skips_redelivery => {
                 self.redelivered.insert((from, request));
                 self.confirm_redelivery(from, request);
+                if self
+                    .newest_redelivery
+                    .as_ref()
+                    .is_none_or(|(e, _)| epoch >= *e)
+                {
+                    self.newest_redelivery = Some((epoch, lineage.clone()));
+                }
                 let lost: Vec<DumpsterEntry> = self
                     .dumpster
                     .values()
@@ -292,6 +308,10 @@ impl Hub {
 /// Whether a message the store confirmed in (`entry.epoch`, `entry.generation`) may be missing
 /// from a stream whose lineage is `lineage` and whose owner now serves in `epoch`: it is safe
 /// only if its epoch's writing is part of the lineage up to at least its generation.
+///
+/// Any later entry that begins at or before that generation overwrote it, not only the next
+/// one: an owner that adopted a stream it never received (a queued heartbeat read after a
+/// pause) and then mounted behind it starts a later entry *earlier* than the one before.
 pub fn may_be_lost(entry: &DumpsterEntry, epoch: u64, lineage: &[LineageEntry]) -> bool {
     if entry.epoch >= epoch {
         return false;
@@ -299,10 +319,9 @@ pub fn may_be_lost(entry: &DumpsterEntry, epoch: u64, lineage: &[LineageEntry]) 
     let Some(i) = lineage.iter().position(|l| l.epoch == entry.epoch) else {
         return true;
     };
-    match lineage.get(i + 1) {
-        Some(next) => entry.generation >= next.first_generation,
-        None => false,
-    }
+    lineage[i + 1..]
+        .iter()
+        .any(|later| entry.generation >= later.first_generation)
 }
 
 #[cfg(test)]
@@ -336,6 +355,86 @@ mod tests {
             "epoch 2 never made it into the lineage"
         );
         assert!(!may_be_lost(&entry(3, 30), 3, &lineage));
+        // Epoch 3 claimed generations from 9 on, but the owner of epoch 4 began at 8 without
+        // them (swarm seed 6086): epoch 1's generation 8 is not covered by epoch 3.
+        let overwritten = [l(0, 1), l(1, 2), l(3, 9), l(4, 8)];
+        assert!(!may_be_lost(&entry(1, 7), 4, &overwritten));
+        assert!(may_be_lost(&entry(1, 8), 4, &overwritten));
+        assert!(may_be_lost(&entry(3, 9), 4, &overwritten));
+    }
+
+    #[test]
+    fn a_late_acknowledgement_from_a_superseded_epoch_is_redelivered() {
+        let mut hub = Hub::new(HubConfig::default());
+        let old = View {
+            epoch: 4,
+            owner: Node1,
+        };
+        hub.handle(Now::at(0), Node1, Msg::Mounted { view: old });
+        hub.submit(Now::at(0), MessageId(7), 10);
+        // Node2 takes over behind node1's generation 0x72 and is redelivered what the
+        // dumpster holds so far (nothing); node1's acknowledgement for 0x72 arrives after.
+        let new = View {
+            epoch: 5,
+            owner: Node2,
+        };
+        hub.handle(Now::at(10), Node2, Msg::Mounted { view: new });
+        let l = |epoch, owner, first| LineageEntry {
+            epoch,
+            owner,
+            first_generation: first,
+            prev_checksum: 0,
+        };
+        let lineage = vec![l(4, Node1, 1), l(5, Node2, 0x72)];
+        hub.handle(
+            Now::at(10),
+            Node2,
+            Msg::Redeliver {
+                epoch: 5,
+                request: 1,
+                lineage,
+            },
+        );
+        while hub.poll_action().is_some() {}
+        let delivered = |id, generation, epoch| Msg::Delivered {
+            id: MessageId(id),
+            generation,
+            epoch,
+        };
+        hub.handle(Now::at(11), Node1, delivered(7, 0x72, 4));
+        let resent: Vec<Endpoint> = std::iter::from_fn(|| hub.poll_action())
+            .filter_map(|a| match a {
+                HubAction::Send {
+                    to,
+                    msg:
+                        Msg::Deliver {
+                            id: MessageId(7), ..
+                        },
+                    ..
+                } => Some(to),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            resent,
+            vec![Endpoint::Node(Node2)],
+            "sent again to the new owner"
+        );
+        // One node1 had in generation 0x71, inside node2's stream, is not.
+        hub.submit(Now::at(12), MessageId(8), 10);
+        hub.handle(Now::at(12), Node1, delivered(8, 0x71, 4));
+        let resent = std::iter::from_fn(|| hub.poll_action())
+            .filter(|a| {
+                matches!(
+                    a,
+                    HubAction::Send {
+                        msg: Msg::Deliver { .. },
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(resent, 1, "only the submission itself");
     }
 
     #[test]

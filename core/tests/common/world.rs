@@ -55,6 +55,10 @@ pub enum Fault {
     CorruptNextCopy(NodeId),
     /// Set the node machine's disk capacity in bytes (below what it holds: a full disk).
     DiskCapacity(NodeId, u64),
+    /// The node's process stops running (a gray failure): its inputs and disk completions
+    /// wait, its timers do not fire, until `Resume`.
+    Pause(NodeId),
+    Resume(NodeId),
 }
 
 enum Ev {
@@ -80,6 +84,8 @@ pub struct Machine {
     pub up: bool,
     incarnation: u64,
     disk_busy_until: u64,
+    /// While paused: what arrived for the process, in order.
+    held: Option<Vec<Ev>>,
 }
 
 pub struct NetConfig {
@@ -106,6 +112,8 @@ pub struct World {
     submit_until: u64,
     pub events: Vec<(u64, NodeId, NodeEvent)>,
     pub redelivered: usize,
+    /// Every `Delivered` a node sent: when, who, and the epoch it names.
+    pub confirms: Vec<(u64, NodeId, u64)>,
     corrupt_next: BTreeSet<NodeId>,
 }
 
@@ -129,6 +137,7 @@ impl World {
             submit_until: 0,
             events: Vec::new(),
             redelivered: 0,
+            confirms: Vec::new(),
             corrupt_next: BTreeSet::new(),
         };
         for _ in NodeId::ALL {
@@ -138,6 +147,7 @@ impl World {
                 up: true,
                 incarnation: 0,
                 disk_busy_until: 0,
+                held: None,
             });
         }
         for id in NodeId::ALL {
@@ -223,7 +233,12 @@ impl World {
                 return;
             };
             match action {
-                Action::Send { to, net, msg } => self.send(Endpoint::Node(id), to, net, msg),
+                Action::Send { to, net, msg } => {
+                    if let Msg::Delivered { epoch, .. } = msg {
+                        self.confirms.push((self.now, id, epoch));
+                    }
+                    self.send(Endpoint::Node(id), to, net, msg)
+                }
                 Action::Disk { token, ops } => {
                     // Ops reach the disk now; the node learns of it after the latency, in order.
                     let result = execute_all(&mut m.disk, &ops);
@@ -360,6 +375,16 @@ impl World {
                 self.corrupt_next.insert(id);
             }
             Fault::DiskCapacity(id, bytes) => self.m(id).disk.set_capacity(bytes),
+            Fault::Pause(id) => {
+                let m = self.m(id);
+                m.held.get_or_insert_with(Vec::new);
+            }
+            Fault::Resume(id) => {
+                // What waited is handled now, in the order it arrived.
+                for ev in self.m(id).held.take().unwrap_or_default() {
+                    self.step(ev);
+                }
+            }
             Fault::Admin(id, cmd) => {
                 let now = Now::at(self.now);
                 if let Some(node) = self.m(id).node.as_mut() {
@@ -370,10 +395,12 @@ impl World {
         }
     }
 
-    /// Never two nodes serving at the same instant.
+    /// Never two nodes serving at the same instant. A paused process accepts no writes; its
+    /// first step after resuming re-checks quorum.
     fn check_single_active(&self) {
         let serving: Vec<NodeId> = NodeId::ALL
             .into_iter()
+            .filter(|&id| self.machines[id.index()].held.is_none())
             .filter(|&id| self.node(id).is_some_and(|n| n.is_serving()))
             .collect();
         assert!(
@@ -388,6 +415,7 @@ impl World {
         loop {
             let timers = NodeId::ALL
                 .into_iter()
+                .filter(|&id| self.machines[id.index()].held.is_none())
                 .filter_map(|id| self.node(id).and_then(|n| n.poll_timeout()))
                 .chain(self.hub.poll_timeout())
                 .min();
@@ -407,6 +435,9 @@ impl World {
             } else {
                 let now = Now::at(self.now);
                 for id in NodeId::ALL {
+                    if self.m(id).held.is_some() {
+                        continue;
+                    }
                     if let Some(node) = self.m(id).node.as_mut() {
                         if node.poll_timeout().is_some_and(|d| d <= now.mono) {
                             node.handle_timeout(now);
@@ -424,6 +455,18 @@ impl World {
     }
 
     fn step(&mut self, ev: Ev) {
+        let for_node = match &ev {
+            Ev::Msg {
+                to: Endpoint::Node(id),
+                ..
+            } => Some(*id),
+            Ev::DiskDone { node, .. } => Some(*node),
+            _ => None,
+        };
+        if let Some(held) = for_node.and_then(|id| self.m(id).held.as_mut()) {
+            held.push(ev);
+            return;
+        }
         match ev {
             Ev::Msg { from, to, net, msg } => self.deliver(from, to, net, msg),
             Ev::DiskDone {
@@ -461,6 +504,7 @@ impl World {
         self.net.drop_rate = 0.0;
         self.net.dup_rate = 0.0;
         for id in NodeId::ALL {
+            self.fault(Fault::Resume(id));
             if self.node(id).is_none() {
                 self.start_node(id);
             }

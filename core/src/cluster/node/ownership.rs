@@ -244,10 +244,20 @@ impl Node {
         }
         if new_epoch {
             // This epoch's writing starts with a fresh generation, recorded in the lineage.
+            // Entries that begin at or after it describe logs we never received (a lineage
+            // adopted from the peer's heartbeats): our stream replaces them.
+            let first_generation = self.inspector.next_expected();
+            while self
+                .lineage
+                .last()
+                .is_some_and(|e| e.first_generation >= first_generation)
+            {
+                self.lineage.pop();
+            }
             self.lineage.push(LineageEntry {
                 epoch: self.view.epoch,
                 owner: self.id,
-                first_generation: self.inspector.next_expected(),
+                first_generation,
                 prev_checksum: self.inspector.last_checksum().unwrap_or(0),
             });
         }

@@ -115,9 +115,17 @@ impl Node {
         self.commit_in_flight = false;
         match result {
             Ok(()) => {
+                // Durable here, but acknowledged only while this node still serves the epoch it
+                // wrote in: once it lost quorum (a sync that finished while it was paused) a new
+                // owner may already have asked the hub for redelivery, and an acknowledgement
+                // landing in the dumpster after that would never be redelivered. Unconfirmed,
+                // the hub sends the message again to whoever serves.
+                let serving = self.is_serving() && self.view.epoch == epoch;
                 for id in ids {
                     self.unsynced.remove(&id);
-                    self.confirm(id, generation, epoch);
+                    if serving {
+                        self.confirm(id, generation, epoch);
+                    }
                 }
                 self.maybe_flush(now);
             }
