@@ -5,11 +5,14 @@
 //! processes), `transport` (TCP network for the host), `config` (node and hub files),
 //! `node_proc` (a mailbox node process: node, log share, admin endpoint), `hub_proc` (hub,
 //! dumpster and witness), `client` (mail submission and admin commands), `up` (a whole local
-//! cluster in one command).
+//! cluster in one command), `local` (such a cluster as child processes, for the loopback
+//! tests and `ccr bench`), `bench` (the real binary's benchmarks).
 //!
 //! Under `--cfg madsim` (the simulator build) none of this is compiled: it talks to real
 //! sockets.
 
+#[cfg(not(madsim))]
+pub mod bench;
 #[cfg(not(madsim))]
 pub mod client;
 #[cfg(not(madsim))]
@@ -18,6 +21,8 @@ pub mod config;
 pub mod frame;
 #[cfg(not(madsim))]
 pub mod hub_proc;
+#[cfg(not(madsim))]
+pub mod local;
 #[cfg(not(madsim))]
 pub mod node_proc;
 #[cfg(not(madsim))]

@@ -83,6 +83,12 @@ enum Command {
     UpdateCopy(Target),
     /// Restore-StorageGroupCopy (mount this copy, accepting loss)
     RestoreCopy(Target),
+    /// Benchmarks of a loopback cluster of this binary: one JSON line each (`cargo xtask
+    /// bench` runs them and writes BENCHMARKS.md).
+    Bench {
+        #[command(subcommand)]
+        what: BenchCmd,
+    },
     /// Check that acknowledged message ids (one per line in FILE, as `client load
     /// --acked-file` writes) are in this node's database; fails if any is missing.
     Verify {
@@ -90,6 +96,20 @@ enum Command {
         target: Target,
         #[arg(long)]
         ids: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// RUNS `kill -9` failovers of the active, alternating nodes: kill to survivor serving.
+    Failover {
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+    },
+    /// node2 starts LOGS logs behind and catches up: log shipping throughput.
+    Shipping {
+        #[arg(long, default_value_t = 500)]
+        logs: u64,
     },
 }
 
@@ -155,7 +175,7 @@ mod real {
     use ccr::frame::Key;
     use ccr::wire::{AdminReply, AdminRequest};
 
-    use super::{Cli, ClientCmd, Command, Target};
+    use super::{BenchCmd, Cli, ClientCmd, Command, Target};
 
     fn target_of(t: &Target) -> Result<(std::net::SocketAddr, Key), String> {
         if let Some(path) = &t.config {
@@ -222,6 +242,16 @@ mod real {
                 Ok(())
             }
             Command::Up { dir, port } => up(dir, port).await,
+            Command::Bench { what } => {
+                let bin = std::env::current_exe()
+                    .map_err(|e| format!("cannot find this binary to start the roles: {e}"))?;
+                let figure = match what {
+                    BenchCmd::Failover { runs } => ccr::bench::failover(&bin, runs).await?,
+                    BenchCmd::Shipping { logs } => ccr::bench::shipping(&bin, logs).await?,
+                };
+                println!("{figure}");
+                Ok(())
+            }
             Command::Status(t) => command(&t, AdminRequest::Status).await,
             Command::CopyStatus(t) => command(&t, AdminRequest::CopyStatus).await,
             Command::Move {

@@ -3,158 +3,57 @@
 //! back, and connections without the key or with garbage refused without harm.
 #![cfg(not(madsim))]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ccr::client;
 use ccr::frame::Key;
+use ccr::local::{Condition, LocalCluster};
 use ccr::wire::{AdminReply, AdminRequest};
 use ccr_core::cluster::NodeId;
 
 const KEY: &str = "an-integration-test-key-0123456789";
 
-struct Cluster {
-    dir: tempfile::TempDir,
-    configs: [PathBuf; 3],
-    children: [Option<Child>; 3],
-    admin: [std::net::SocketAddr; 2],
-}
+/// The three roles as processes of the binary under test.
+struct Cluster(LocalCluster);
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for c in self.children.iter_mut().flatten() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+impl std::ops::Deref for Cluster {
+    type Target = LocalCluster;
+    fn deref(&self) -> &LocalCluster {
+        &self.0
     }
-}
-
-fn spawn(role: &str, config: &Path, log: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_ccr"))
-        .args([role, "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
 }
 
 impl Cluster {
     fn start() -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        // Each cluster of this test process gets its own ports.
-        static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
-        let nth = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let base = 21_000 + (std::process::id() % 200) as u16 * 100 + nth * 20;
-        let configs = ccr::up::write_configs(dir.path(), base, KEY).unwrap();
-        let admin = [
-            std::net::SocketAddr::from(([127, 0, 0, 1], base + 11)),
-            std::net::SocketAddr::from(([127, 0, 0, 1], base + 12)),
-        ];
-        let mut c = Cluster {
-            children: [None, None, None],
-            dir,
-            configs,
-            admin,
-        };
-        c.children[2] = Some(spawn("hub", &c.configs[2], &c.log("hub")));
-        for n in NodeId::ALL {
-            c.start_node(n);
-        }
-        c
-    }
-
-    fn log(&self, name: &str) -> PathBuf {
-        self.dir.path().join(format!("{name}.log"))
+        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_ccr"));
+        Cluster(LocalCluster::start(bin, KEY, &NodeId::ALL).unwrap())
     }
 
     fn start_node(&mut self, n: NodeId) {
-        let log = self.log(&format!(
-            "{}-{}",
-            n.name(),
-            Instant::now().elapsed().as_nanos()
-        ));
-        self.children[n.index()] = Some(spawn("node", &self.configs[n.index()], &log));
+        self.0.start_node(n).unwrap();
     }
 
     fn kill9(&mut self, n: NodeId) {
-        let mut c = self.children[n.index()].take().unwrap();
-        c.kill().unwrap(); // SIGKILL
-        c.wait().unwrap();
+        self.0.kill9(n).unwrap();
     }
 
-    async fn ask(&self, n: NodeId, req: AdminRequest) -> Option<AdminReply> {
-        client::admin(self.admin[n.index()], &Key::new(KEY).unwrap(), req)
+    async fn wait_for(&self, what: &str, limit: Duration, condition: Condition) -> Duration {
+        self.0
+            .wait_for(condition, limit, Duration::from_millis(100))
             .await
-            .ok()
-    }
-
-    async fn serving(&self, n: NodeId) -> bool {
-        matches!(
-            self.ask(n, AdminRequest::Status).await,
-            Some(AdminReply::Status { serving: true, .. })
-        )
-    }
-
-    async fn wait_for(&self, what: &str, limit: Duration, mut ok: impl AsyncCheck) -> Duration {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if ok.check(self).await {
-                return start.elapsed();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let mut logs = String::new();
-        for e in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "log") {
-                let text = std::fs::read_to_string(&p).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                logs.push_str(&format!("== {}\n", p.display()));
-                for l in tail.into_iter().rev() {
-                    logs.push_str(l);
-                    logs.push('\n');
-                }
-            }
-        }
-        panic!("{what}: not within {limit:?}\n{logs}");
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
     }
 }
 
-trait AsyncCheck {
-    async fn check(&mut self, c: &Cluster) -> bool;
-}
-
-struct Serves(NodeId);
-impl AsyncCheck for Serves {
-    async fn check(&mut self, c: &Cluster) -> bool {
-        c.serving(self.0).await
-    }
-}
-
-struct CaughtUp(NodeId);
-impl AsyncCheck for CaughtUp {
-    async fn check(&mut self, c: &Cluster) -> bool {
-        matches!(
-            c.ask(self.0, AdminRequest::CopyStatus).await,
-            Some(AdminReply::CopyStatus(s))
-                if format!("{:?}", s.summary) == "Healthy" && s.copy_queue_length == 0 && s.replay_queue_length == 0
-        )
-    }
-}
+use Condition::{CaughtUp, Serves};
 
 async fn missing(c: &Cluster, n: NodeId, ids: &[u64]) -> Vec<u64> {
-    match c.ask(n, AdminRequest::Missing { ids: ids.to_vec() }).await {
-        Some(AdminReply::Missing { ids }) => ids,
-        other => panic!("{other:?}"),
-    }
+    c.missing(n, ids).await.unwrap()
 }
 
 async fn load(c: &Cluster, first_id: u64, secs: f64) -> ccr::client::LoadReport {
-    let hub: ccr::config::HubFile = ccr::config::load(&c.configs[2]).unwrap();
     client::load(
-        hub.addresses.hub.public,
+        c.hub_address().unwrap(),
         &Key::new(KEY).unwrap(),
         first_id,
         25.0,
@@ -184,10 +83,10 @@ async fn kill_the_active_then_move_there_and_back() {
 
     // A client stream; eight seconds in, kill -9 the active.
     let stream = {
-        let hub: ccr::config::HubFile = ccr::config::load(&c.configs[2]).unwrap();
+        let hub = c.hub_address().unwrap();
         tokio::spawn(async move {
             client::load(
-                hub.addresses.hub.public,
+                hub,
                 &Key::new(KEY).unwrap(),
                 1_000_000,
                 25.0,
@@ -279,7 +178,7 @@ async fn unauthenticated_and_malformed_connections_get_nothing_and_harm_nothing(
     )
     .await;
     let node1: ccr::config::NodeFile = ccr::config::load(&c.configs[0]).unwrap();
-    let targets = [c.admin[0], node1.addresses.node1.public];
+    let targets = [node1.admin, node1.addresses.node1.public];
     for addr in targets {
         // Garbage, an oversized length, and a well-formed frame under the wrong key.
         let wrong = Key::new("not-the-cluster-key-at-all").unwrap();
@@ -301,7 +200,7 @@ async fn unauthenticated_and_malformed_connections_get_nothing_and_harm_nothing(
     }
     // The admin command with the wrong key is refused from the client side too.
     let wrong = client::admin(
-        c.admin[0],
+        node1.admin,
         &Key::new("not-the-cluster-key-at-all").unwrap(),
         AdminRequest::Status,
     )

@@ -16,6 +16,8 @@ pub mod swarm;
 pub mod topology;
 
 #[cfg(madsim)]
+pub mod bench;
+#[cfg(madsim)]
 pub mod clock;
 #[cfg(madsim)]
 pub mod net;

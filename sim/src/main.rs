@@ -37,6 +37,20 @@ enum Command {
         #[arg(long)]
         report: Option<std::path::PathBuf>,
     },
+    /// Measure the simulator: time compression on the standard workload, overhead over bare
+    /// madsim, swarm seeds per hour, replay and shrink times. One JSON line per figure on
+    /// stdout (`cargo xtask bench` turns them into BENCHMARKS.md).
+    Bench {
+        /// Only these benchmarks (of compression, overhead, seeds, replay, shrink).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Ten-minute swarm seeds to time for the seeds-per-hour figure.
+        #[arg(long, default_value_t = 200)]
+        seeds: u64,
+        /// Parallel runs for that figure (default: the number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
     /// Shrink a failing run to a small scenario file that still fails the same way.
     Shrink {
         /// A scenario: built-in name, file, or `swarm:SEED`.
@@ -142,6 +156,12 @@ fn progress_bar(total: u64, unit: &str) -> indicatif::ProgressBar {
     )
 }
 
+/// One job per core.
+#[cfg(madsim)]
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// How this process was invoked, for the reports' "Command:" line.
 fn command_line() -> String {
     std::iter::once("ccr-sim".to_string())
@@ -183,6 +203,7 @@ fn main() -> ExitCode {
             budget,
         } => shrink(scenario, seed, out, budget),
         Command::Merge { files, report } => merge(files, report),
+        Command::Bench { only, seeds, jobs } => bench(only, seeds, jobs),
         Command::Check { files } => {
             let mut bad = 0;
             for f in &files {
@@ -225,6 +246,39 @@ fn run(_: RunArgs) -> ExitCode {
 #[cfg(not(madsim))]
 fn sweep(_: SweepArgs) -> ExitCode {
     no_runtime()
+}
+
+#[cfg(not(madsim))]
+fn bench(_: Vec<String>, _: u64, _: Option<usize>) -> ExitCode {
+    no_runtime()
+}
+
+#[cfg(madsim)]
+fn bench(only: Vec<String>, seeds: u64, jobs: Option<usize>) -> ExitCode {
+    use ccr_sim::bench;
+    if let Some(bad) = only.iter().find(|o| !bench::ALL.contains(&o.as_str())) {
+        eprintln!(
+            "ccr-sim: --only: unknown benchmark `{bad}` (known: {})",
+            bench::ALL.join(", ")
+        );
+        return ExitCode::from(2);
+    }
+    let opts = bench::Options {
+        only,
+        seeds,
+        jobs: jobs.unwrap_or_else(default_jobs),
+    };
+    let result = bench::run_all(&opts, |figure| {
+        eprintln!("{}", figure["bench"].as_str().unwrap_or("?"));
+        println!("{figure}");
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ccr-sim bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[cfg(not(madsim))]
@@ -350,9 +404,7 @@ fn shrink(name: String, seed: u64, out: std::path::PathBuf, budget: usize) -> Ex
 
 #[cfg(madsim)]
 fn sweep(args: SweepArgs) -> ExitCode {
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let jobs = args.jobs.unwrap_or_else(default_jobs);
     let families = match args.families.as_deref().map(ccr_sim::swarm::parse_families) {
         None => ccr_sim::swarm::Family::ALL.to_vec(),
         Some(Ok(f)) => f,

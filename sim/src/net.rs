@@ -54,6 +54,9 @@ struct State {
     /// Stream ordering: the last scheduled delivery time per (from, to, net).
     last_delivery: BTreeMap<(Endpoint, Endpoint, Net), u64>,
     corrupt_next: BTreeSet<Endpoint>,
+    /// Work done, for the benchmarks: messages put into inboxes, and postman wakes.
+    delivered: u64,
+    postman_wakes: u64,
 }
 
 /// The networks. Messages in flight wait in one heap that a single postman task delivers
@@ -82,13 +85,14 @@ impl SimNet {
             let mut due = Vec::new();
             let next = {
                 let mut s = self.state.lock().expect("net");
+                s.postman_wakes += 1;
                 while s.in_flight.peek().is_some_and(|m| m.at <= now) {
                     due.push(s.in_flight.pop().expect("peeked"));
                 }
                 s.in_flight.peek().map(|m| m.at)
             };
             for m in due {
-                let s = self.state.lock().expect("net");
+                let mut s = self.state.lock().expect("net");
                 // A machine that went down meanwhile receives nothing.
                 if s.down.contains(&Machine::of(m.to)) {
                     continue;
@@ -99,6 +103,7 @@ impl SimNet {
                         net: m.net,
                         msg: m.msg,
                     });
+                    s.delivered += 1;
                 }
             }
             match next {
@@ -122,6 +127,12 @@ impl SimNet {
             .expect("started")
             .elapsed()
             .as_millis() as u64
+    }
+
+    /// Messages delivered into inboxes, and times the postman woke, so far.
+    pub fn work(&self) -> (u64, u64) {
+        let s = self.state.lock().expect("net");
+        (s.delivered, s.postman_wakes)
     }
 
     pub fn register(&self, e: Endpoint, tx: UnboundedSender<Incoming>) {

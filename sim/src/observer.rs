@@ -54,6 +54,8 @@ pub struct Obs {
     /// `CCR_SIM_LIVE_TRACE=1`: every trace line also goes to stderr as it happens (for a run
     /// that never ends, whose trace file would never be written).
     live: bool,
+    /// Node steps so far (every wake of a node's host), for the benchmarks.
+    node_steps: std::sync::atomic::AtomicU64,
     state: Mutex<State>,
 }
 
@@ -73,6 +75,7 @@ impl Obs {
             dial_allowed: config.dial_limits.allowed(config.mount_dial),
             detection_ms: config.peer_down_after_ms(),
             live: std::env::var_os("CCR_SIM_LIVE_TRACE").is_some(),
+            node_steps: Default::default(),
             state: Mutex::new(State {
                 hash: 0xCBF2_9CE4_8422_2325,
                 lines: 0,
@@ -94,6 +97,10 @@ impl Obs {
                 takeover_started: BTreeMap::new(),
             }),
         }
+    }
+
+    pub fn node_steps(&self) -> u64 {
+        self.node_steps.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn elapsed_ms(&self) -> u64 {
@@ -369,6 +376,8 @@ impl Observer for Obs {
     }
 
     fn stepped(&self, node: &Node, now: Now) {
+        self.node_steps
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let serving = node.is_serving();
         let both = {
             let mut s = self.state.lock().expect("obs");

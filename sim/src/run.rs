@@ -9,21 +9,26 @@ use ccr_core::storage::MessageId;
 
 use crate::observer::{Invariant, Obs};
 use crate::scenario::Scenario;
-use crate::world::World;
+use crate::world::{Work, World};
 
 pub use ccr_reports::record::{Failover, Mount, RunRecord, Timeline};
 
 /// Runs `scenario` with `seed` on a fresh thread under madsim. `full_trace` keeps every trace
 /// line (for `--trace`); the hash covers them either way.
 pub fn run(scenario: &Scenario, seed: u64, full_trace: bool) -> RunRecord {
-    let started = std::time::Instant::now();
-    let s = scenario.clone();
-    let mut record = crate::run_seeded(seed, move || simulate(s, seed, full_trace));
-    record.wall_ms = started.elapsed().as_millis() as u64;
-    record
+    run_measured(scenario, seed, full_trace).0
 }
 
-async fn simulate(scenario: Scenario, seed: u64, full_trace: bool) -> RunRecord {
+/// [`run`], also returning the runtime work the run did (for the benchmarks).
+pub fn run_measured(scenario: &Scenario, seed: u64, full_trace: bool) -> (RunRecord, Work) {
+    let started = std::time::Instant::now();
+    let s = scenario.clone();
+    let (mut record, work) = crate::run_seeded(seed, move || simulate(s, seed, full_trace));
+    record.wall_ms = started.elapsed().as_millis() as u64;
+    (record, work)
+}
+
+async fn simulate(scenario: Scenario, seed: u64, full_trace: bool) -> (RunRecord, Work) {
     let obs = Arc::new(Obs::new(
         &scenario.cluster,
         scenario.expect.clone(),
@@ -75,11 +80,12 @@ async fn simulate(scenario: Scenario, seed: u64, full_trace: bool) -> RunRecord 
         &format!("end: {submitted} submitted, {acked} acknowledged, {lost} lost"),
     );
     let final_state = describe_end(&world);
+    let work = world.work();
     world.teardown();
     // Let the aborted tasks be dropped (with what they hold) before the runtime ends.
     tokio::time::sleep(Duration::from_millis(1)).await;
     let violation = obs.violation();
-    RunRecord {
+    let record = RunRecord {
         scenario: scenario.name.clone(),
         source: scenario.source.clone(),
         seed,
@@ -119,7 +125,8 @@ async fn simulate(scenario: Scenario, seed: u64, full_trace: bool) -> RunRecord 
             liveness_from_s,
         },
         trace: obs.full_trace(),
-    }
+    };
+    (record, work)
 }
 
 fn sample(world: &World, obs: &Obs) -> ccr_reports::record::Sample {

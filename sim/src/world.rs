@@ -42,6 +42,16 @@ pub struct NodeMachine {
     boot_error: Mutex<Option<String>>,
 }
 
+/// Runtime work, counted so the benchmarks can run the same amount through bare madsim.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Work {
+    /// Messages delivered into a machine's inbox.
+    pub messages: u64,
+    /// Wakes of the node hosts, the hub task and the postman, whatever woke them (a message,
+    /// a timer, a disk completion).
+    pub wakes: u64,
+}
+
 pub struct World {
     pub config: ClusterConfig,
     planted: crate::scenario::Planted,
@@ -53,6 +63,8 @@ pub struct World {
     pub witness_up: Arc<Mutex<bool>>,
     /// Messages the workload has handed the hub so far.
     submitted: Arc<std::sync::atomic::AtomicU64>,
+    /// Wakes of the hub machine's task, for the benchmarks.
+    hub_wakes: Arc<std::sync::atomic::AtomicU64>,
     /// The hub's and the shares' tasks, stopped at teardown.
     services: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -89,6 +101,7 @@ impl World {
             witness,
             witness_up,
             submitted,
+            hub_wakes: Default::default(),
             services: Mutex::new(Vec::new()),
         };
         for m in &world.nodes {
@@ -602,6 +615,17 @@ impl World {
         self.submitted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// The runtime work this run has done so far: every task wake of the machines' tasks,
+    /// and how many of them were a message arriving.
+    pub fn work(&self) -> Work {
+        let (messages, postman) = self.net.work();
+        let hub = self.hub_wakes.load(std::sync::atomic::Ordering::Relaxed);
+        Work {
+            messages,
+            wakes: self.obs.node_steps() + hub + postman,
+        }
+    }
+
     fn spawn_share(&self, m: &NodeMachine) {
         let (tx, mut rx) = mpsc::unbounded_channel::<Incoming>();
         let id = m.id;
@@ -639,8 +663,10 @@ impl World {
         let witness = self.witness.clone();
         let witness_up = self.witness_up.clone();
         let submitted = self.submitted.clone();
+        let hub_wakes = self.hub_wakes.clone();
         let task = tokio::spawn(async move {
             loop {
+                hub_wakes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let sleep = hub
                     .poll_timeout()
                     .map_or(Duration::from_secs(3600), |d| clock.until(d))

@@ -1,11 +1,14 @@
 //! `cargo xtask test`: every check CI runs, in order, stopping at the first failure.
 //! `cargo xtask sim [ARGS…]`: builds the simulator (`--cfg madsim`) and runs `ccr-sim`.
+//! `cargo xtask bench [--quick]`: the benchmarks, into `BENCHMARKS.md` (see `bench.rs`).
 //!
 //! The simulator build uses `RUSTFLAGS="--cfg madsim"`, which changes every crate's flags, so
 //! it gets its own target folder (`target/madsim`): the two builds never evict each other.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
+
+mod bench;
 
 const MADSIM_TARGET: &str = "target/madsim";
 /// Where `cargo xtask sim` with no arguments writes its reports.
@@ -46,11 +49,15 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("sim") => sim(&args[1..]),
+        Some("bench") => bench::bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test | sim [ARGS…]>");
+            eprintln!("usage: cargo xtask <test | sim [ARGS…] | bench [--quick]>");
             eprintln!("  test  fmt, clippy and tests in the normal and the --cfg madsim build");
             eprintln!(
                 "  sim   build the simulator and run ccr-sim (default: the whole library, reports into target/ccr-sim-report)"
+            );
+            eprintln!(
+                "  bench time compression, overhead, seeds/hour, replay, shrink, real failover and log shipping; writes BENCHMARKS.md"
             );
             return ExitCode::from(2);
         }

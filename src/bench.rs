@@ -1,0 +1,160 @@
+//! The real binary's benchmarks, behind `ccr bench` (`cargo xtask bench` runs them beside the
+//! simulator's and writes `BENCHMARKS.md`): `kill -9` failovers of a loopback cluster, and
+//! log shipping to a passive that starts behind. Each prints one JSON line.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ccr_core::cluster::NodeId;
+use ccr_core::storage::names;
+use serde_json::{json, Value};
+
+use crate::client;
+use crate::local::{Condition, LocalCluster};
+use crate::wire::{AdminReply, AdminRequest};
+
+const KEY: &str = "a-benchmark-key-of-ccr-0123456789";
+/// How often the clock is read against the cluster: the figures' resolution.
+const POLL: Duration = Duration::from_millis(50);
+
+/// `runs` failovers, alternating the active: a client stream of 25 messages/s, three seconds
+/// of it, then `kill -9` of the active; the time is from the kill to the survivor having the
+/// database mounted and serving (the hub delivers to it from then on). The killed node is
+/// restarted and must catch up before the next run. Every acknowledged message is checked on
+/// the survivor.
+pub async fn failover(bin: &Path, runs: usize) -> Result<Value, String> {
+    let mut c = LocalCluster::start(bin, KEY, &NodeId::ALL)?;
+    c.wait_for(
+        Condition::Serves(NodeId::Node1),
+        Duration::from_secs(30),
+        POLL,
+    )
+    .await?;
+    let mut active = NodeId::Node1;
+    let (mut times, mut acked, mut lost) = (Vec::new(), 0, 0);
+    for run in 0..runs {
+        let survivor = active.peer();
+        c.wait_for(Condition::CaughtUp(survivor), Duration::from_secs(90), POLL)
+            .await?;
+        let (hub, key) = (c.hub_address()?, c.key());
+        let first_id = 1 + run as u64 * 1_000_000;
+        let stream = tokio::spawn(async move {
+            client::load(
+                hub,
+                &key,
+                first_id,
+                25.0,
+                Duration::from_secs(24),
+                4_000,
+                Duration::from_secs(60),
+            )
+            .await
+        });
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        c.kill9(active)?;
+        let took = c
+            .wait_for(Condition::Serves(survivor), Duration::from_secs(120), POLL)
+            .await?;
+        times.push(took.as_secs_f64());
+        eprintln!("failover {}: {:.2} s", run + 1, took.as_secs_f64());
+        c.start_node(active)?;
+        let report = stream.await.map_err(|e| format!("client stream: {e}"))??;
+        acked += report.acked.len();
+        lost += c.missing(survivor, &report.acked).await?.len();
+        active = survivor;
+    }
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    Ok(json!({
+        "bench": "real-failover",
+        "runs": runs,
+        "seconds": times,
+        "median_s": sorted.get(sorted.len() / 2),
+        "worst_s": sorted.last(),
+        "best_s": sorted.first(),
+        "acked": acked,
+        "lost": lost,
+    }))
+}
+
+/// Log shipping: node1 serves alone (with the witness's vote) while a client fills `logs`
+/// logs — each message is one log's nominal size, so each closes a log — then node2 starts
+/// and copies, inspects and replays them all. Throughput is counted from node2's first
+/// copied log to its last, in nominal (Exchange 1 MB) logs and in the bytes the files hold
+/// (the simulator's records carry no message bodies, so a log file is much smaller than its
+/// nominal megabyte).
+pub async fn shipping(bin: &Path, logs: u64) -> Result<Value, String> {
+    let mut c = LocalCluster::start(bin, KEY, &[NodeId::Node1])?;
+    c.wait_for(
+        Condition::Serves(NodeId::Node1),
+        Duration::from_secs(30),
+        POLL,
+    )
+    .await?;
+    let log_size = ccr_core::storage::StorageConfig::default().log_size;
+    let rate = 100.0;
+    let report = client::load(
+        c.hub_address()?,
+        &c.key(),
+        1,
+        rate,
+        Duration::from_secs_f64(logs as f64 / rate),
+        u32::try_from(log_size).map_err(|_| "log size above 4 GB".to_string())?,
+        Duration::from_secs(60),
+    )
+    .await?;
+    let (closed, bytes) = closed_logs(&c.dir().join("node1").join("logs"))?;
+    let started = Instant::now();
+    c.start_node(NodeId::Node2)?;
+    let mut first: Option<(Instant, u64)> = None;
+    let last = loop {
+        if started.elapsed() > Duration::from_secs(600) {
+            return Err(format!(
+                "node2 did not copy {closed} logs in 10 minutes\n{}",
+                c.log_tails(15)
+            ));
+        }
+        if let Some(AdminReply::CopyStatus(s)) =
+            c.ask(NodeId::Node2, AdminRequest::CopyStatus).await
+        {
+            let g = u64::from(s.last_inspected_generation);
+            if g > 0 && first.is_none() {
+                first = Some((Instant::now(), g));
+            }
+            if g >= closed && s.replay_queue_length == 0 {
+                break Instant::now();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let (t0, g0) = first.expect("a copied log was seen before the last");
+    let span = last.duration_since(t0).as_secs_f64().max(1e-3);
+    let shipped = closed - g0;
+    let nominal_mb = (shipped * log_size) as f64 / 1e6;
+    Ok(json!({
+        "bench": "real-shipping",
+        "acked": report.acked.len(),
+        "logs": closed,
+        "file_bytes": bytes,
+        "start_to_caught_up_s": last.duration_since(started).as_secs_f64(),
+        "steady_logs": shipped,
+        "steady_s": span,
+        "logs_per_s": shipped as f64 / span,
+        "nominal_mb_per_s": nominal_mb / span,
+        "file_mb_per_s": (bytes as f64 * shipped as f64 / closed.max(1) as f64) / 1e6 / span,
+    }))
+}
+
+/// The newest closed generation in a log folder, and the bytes its closed logs hold.
+fn closed_logs(dir: &Path) -> Result<(u64, u64), String> {
+    let (mut newest, mut bytes) = (0u64, 0);
+    for e in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        let e = e.map_err(|e| format!("{}: {e}", dir.display()))?;
+        let name = e.file_name();
+        if let Some(g) = name.to_str().and_then(names::parse_closed_log_name) {
+            newest = newest.max(u64::from(g));
+            bytes += e.metadata().map_or(0, |m| m.len());
+        }
+    }
+    Ok((newest, bytes))
+}

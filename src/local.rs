@@ -1,0 +1,200 @@
+//! A cluster of real `ccr` processes on loopback in a temporary folder: node1, node2 and the
+//! hub, each started from a binary, each with its own log file. The loopback tests and
+//! `ccr bench` drive it; `ccr up` is the hand-driven equivalent.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ccr_core::cluster::status::SummaryCopyStatus;
+use ccr_core::cluster::NodeId;
+
+use crate::client;
+use crate::frame::Key;
+use crate::wire::{AdminReply, AdminRequest};
+
+pub struct LocalCluster {
+    bin: PathBuf,
+    key: String,
+    dir: tempfile::TempDir,
+    /// node1.toml, node2.toml, hub.toml.
+    pub configs: [PathBuf; 3],
+    children: [Option<Child>; 3],
+    admin: [SocketAddr; 2],
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for c in self.children.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// What [`LocalCluster::wait_for`] waits for.
+#[derive(Debug, Clone, Copy)]
+pub enum Condition {
+    /// The node has the database mounted and serves.
+    Serves(NodeId),
+    /// The node's copy is Healthy with empty copy and replay queues.
+    CaughtUp(NodeId),
+}
+
+impl LocalCluster {
+    /// The hub and `nodes`, each a process of `bin`, on ports of their own.
+    pub fn start(bin: &Path, key: &str, nodes: &[NodeId]) -> Result<LocalCluster, String> {
+        let dir = tempfile::tempdir().map_err(|e| format!("temporary folder: {e}"))?;
+        // Each cluster of a process gets its own ports, and processes rarely share them.
+        static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+        let nth = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let base = 21_000 + (std::process::id() % 200) as u16 * 100 + (nth % 5) * 20;
+        let configs = crate::up::write_configs(dir.path(), base, key)?;
+        let admin = [
+            SocketAddr::from(([127, 0, 0, 1], base + 11)),
+            SocketAddr::from(([127, 0, 0, 1], base + 12)),
+        ];
+        let mut c = LocalCluster {
+            bin: bin.to_path_buf(),
+            key: key.to_string(),
+            children: [None, None, None],
+            dir,
+            configs,
+            admin,
+        };
+        let hub = c.spawn("hub", 2, "hub")?;
+        c.children[2] = Some(hub);
+        for &n in nodes {
+            c.start_node(n)?;
+        }
+        Ok(c)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn key(&self) -> Key {
+        Key::new(&self.key).expect("a key the cluster started with")
+    }
+
+    /// The hub's client address.
+    pub fn hub_address(&self) -> Result<SocketAddr, String> {
+        let hub: crate::config::HubFile = crate::config::load(&self.configs[2])?;
+        Ok(hub.addresses.hub.public)
+    }
+
+    fn spawn(&self, role: &str, config: usize, log_name: &str) -> Result<Child, String> {
+        let log_path = self.dir.path().join(format!("{log_name}.log"));
+        let log =
+            std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+        Command::new(&self.bin)
+            .args([role, "--config"])
+            .arg(&self.configs[config])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.bin.display()))
+    }
+
+    /// Starts (or restarts) a node's process; each start logs to a file of its own.
+    pub fn start_node(&mut self, n: NodeId) -> Result<(), String> {
+        static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let nth = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let child = self.spawn("node", n.index(), &format!("{}-{nth}", n.name()))?;
+        self.children[n.index()] = Some(child);
+        Ok(())
+    }
+
+    /// `kill -9` of a node's process.
+    pub fn kill9(&mut self, n: NodeId) -> Result<(), String> {
+        let mut c = self.children[n.index()]
+            .take()
+            .ok_or_else(|| format!("{n} is not running"))?;
+        c.kill().map_err(|e| format!("kill {n}: {e}"))?; // SIGKILL
+        c.wait().map_err(|e| format!("wait for {n}: {e}"))?;
+        Ok(())
+    }
+
+    pub async fn ask(&self, n: NodeId, req: AdminRequest) -> Option<AdminReply> {
+        client::admin(self.admin[n.index()], &self.key(), req)
+            .await
+            .ok()
+    }
+
+    pub async fn serving(&self, n: NodeId) -> bool {
+        matches!(
+            self.ask(n, AdminRequest::Status).await,
+            Some(AdminReply::Status { serving: true, .. })
+        )
+    }
+
+    pub async fn holds(&self, condition: Condition) -> bool {
+        match condition {
+            Condition::Serves(n) => self.serving(n).await,
+            Condition::CaughtUp(n) => matches!(
+                self.ask(n, AdminRequest::CopyStatus).await,
+                Some(AdminReply::CopyStatus(s))
+                    if s.summary == SummaryCopyStatus::Healthy
+                        && s.copy_queue_length == 0
+                        && s.replay_queue_length == 0
+            ),
+        }
+    }
+
+    /// Polls every `every` until `condition` holds: how long it took, or an error with the
+    /// tail of every process's log.
+    pub async fn wait_for(
+        &self,
+        condition: Condition,
+        limit: Duration,
+        every: Duration,
+    ) -> Result<Duration, String> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if self.holds(condition).await {
+                return Ok(start.elapsed());
+            }
+            tokio::time::sleep(every).await;
+        }
+        Err(format!(
+            "{condition:?}: not within {limit:?}\n{}",
+            self.log_tails(15)
+        ))
+    }
+
+    /// The last `lines` lines of each process's log.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut out = String::new();
+        let mut logs: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        logs.sort();
+        for p in logs {
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(lines).collect();
+            out.push_str(&format!("== {}\n", p.display()));
+            for l in tail.into_iter().rev() {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Which of `ids` the node's database lacks.
+    pub async fn missing(&self, n: NodeId, ids: &[u64]) -> Result<Vec<u64>, String> {
+        match self
+            .ask(n, AdminRequest::Missing { ids: ids.to_vec() })
+            .await
+        {
+            Some(AdminReply::Missing { ids }) => Ok(ids),
+            other => Err(format!("{n}: unexpected answer to Missing: {other:?}")),
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! `cargo xtask bench`: builds the simulator (`--cfg madsim`) and the real binary in release,
+//! runs `ccr-sim bench` and `ccr bench …`, prints a table against the targets and rewrites
+//! the figures section of `BENCHMARKS.md` (between its markers; the text around them is
+//! written by hand and kept).
+
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::{step, Build, MADSIM_TARGET};
+
+const FILE: &str = "BENCHMARKS.md";
+const BEGIN: &str = "<!-- figures:begin (cargo xtask bench rewrites this part) -->";
+const END: &str = "<!-- figures:end -->";
+
+struct Plan {
+    seeds: u64,
+    failovers: usize,
+    logs: u64,
+}
+
+pub fn bench(args: &[String]) -> Result<(), String> {
+    let quick = args.iter().any(|a| a == "--quick");
+    if let Some(bad) = args.iter().find(|a| *a != "--quick") {
+        return Err(format!("bench: unknown argument `{bad}` (only --quick)"));
+    }
+    let plan = if quick {
+        Plan {
+            seeds: 40,
+            failovers: 3,
+            logs: 200,
+        }
+    } else {
+        Plan {
+            seeds: 400,
+            failovers: 10,
+            logs: 1000,
+        }
+    };
+    let mut sim = Build::Madsim.cargo("build");
+    sim.args(["--release", "--package", "ccr-sim", "--quiet"]);
+    step("build ccr-sim (--cfg madsim, release)", sim)?;
+    let mut real = Build::Normal.cargo("build");
+    real.args(["--release", "--package", "ccr", "--quiet"]);
+    step("build ccr (release)", real)?;
+
+    let sim_bin = format!("{MADSIM_TARGET}/release/ccr-sim");
+    let real_bin = "target/release/ccr";
+    let seeds = plan.seeds.to_string();
+    let runs = plan.failovers.to_string();
+    let logs = plan.logs.to_string();
+    let commands: Vec<Vec<&str>> = vec![
+        vec![&sim_bin, "bench", "--seeds", &seeds],
+        vec![real_bin, "bench", "failover", "--runs", &runs],
+        vec![real_bin, "bench", "shipping", "--logs", &logs],
+    ];
+    let mut figures = Vec::new();
+    for cmd in &commands {
+        figures.extend(figures_of(cmd)?);
+    }
+    let table = Table::of(&figures)?;
+    println!();
+    print!("{}", table.text());
+    let reproduce = if quick {
+        "cargo xtask bench --quick"
+    } else {
+        "cargo xtask bench"
+    };
+    let section = table.markdown(&figures, reproduce, &commands);
+    write_section(&section)?;
+    println!("\nwrote {FILE}");
+    Ok(())
+}
+
+/// Runs one benchmark command (its progress on stderr shows as it goes) and parses the JSON
+/// line of each figure it prints.
+fn figures_of(cmd: &[&str]) -> Result<Vec<Value>, String> {
+    let shown = cmd.join(" ");
+    println!("== {shown}");
+    let out = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot start {}: {e}", cmd[0]))?;
+    if !out.status.success() {
+        return Err(format!("{shown}: {}", out.status));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).map_err(|e| format!("{shown}: bad figure `{l}`: {e}")))
+        .collect()
+}
+
+struct Row {
+    figure: &'static str,
+    measured: String,
+    target: &'static str,
+    met: bool,
+}
+
+struct Table {
+    rows: Vec<Row>,
+}
+
+fn find<'a>(figures: &'a [Value], bench: &str) -> Result<&'a Value, String> {
+    figures
+        .iter()
+        .find(|f| f["bench"] == bench)
+        .ok_or_else(|| format!("no `{bench}` figure was reported"))
+}
+
+fn num(v: &Value, field: &str) -> Result<f64, String> {
+    v[field]
+        .as_f64()
+        .ok_or_else(|| format!("figure {}: no number `{field}`", v["bench"]))
+}
+
+impl Table {
+    fn of(figures: &[Value]) -> Result<Table, String> {
+        let compression = num(find(figures, "compression")?, "compression")?;
+        let overhead = find(figures, "overhead")?;
+        let seeds = num(find(figures, "seeds")?, "seeds_per_hour")?;
+        let replay = num(find(figures, "replay")?, "wall_s")?;
+        let shrink = find(figures, "shrink")?;
+        let failover = find(figures, "real-failover")?;
+        let (median, worst) = (num(failover, "median_s")?, num(failover, "worst_s")?);
+        let shipping = num(find(figures, "real-shipping")?, "nominal_mb_per_s")?;
+        let rows = vec![
+            Row {
+                figure: "time compression (standard workload, 1 core)",
+                measured: format!("{compression:.0}×"),
+                target: "≥ 100,000×",
+                met: compression >= 100_000.0,
+            },
+            Row {
+                figure: "overhead over bare madsim (same wakes and messages)",
+                measured: format!("{:.1}× the bare run", num(overhead, "ratio")?),
+                target: "(reported)",
+                met: true,
+            },
+            Row {
+                figure: "ten-minute swarm seeds per hour (all cores)",
+                measured: format!("{seeds:.0}"),
+                target: "≥ 200,000",
+                met: seeds >= 200_000.0,
+            },
+            Row {
+                figure: "replay one failing seed with full trace",
+                measured: format!("{:.0} ms", replay * 1000.0),
+                target: "< 1 s",
+                met: replay < 1.0,
+            },
+            Row {
+                figure: "shrink a planted failure",
+                measured: format!(
+                    "{:.1} s ({} → {} steps, {} runs)",
+                    num(shrink, "wall_s")?,
+                    shrink["steps_before"],
+                    shrink["steps_after"],
+                    shrink["runs"]
+                ),
+                target: "< 60 s",
+                met: num(shrink, "wall_s")? < 60.0,
+            },
+            Row {
+                figure: "real kill -9 failover, median / worst",
+                measured: format!("{median:.1} s / {worst:.1} s"),
+                target: "median in 10–60 s",
+                met: (10.0..=60.0).contains(&median),
+            },
+            Row {
+                figure: "real log shipping on loopback (nominal 1 MB logs)",
+                measured: format!("{shipping:.0} MB/s"),
+                target: "≥ 200 MB/s",
+                met: shipping >= 200.0,
+            },
+        ];
+        Ok(Table { rows })
+    }
+
+    fn text(&self) -> String {
+        let mut out = format!(
+            "{:<54} {:>30}  {:<18} met\n",
+            "figure", "measured", "target"
+        );
+        for r in &self.rows {
+            out.push_str(&format!(
+                "{:<54} {:>30}  {:<18} {}\n",
+                r.figure,
+                r.measured,
+                r.target,
+                if r.met { "yes" } else { "NO" }
+            ));
+        }
+        out
+    }
+
+    fn markdown(&self, figures: &[Value], reproduce: &str, commands: &[Vec<&str>]) -> String {
+        let mut out = String::new();
+        out.push_str(&format!(
+            "Measured {} on {}, commit {}. Reproduce: `{reproduce}` (it runs {}).\n\n",
+            shell("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+            machine(),
+            shell("git", &["describe", "--always", "--dirty"]),
+            commands
+                .iter()
+                .map(|c| format!("`{}`", c.join(" ")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        out.push_str("| figure | measured | target | met |\n|---|---:|---|---|\n");
+        for r in &self.rows {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                r.figure,
+                r.measured,
+                r.target,
+                if r.met { "yes" } else { "**no**" }
+            ));
+        }
+        out.push_str("\nEvery figure as its benchmark reported it:\n\n```json\n");
+        for f in figures {
+            out.push_str(&format!("{f}\n"));
+        }
+        out.push_str("```\n");
+        out
+    }
+}
+
+/// Replaces the figures section of BENCHMARKS.md, keeping what stands around it.
+fn write_section(section: &str) -> Result<(), String> {
+    let old = std::fs::read_to_string(FILE).unwrap_or_default();
+    let new = match (old.find(BEGIN), old.find(END)) {
+        (Some(b), Some(e)) if b < e => {
+            format!("{}{BEGIN}\n{section}{}", &old[..b], &old[e..])
+        }
+        _ => format!("{old}\n{BEGIN}\n{section}{END}\n"),
+    };
+    std::fs::write(FILE, new).map_err(|e| format!("cannot write {FILE}: {e}"))
+}
+
+fn shell(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Cores, processor model and memory, as /proc tells them.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpu
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or("unknown processor".to_string(), |m| m.trim().to_string());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or("unknown memory".to_string(), |kb| {
+            format!("{:.0} GiB", kb as f64 / 1048576.0)
+        });
+    format!("{cores} cores ({model}), {mem}")
+}
