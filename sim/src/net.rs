@@ -64,7 +64,7 @@ struct State {
 #[derive(Clone, Default)]
 pub struct SimNet {
     state: Arc<Mutex<State>>,
-    start: Arc<Mutex<Option<tokio::time::Instant>>>,
+    start: Arc<std::sync::OnceLock<crate::clock::Elapsed>>,
     /// Wakes the postman when a message is due earlier than everything in flight.
     earlier: Arc<tokio::sync::Notify>,
     postman: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
@@ -73,7 +73,7 @@ pub struct SimNet {
 impl SimNet {
     pub fn new() -> SimNet {
         let net = SimNet::default();
-        *net.start.lock().expect("net") = Some(tokio::time::Instant::now());
+        let _ = net.start.set(crate::clock::Elapsed::start());
         let postman = tokio::spawn(net.clone().postman());
         *net.postman.lock().expect("net") = Some(postman);
         net
@@ -121,12 +121,7 @@ impl SimNet {
     }
 
     fn now_ms(&self) -> u64 {
-        self.start
-            .lock()
-            .expect("net")
-            .expect("started")
-            .elapsed()
-            .as_millis() as u64
+        self.start.get().expect("started").ms()
     }
 
     /// Messages delivered into inboxes, and times the postman woke, so far.
