@@ -48,8 +48,11 @@ pub struct Work {
     /// Messages delivered into a machine's inbox.
     pub messages: u64,
     /// Wakes of the node hosts, the hub task and the postman, whatever woke them (a message,
-    /// a timer, a disk completion).
+    /// a timer, a disk completion): the sum of the three below.
     pub wakes: u64,
+    pub node_steps: u64,
+    pub hub_wakes: u64,
+    pub postman_wakes: u64,
 }
 
 pub struct World {
@@ -620,9 +623,13 @@ impl World {
     pub fn work(&self) -> Work {
         let (messages, postman) = self.net.work();
         let hub = self.hub_wakes.load(std::sync::atomic::Ordering::Relaxed);
+        let node_steps = self.obs.node_steps();
         Work {
             messages,
-            wakes: self.obs.node_steps() + hub + postman,
+            wakes: node_steps + hub + postman,
+            node_steps,
+            hub_wakes: hub,
+            postman_wakes: postman,
         }
     }
 
