@@ -3,7 +3,7 @@
 //! endpoint.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ccr_core::cluster::boot::boot;
 use ccr_core::cluster::node::{Admin, Node, NodeEvent};
@@ -18,36 +18,29 @@ use crate::frame::Key;
 use crate::transport::{listen, TcpNetwork};
 use crate::wire::{AdminReply, AdminRequest, Wire};
 
-/// The machine's clock: monotonic from `Instant`, wall from the system clock.
-pub struct RealClock {
-    start: Instant,
-    wall_at_start: u64,
-}
+/// The machine's clock: monotonic since the machine booted, wall from the system clock.
+///
+/// `mono` must be the *machine's* clock, as `Clock` says and the simulator's machines have it:
+/// it goes on across a restart of the process. Stamps outlive a process — the peer echoes the
+/// newest heartbeat stamp it heard, the hub remembers redelivery requests — so a clock that
+/// started again at zero with each process would hand a restarted node leases and request ids
+/// of its predecessor's (a `kill -9` benchmark lost acknowledged mail that way).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealClock;
 
 impl RealClock {
     pub fn new() -> RealClock {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        RealClock {
-            start: Instant::now(),
-            wall_at_start: wall,
-        }
-    }
-}
-
-impl Default for RealClock {
-    fn default() -> Self {
-        RealClock::new()
+        RealClock
     }
 }
 
 impl Clock for RealClock {
     fn now(&self) -> Now {
-        let mono = self.start.elapsed().as_millis() as u64;
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+        let mono = t.tv_sec as u64 * 1000 + t.tv_nsec as u64 / 1_000_000;
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(self.wall_at_start + mono, |d| d.as_millis() as u64);
+            .map_or(mono, |d| d.as_millis() as u64);
         Now { mono, wall }
     }
 
@@ -196,5 +189,23 @@ fn answer_admin(
     match tx.send(command) {
         Ok(()) => AdminReply::Accepted,
         Err(_) => AdminReply::Refused("the node is shutting down".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restarted_process_reads_the_machine_clock_on_from_where_it_was() {
+        let before_restart = RealClock::new();
+        std::thread::sleep(Duration::from_millis(30));
+        let last_stamp = before_restart.now().mono;
+        let after_restart = RealClock::new();
+        assert!(
+            after_restart.now().mono >= last_stamp,
+            "a new process's clock went back to {} from {last_stamp}",
+            after_restart.now().mono
+        );
     }
 }

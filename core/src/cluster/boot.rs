@@ -26,6 +26,10 @@ pub struct PersistedState {
     /// it yet.
     #[serde(default)]
     pub redelivery_pending: Option<u64>,
+    /// The newest redelivery request id this node used: the next is larger, whatever its
+    /// clock reads (the hub takes a request id it has carried out for a repeat).
+    #[serde(default)]
+    pub last_redelivery_request: u64,
 }
 
 impl PersistedState {
@@ -38,6 +42,7 @@ impl PersistedState {
             lineage: Vec::new(),
             last_move_comment: None,
             redelivery_pending: None,
+            last_redelivery_request: 0,
         }
     }
 

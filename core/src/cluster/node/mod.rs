@@ -341,6 +341,7 @@ pub struct Node {
     /// The redelivery request of the last mount; repeated until the hub confirms it, and kept
     /// in the cluster state so that a restart does not forget it.
     redelivery_pending: Option<u64>,
+    last_redelivery_request: u64,
 
     next_token: u64,
     io: BTreeMap<u64, Io>,
@@ -419,6 +420,9 @@ impl Node {
             store_failure: None,
             store_restart_at: None,
             redelivery_pending: state.redelivery_pending,
+            last_redelivery_request: state
+                .last_redelivery_request
+                .max(state.redelivery_pending.unwrap_or(0)),
             next_token: 0,
             io: BTreeMap::new(),
             out: VecDeque::new(),
@@ -705,6 +709,7 @@ impl Node {
             lineage: self.lineage.clone(),
             last_move_comment: self.last_move_comment.clone(),
             redelivery_pending: self.redelivery_pending,
+            last_redelivery_request: self.last_redelivery_request,
         }
     }
 

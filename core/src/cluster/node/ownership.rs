@@ -280,8 +280,9 @@ impl Node {
         // know (a witness that lost its file, say) is repaired. Set before the state is
         // persisted, so that the request survives a restart.
         if !self.bugs.skip_redelivery {
-            self.redelivery_pending =
-                Some(now.mono.max(self.redelivery_pending.map_or(0, |r| r + 1)));
+            let request = now.mono.max(self.last_redelivery_request + 1);
+            self.last_redelivery_request = request;
+            self.redelivery_pending = Some(request);
         }
         ops.extend(self.persisted_state().persist_ops());
         self.disk(ops, Io::Background);

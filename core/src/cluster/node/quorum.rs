@@ -15,7 +15,10 @@ impl Node {
         self.peer_stamp = Some(self.peer_stamp.map_or(hb.stamp, |s| s.max(hb.stamp)));
         // An echo is a lease only when the peer agrees we own the current view.
         if hb.grants_lease && hb.view == self.view && self.view.owner == self.id {
-            if let Some(stamp) = hb.echo {
+            // Only a stamp this process sent: the peer may still echo one of a predecessor's
+            // (from before a restart), which grants this process nothing.
+            let ours = |s: &u64| (self.boot_mono..=now.mono).contains(s);
+            if let Some(stamp) = hb.echo.filter(ours) {
                 let until = stamp + self.config.peer_lease_ms;
                 self.peer_lease_until = Some(self.peer_lease_until.map_or(until, |u| u.max(until)));
             }
