@@ -31,7 +31,7 @@ pub async fn failover(bin: &Path, runs: usize) -> Result<Value, String> {
     )
     .await?;
     let mut active = NodeId::Node1;
-    let (mut times, mut acked, mut lost) = (Vec::new(), 0, 0);
+    let (mut times, mut acked, mut lost) = (Vec::new(), 0, Vec::new());
     for run in 0..runs {
         let survivor = active.peer();
         c.wait_for(Condition::CaughtUp(survivor), Duration::from_secs(90), POLL)
@@ -60,8 +60,23 @@ pub async fn failover(bin: &Path, runs: usize) -> Result<Value, String> {
         c.start_node(active)?;
         let report = stream.await.map_err(|e| format!("client stream: {e}"))??;
         acked += report.acked.len();
-        lost += c.missing(survivor, &report.acked).await?.len();
+        let missing = c.missing(survivor, &report.acked).await?;
+        if !missing.is_empty() {
+            eprintln!(
+                "failover {}: {} acknowledged message(s) missing on {survivor}, e.g. {:?}",
+                run + 1,
+                missing.len(),
+                &missing[..missing.len().min(5)]
+            );
+        }
+        lost.push(missing.len());
         active = survivor;
+    }
+    let lost_total: usize = lost.iter().sum();
+    // A loss is a bug to look into: keep everything the processes wrote.
+    let kept = (lost_total > 0).then(|| c.keep().display().to_string());
+    if let Some(dir) = &kept {
+        eprintln!("acknowledged mail was lost: the cluster's folder is kept in {dir}");
     }
     let mut sorted = times.clone();
     sorted.sort_by(f64::total_cmp);
@@ -73,7 +88,9 @@ pub async fn failover(bin: &Path, runs: usize) -> Result<Value, String> {
         "worst_s": sorted.last(),
         "best_s": sorted.first(),
         "acked": acked,
-        "lost": lost,
+        "lost": lost_total,
+        "lost_per_run": lost,
+        "kept": kept,
     }))
 }
 

@@ -46,10 +46,12 @@ impl LocalCluster {
     /// The hub and `nodes`, each a process of `bin`, on ports of their own.
     pub fn start(bin: &Path, key: &str, nodes: &[NodeId]) -> Result<LocalCluster, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("temporary folder: {e}"))?;
-        // Each cluster of a process gets its own ports, and processes rarely share them.
+        // Each cluster of a process gets its own ports, and processes rarely share them. All
+        // stay below Linux's ephemeral range (32768 and up), where any outgoing connection on
+        // the machine may hold a port just when a restarted node wants to listen on it.
         static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
         let nth = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let base = 21_000 + (std::process::id() % 200) as u16 * 100 + (nth % 5) * 20;
+        let base = 20_000 + (std::process::id() % 120) as u16 * 100 + (nth % 5) * 20;
         let configs = crate::up::write_configs(dir.path(), base, key)?;
         let admin = [
             SocketAddr::from(([127, 0, 0, 1], base + 11)),
@@ -73,6 +75,20 @@ impl LocalCluster {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Stops the processes and keeps the folder (configs, data, every process's log) instead
+    /// of deleting it: for a run worth looking into.
+    pub fn keep(mut self) -> PathBuf {
+        for c in self.children.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let dir = std::mem::replace(
+            &mut self.dir,
+            tempfile::tempdir().expect("a temporary folder"),
+        );
+        dir.keep()
     }
 
     pub fn key(&self) -> Key {
