@@ -184,12 +184,12 @@ impl Table {
 
     fn text(&self) -> String {
         let mut out = format!(
-            "{:<54} {:>30}  {:<18} met\n",
+            "{:<54} {:>40}  {:<32} met\n",
             "figure", "measured", "target"
         );
         for r in &self.rows {
             out.push_str(&format!(
-                "{:<54} {:>30}  {:<18} {}\n",
+                "{:<54} {:>40}  {:<32} {}\n",
                 r.figure,
                 r.measured,
                 r.target,
