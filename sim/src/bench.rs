@@ -232,14 +232,7 @@ pub fn bare_madsim(work: Work, sim_ms: u64) -> Duration {
 /// The planted failure the replay and shrink figures use: the must-show's bug (redelivery
 /// never asked for), found by a sweep of five-minute power and network seeds.
 fn planted_failure() -> Result<(Scenario, u64, Invariant), String> {
-    let planted = Planted {
-        nodes: ccr_core::cluster::node::PlantedBugs {
-            skip_redelivery: true,
-            ..Default::default()
-        },
-        hub_skips_redelivery: true,
-        ..Planted::default()
-    };
+    let planted = Planted::no_redelivery();
     let opts = SweepOptions {
         seeds: (0, 40),
         jobs: 1,

@@ -227,6 +227,21 @@ pub struct Planted {
     pub hub_skips_redelivery: bool,
 }
 
+impl Planted {
+    /// Redelivery never asked for nor carried out: a lossy failover then loses acknowledged
+    /// mail. The bug the swarm's must-show plants, and the benchmarks replay and shrink.
+    pub fn no_redelivery() -> Planted {
+        Planted {
+            nodes: PlantedBugs {
+                skip_redelivery: true,
+                ..PlantedBugs::default()
+            },
+            hub_skips_redelivery: true,
+            ..Planted::default()
+        }
+    }
+}
+
 impl Default for Scenario {
     fn default() -> Self {
         Scenario {

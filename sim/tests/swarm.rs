@@ -1,7 +1,6 @@
 //! Swarm sweeps, shrinking and the proptest strategies, end to end (madsim build).
 #![cfg(madsim)]
 
-use ccr_core::cluster::node::PlantedBugs;
 use ccr_sim::run::run;
 use ccr_sim::scenario::Planted;
 use ccr_sim::shrink::shrink;
@@ -74,14 +73,7 @@ fn a_bounded_sweep_over_every_family_violates_nothing() {
 #[test]
 fn a_planted_bug_is_found_shrunk_to_three_faults_or_fewer_and_replays_from_its_file() {
     // Never asking the hub to redeliver: a lossy failover then loses acknowledged mail.
-    let planted = Planted {
-        nodes: PlantedBugs {
-            skip_redelivery: true,
-            ..PlantedBugs::default()
-        },
-        hub_skips_redelivery: true,
-        ..Planted::default()
-    };
+    let planted = Planted::no_redelivery();
     let opts = SweepOptions {
         seeds: (0, 40),
         jobs: 2,
