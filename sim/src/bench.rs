@@ -91,15 +91,15 @@ pub fn run_all(opts: &Options, mut emit: impl FnMut(Value)) -> Result<(), String
             emit(json!({
                 "bench": "overhead",
                 "messages": work.messages,
-                "wakes": work.wakes,
+                "wakes": work.wakes(),
                 "node_steps": work.node_steps,
                 "hub_wakes": work.hub_wakes,
                 "postman_wakes": work.postman_wakes,
                 "ours_wall_s": secs(ours),
                 "bare_wall_s": secs(bare),
                 "ratio": secs(ours) / secs(bare),
-                "ns_per_wake_ours": ours.as_nanos() as f64 / work.wakes as f64,
-                "ns_per_wake_bare": bare.as_nanos() as f64 / work.wakes as f64,
+                "ns_per_wake_ours": ours.as_nanos() as f64 / work.wakes() as f64,
+                "ns_per_wake_bare": bare.as_nanos() as f64 / work.wakes() as f64,
             }));
         }
     }
@@ -190,14 +190,14 @@ fn standard_runs() -> Result<(Duration, Work, f64), String> {
 }
 
 /// The same work through bare madsim: four tasks (as node1, node2, the hub and the postman)
-/// share `work.wakes - work.messages` timer wakes spread over the same simulated time, and on
+/// share `work.wakes() - work.messages` timer wakes spread over the same simulated time, and on
 /// them send `work.messages` messages to four receivers whose handlers do nothing. What our
 /// run costs beyond this is the CCR logic, the simulated disks and clocks, and the checkers.
 pub fn bare_madsim(work: Work, sim_ms: u64) -> Duration {
     const TASKS: u64 = 4;
     let started = Instant::now();
     crate::run_seeded(0, move || async move {
-        let timers = work.wakes.saturating_sub(work.messages);
+        let timers = work.wakes().saturating_sub(work.messages);
         let share = |total: u64, i: u64| total / TASKS + u64::from(i < total % TASKS);
         let mut tasks = Vec::new();
         for i in 0..TASKS {

@@ -48,11 +48,17 @@ pub struct Work {
     /// Messages delivered into a machine's inbox.
     pub messages: u64,
     /// Wakes of the node hosts, the hub task and the postman, whatever woke them (a message,
-    /// a timer, a disk completion): the sum of the three below.
-    pub wakes: u64,
+    /// a timer, a disk completion).
     pub node_steps: u64,
     pub hub_wakes: u64,
     pub postman_wakes: u64,
+}
+
+impl Work {
+    /// Every task wake, of whatever kind.
+    pub fn wakes(&self) -> u64 {
+        self.node_steps + self.hub_wakes + self.postman_wakes
+    }
 }
 
 pub struct World {
@@ -623,11 +629,9 @@ impl World {
     pub fn work(&self) -> Work {
         let (messages, postman) = self.net.work();
         let hub = self.hub_wakes.load(std::sync::atomic::Ordering::Relaxed);
-        let node_steps = self.obs.node_steps();
         Work {
             messages,
-            wakes: node_steps + hub + postman,
-            node_steps,
+            node_steps: self.obs.node_steps(),
             hub_wakes: hub,
             postman_wakes: postman,
         }
