@@ -52,6 +52,58 @@ struct MemFile {
     synced: usize,
 }
 
+/// What a mutating operation changed, so that a power loss can take back work the disk had
+/// not finished: an operation's effect is applied when it is issued (the host's disk queue
+/// issues whole batches at once), but it completes only after its latency.
+#[derive(Debug, Clone)]
+enum Undo {
+    Create {
+        path: String,
+        prev: Option<MemFile>,
+    },
+    Append {
+        path: String,
+        len: usize,
+    },
+    Sync {
+        path: String,
+        synced: usize,
+    },
+    Rename {
+        from: String,
+        to: String,
+        prev_to: Option<MemFile>,
+    },
+    Remove {
+        path: String,
+        file: MemFile,
+    },
+}
+
+/// An operation still being carried out by the disk, on the timeline of [`MemDisk::set_now`]
+/// (nanoseconds): it started at `start` (after everything issued before it) and ends at `end`.
+#[derive(Debug, Clone)]
+struct InFlight {
+    start: u64,
+    end: u64,
+    undo: Undo,
+}
+
+/// What a power loss did to the work in flight and to the unsynced bytes (for coverage).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PowerLossEffect {
+    /// Operations the disk had not finished, taken back.
+    pub undone_ops: usize,
+    /// Of those, syncs: their bytes were no longer durable.
+    pub undone_syncs: usize,
+    /// Unsynced bytes dropped.
+    pub dropped_bytes: u64,
+    /// Files cut inside their unsynced suffix (a prefix kept).
+    pub torn_files: usize,
+    /// Files whose kept tail ends in garbage (a sector written halfway).
+    pub garbage_tails: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct MemDisk {
     config: MemDiskConfig,
@@ -59,6 +111,12 @@ pub struct MemDisk {
     used: u64,
     /// Multiplies every latency: 1 is normal, larger is a slow (gray-failing) disk.
     slowdown: u32,
+    /// The clock of in-flight tracking, when the owner keeps one (`set_now`): operations
+    /// are then queued on the disk one after another, and a power loss takes back those not
+    /// finished.
+    now: Option<u64>,
+    busy_until: u64,
+    in_flight: std::collections::VecDeque<InFlight>,
 }
 
 impl Default for MemDisk {
@@ -74,7 +132,150 @@ impl MemDisk {
             files: BTreeMap::new(),
             used: 0,
             slowdown: 1,
+            now: None,
+            busy_until: 0,
+            in_flight: Default::default(),
         }
+    }
+
+    /// Turns on in-flight tracking and tells the disk the time (ns, any fixed origin): each
+    /// mutating operation from now on starts when the ones before it have finished and takes
+    /// its latency, as the host's disk queue assumes; [`MemDisk::power_loss`] takes back what
+    /// had not finished by then.
+    pub fn set_now(&mut self, now_ns: u64) {
+        self.now = Some(now_ns);
+        while self.in_flight.front().is_some_and(|op| op.end <= now_ns) {
+            self.in_flight.pop_front();
+        }
+    }
+
+    /// Operations issued and not finished at the last `set_now`.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// A process crash: what the operating system accepted it keeps and finishes (as after
+    /// `kill -9`), so nothing in flight can be taken back any more.
+    pub fn finish_in_flight(&mut self) {
+        self.in_flight.clear();
+    }
+
+    /// A power loss at `now_ns`: operations not finished by then are taken back (newest
+    /// first; an append already under way stays, unsynced), then every unsynced byte is torn
+    /// as [`MemDisk::crash`] does.
+    pub fn power_loss(&mut self, now_ns: u64, rng: &mut dyn RngCore) -> PowerLossEffect {
+        let mut effect = PowerLossEffect::default();
+        while let Some(op) = self.in_flight.pop_back() {
+            if op.end <= now_ns {
+                break;
+            }
+            let started = op.start < now_ns;
+            if started && matches!(op.undo, Undo::Append { .. }) {
+                continue;
+            }
+            effect.undone_ops += 1;
+            if matches!(op.undo, Undo::Sync { .. }) {
+                effect.undone_syncs += 1;
+            }
+            self.undo(op.undo);
+        }
+        self.in_flight.clear();
+        self.busy_until = 0;
+        let crash = self.crash_counted(Tear::Torn(rng));
+        PowerLossEffect {
+            dropped_bytes: crash.dropped_bytes,
+            torn_files: crash.torn_files,
+            garbage_tails: crash.garbage_tails,
+            ..effect
+        }
+    }
+
+    fn undo(&mut self, undo: Undo) {
+        match undo {
+            Undo::Create { path, prev } => {
+                self.put_file(&path, prev);
+            }
+            Undo::Append { path, len } => {
+                if let Some(f) = self.files.get_mut(&path) {
+                    if len <= f.data.len() {
+                        self.used -= (f.data.len() - len) as u64;
+                        f.data.truncate(len);
+                        f.synced = f.synced.min(len);
+                    }
+                }
+            }
+            Undo::Sync { path, synced } => {
+                if let Some(f) = self.files.get_mut(&path) {
+                    f.synced = f.synced.min(synced);
+                }
+            }
+            Undo::Rename { from, to, prev_to } => {
+                let moved = self.put_file(&to, prev_to);
+                self.put_file(&from, moved);
+            }
+            Undo::Remove { path, file } => {
+                self.put_file(&path, Some(file));
+            }
+        }
+    }
+
+    /// Puts `file` at `path` (or nothing), returning what was there; keeps `used` right.
+    fn put_file(&mut self, path: &str, file: Option<MemFile>) -> Option<MemFile> {
+        let old = match file {
+            Some(f) => {
+                self.used += f.data.len() as u64;
+                self.files.insert(path.to_string(), f)
+            }
+            None => self.files.remove(path),
+        };
+        if let Some(o) = &old {
+            self.used -= o.data.len() as u64;
+        }
+        old
+    }
+
+    /// Records an operation just carried out, when tracking is on.
+    fn issued(&mut self, latency: Duration, undo: impl FnOnce() -> Undo) {
+        let Some(now) = self.now else { return };
+        let start = self.busy_until.max(now);
+        let end = start + latency.as_nanos() as u64;
+        self.busy_until = end;
+        if end > now {
+            self.in_flight.push_back(InFlight {
+                start,
+                end,
+                undo: undo(),
+            });
+        }
+    }
+
+    /// The bytes of `path` that survive a power loss now: its synced prefix. Ground truth for
+    /// the simulator's checkers, which must not ask a node what it holds.
+    pub fn durable(&self, path: &str) -> Option<&[u8]> {
+        self.files.get(path).map(|f| &f.data[..f.synced])
+    }
+
+    /// The last name (in sort order) directly under `dir/`, without listing the folder.
+    pub fn last_in(&self, dir: &str) -> Option<&str> {
+        let prefix = format!("{dir}/");
+        let end = format!("{dir}0"); // '0' follows '/'
+        self.files
+            .range(prefix.clone()..end)
+            .map(|(p, _)| &p[prefix.len()..])
+            .rfind(|name| !name.contains('/'))
+    }
+
+    /// Every path under `dir/` (directly), sorted, without any latency or tracking.
+    pub fn names_in(&self, dir: &str) -> Vec<String> {
+        let prefix = format!("{dir}/");
+        self.files
+            .range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .filter_map(|(p, _)| {
+                let name = &p[prefix.len()..];
+                (!name.contains('/')).then(|| name.to_string())
+            })
+            .collect()
     }
 
     pub fn used(&self) -> u64 {
@@ -101,6 +302,11 @@ impl MemDisk {
 
     /// A process crash or power loss: every unsynced byte is lost, or torn (see [`Tear`]).
     pub fn crash(&mut self, tear: Tear<'_>) {
+        self.crash_counted(tear);
+    }
+
+    fn crash_counted(&mut self, tear: Tear<'_>) -> PowerLossEffect {
+        let mut effect = PowerLossEffect::default();
         let mut rng = match tear {
             Tear::Clean => None,
             Tear::Torn(rng) => Some(rng),
@@ -116,9 +322,14 @@ impl MemDisk {
             };
             let new_len = file.synced + keep;
             self.used -= (file.data.len() - new_len) as u64;
+            effect.dropped_bytes += (file.data.len() - new_len) as u64;
+            if keep > 0 {
+                effect.torn_files += 1;
+            }
             file.data.truncate(new_len);
             if let Some(rng) = rng.as_deref_mut() {
                 if keep > 0 && rng.random_bool(0.5) {
+                    effect.garbage_tails += 1;
                     // Garbage from the start of the last, partly written sector to the end of
                     // what was kept; never before the synced bytes.
                     let sector_start = (new_len - 1) / SECTOR * SECTOR;
@@ -128,6 +339,7 @@ impl MemDisk {
             }
             file.synced = file.data.len();
         }
+        effect
     }
 
     /// Flips bits of durable bytes at rest (a bad sector); the file's length is unchanged.
@@ -179,9 +391,15 @@ impl MemDisk {
 impl Disk for MemDisk {
     fn create(&mut self, path: &str) -> DiskResult<()> {
         check_path(path)?;
-        if let Some(old) = self.files.insert(path.to_string(), MemFile::default()) {
+        let prev = self.files.insert(path.to_string(), MemFile::default());
+        if let Some(old) = &prev {
             self.used -= old.data.len() as u64;
         }
+        let latency = self.latency(0, false);
+        self.issued(latency, || Undo::Create {
+            path: path.to_string(),
+            prev,
+        });
         self.done((), 0, false)
     }
 
@@ -195,8 +413,15 @@ impl Disk for MemDisk {
                 free,
             });
         }
-        self.file_mut(path)?.data.extend_from_slice(data);
+        let file = self.file_mut(path)?;
+        let len = file.data.len();
+        file.data.extend_from_slice(data);
         self.used += data.len() as u64;
+        let latency = self.latency(data.len(), false);
+        self.issued(latency, || Undo::Append {
+            path: path.to_string(),
+            len,
+        });
         self.done((), data.len(), false)
     }
 
@@ -204,7 +429,13 @@ impl Disk for MemDisk {
         check_path(path)?;
         let file = self.file_mut(path)?;
         let flushed = file.data.len() - file.synced;
+        let synced = file.synced;
         file.synced = file.data.len();
+        let latency = self.latency(flushed, true);
+        self.issued(latency, || Undo::Sync {
+            path: path.to_string(),
+            synced,
+        });
         self.done((), flushed, true)
     }
 
@@ -221,9 +452,16 @@ impl Disk for MemDisk {
         let file = self.files.remove(from).ok_or_else(|| DiskError::NotFound {
             path: from.to_string(),
         })?;
-        if let Some(old) = self.files.insert(to.to_string(), file) {
+        let prev_to = self.files.insert(to.to_string(), file);
+        if let Some(old) = &prev_to {
             self.used -= old.data.len() as u64;
         }
+        let latency = self.latency(0, false);
+        self.issued(latency, || Undo::Rename {
+            from: from.to_string(),
+            to: to.to_string(),
+            prev_to,
+        });
         self.done((), 0, false)
     }
 
@@ -233,6 +471,11 @@ impl Disk for MemDisk {
             path: path.to_string(),
         })?;
         self.used -= old.data.len() as u64;
+        let latency = self.latency(0, false);
+        self.issued(latency, || Undo::Remove {
+            path: path.to_string(),
+            file: old,
+        });
         self.done((), 0, false)
     }
 
@@ -249,5 +492,77 @@ impl Disk for MemDisk {
             })
             .collect();
         self.done(names, 0, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn rng() -> rand::rngs::StdRng {
+        rand::rngs::StdRng::seed_from_u64(7)
+    }
+
+    #[test]
+    fn a_power_loss_before_a_sync_finishes_leaves_its_bytes_undurable() {
+        let mut d = MemDisk::default();
+        d.set_now(0);
+        d.create("logs/E00.log").unwrap();
+        d.append("logs/E00.log", &[1; 4096]).unwrap();
+        let synced = d.sync("logs/E00.log").unwrap();
+        assert!(synced.latency >= Duration::from_millis(2));
+        // The sync was issued but the power goes 1 ms later, before it is done.
+        let effect = d.power_loss(1_000_000, &mut rng());
+        assert!(effect.undone_syncs == 1, "{effect:?}");
+        // Its bytes were as unsynced as any: a random prefix survives, the rest is gone.
+        let kept = d.durable("logs/E00.log").unwrap().len() as u64;
+        assert_eq!(kept + effect.dropped_bytes, 4096, "{effect:?}");
+    }
+
+    #[test]
+    fn a_power_loss_after_the_work_finished_takes_nothing_back() {
+        let mut d = MemDisk::default();
+        d.set_now(0);
+        d.create("a/f").unwrap();
+        d.append("a/f", b"hello").unwrap();
+        d.sync("a/f").unwrap();
+        d.set_now(1_000_000_000);
+        let effect = d.power_loss(1_000_000_000, &mut rng());
+        assert_eq!(effect, PowerLossEffect::default());
+        assert_eq!(d.durable("a/f"), Some(&b"hello"[..]));
+    }
+
+    #[test]
+    fn a_rename_queued_behind_an_unfinished_sync_is_taken_back_with_it() {
+        let mut d = MemDisk::default();
+        d.set_now(0);
+        d.create("a/old").unwrap();
+        d.append("a/old", b"old").unwrap();
+        d.sync("a/old").unwrap();
+        d.set_now(10_000_000_000);
+        for op in crate::disk::replace_atomically("a/old", "a/tmp", b"new".to_vec()) {
+            op.execute(&mut d).unwrap();
+        }
+        assert_eq!(d.durable("a/old"), Some(&b"new"[..]));
+        d.power_loss(10_000_000_001, &mut rng());
+        // The staging file's sync had not finished: the rename never happened.
+        assert_eq!(d.durable("a/old"), Some(&b"old"[..]));
+        assert_eq!(
+            d.used(),
+            3 + d.durable("a/tmp").map_or(0, |b| b.len() as u64)
+        );
+    }
+
+    #[test]
+    fn a_process_crash_keeps_what_was_issued() {
+        let mut d = MemDisk::default();
+        d.set_now(0);
+        d.create("a/f").unwrap();
+        d.append("a/f", b"hello").unwrap();
+        d.sync("a/f").unwrap();
+        d.finish_in_flight();
+        d.power_loss(1, &mut rng());
+        assert_eq!(d.durable("a/f"), Some(&b"hello"[..]));
     }
 }

@@ -11,7 +11,7 @@
 mod mem;
 mod real;
 
-pub use mem::{MemDisk, MemDiskConfig, Tear};
+pub use mem::{MemDisk, MemDiskConfig, PowerLossEffect, Tear};
 pub use real::RealDisk;
 
 use std::time::Duration;
