@@ -53,6 +53,18 @@ pub fn render(runs: &[RunRecord], meta: &Meta) -> String {
         );
     }
     out.push_str("</table>\n");
+    out.push_str("<details><summary>Coverage: the situations these runs reached, rarest first</summary><table class=\"summary\"><tr><th>situation</th><th>runs</th><th>times</th></tr>\n");
+    for row in crate::stats::coverage(runs) {
+        let _ = writeln!(
+            out,
+            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td></tr>",
+            if row.runs == 0 { "fail" } else { "pass" },
+            esc(&row.situation),
+            row.runs,
+            row.count
+        );
+    }
+    out.push_str("</table></details>\n");
     out.push_str(LEGEND);
 
     let mut drawn_passing = 0;

@@ -35,6 +35,15 @@ pub fn render(runs: &[RunRecord], meta: &Meta) -> String {
             s.lost
         ));
     }
+    out.push_str("\n## Coverage (rarest first)\n\n| situation | runs | times |\n|---|---:|---:|\n");
+    for row in crate::stats::coverage(runs) {
+        out.push_str(&format!(
+            "| {} | {} | {} |\n",
+            row.situation.replace('|', "\\|"),
+            row.runs,
+            row.count
+        ));
+    }
     if !failed.is_empty() {
         out.push_str("\n## Failures\n\n");
         for r in failed.iter().take(LIST_FAILURES) {

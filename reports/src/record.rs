@@ -4,6 +4,27 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The situations a coverage table always lists, even when no run reached them (a row at 0
+/// is the news). Runs may report others too (a fault kind while a role held it).
+pub const SITUATIONS: &[&str] = &[
+    "power loss inside disk work",
+    "power loss undid a sync in flight",
+    "power loss tore an unsynced write",
+    "power loss dropped unsynced bytes",
+    "torn open-log tail cut at boot",
+    "lossy mount",
+    "mount short of what the wire had told (dial blind spot)",
+    "scheduled move",
+    "move refused",
+    "dial kept a database dismounted",
+    "redelivery requested after a mount",
+    "loss excused by the dumpster's limits",
+    "diverged logs rolled back",
+    "copy asked for a reseed",
+    "witness denied a node",
+    "run ended stuck",
+];
+
 /// The invariants of DESIGN.md, by the names `--json` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -14,6 +35,13 @@ pub enum Invariant {
     ReplicationSound,
     MountDial,
     Liveness,
+    /// A scheduled move needed no redelivery and no rollback: it lost nothing by itself.
+    MoveLossless,
+    /// What a node reported (logs lost at a mount, copy state and queues, who serves) agrees
+    /// with what the simulated world recorded.
+    ReportsTruthful,
+    /// Not an invariant: the run went past its budget of simulated events or wall time.
+    Stuck,
     /// Not an invariant: something the scenario said would happen did not.
     Expectation,
 }
@@ -27,6 +55,9 @@ impl Invariant {
             Invariant::ReplicationSound => "replication-sound",
             Invariant::MountDial => "mount-dial",
             Invariant::Liveness => "liveness",
+            Invariant::MoveLossless => "move-lossless",
+            Invariant::ReportsTruthful => "reports-truthful",
+            Invariant::Stuck => "stuck",
             Invariant::Expectation => "expectation",
         }
     }
@@ -146,6 +177,14 @@ pub struct RunRecord {
     pub mounts: Vec<Mount>,
     /// How the cluster ended: who serves, and the passive copy's status.
     pub final_state: String,
+    /// What the seed expanded to (as VOPR prints it): the generator and its version for a
+    /// swarm seed, when each node's services started, where the jitter put each step.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<String>,
+    /// Which situations the run reached, and how often, counted from what the simulated
+    /// world recorded (see [`SITUATIONS`]).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub coverage: std::collections::BTreeMap<String, u64>,
     #[serde(default, skip_serializing_if = "Timeline::is_empty")]
     pub timeline: Timeline,
     #[serde(skip)]

@@ -95,3 +95,37 @@ pub fn text_table(runs: &[RunRecord]) -> String {
     ));
     out
 }
+
+/// One situation of the coverage table: how many runs reached it, and how often in all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoverageRow {
+    pub situation: String,
+    pub runs: usize,
+    pub count: u64,
+}
+
+/// Every situation of [`crate::record::SITUATIONS`] and every other one a run reported,
+/// rarest first (fewest runs, then fewest occurrences, then by name).
+pub fn coverage(runs: &[RunRecord]) -> Vec<CoverageRow> {
+    let mut rows: std::collections::BTreeMap<&str, (usize, u64)> = crate::record::SITUATIONS
+        .iter()
+        .map(|s| (*s, (0, 0)))
+        .collect();
+    for r in runs {
+        for (situation, n) in &r.coverage {
+            let row = rows.entry(situation.as_str()).or_default();
+            row.0 += 1;
+            row.1 += n;
+        }
+    }
+    let mut rows: Vec<CoverageRow> = rows
+        .into_iter()
+        .map(|(situation, (runs, count))| CoverageRow {
+            situation: situation.to_string(),
+            runs,
+            count,
+        })
+        .collect();
+    rows.sort_by(|a, b| (a.runs, a.count, &a.situation).cmp(&(b.runs, b.count, &b.situation)));
+    rows
+}

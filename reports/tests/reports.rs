@@ -64,6 +64,8 @@ fn record(scenario: &str, seed: u64, violation: Option<Violation>) -> RunRecord 
             lost: 0,
         }],
         final_state: "node2 serves; node1 copy Healthy".into(),
+        settings: Vec::new(),
+        coverage: Default::default(),
         timeline: Timeline {
             machines: ["node1", "node2", "hub", "clients"]
                 .map(String::from)

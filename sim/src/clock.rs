@@ -28,6 +28,10 @@ impl Elapsed {
     pub fn ms(&self) -> u64 {
         (self.handle.elapsed() - self.from).as_millis() as u64
     }
+
+    pub fn ns(&self) -> u64 {
+        (self.handle.elapsed() - self.from).as_nanos() as u64
+    }
 }
 
 pub struct SimClock {

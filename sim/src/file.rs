@@ -58,6 +58,9 @@ struct ScenarioFile {
     seeds: Option<Vec<u64>>,
     duration: toml::Spanned<String>,
     settle: Option<toml::Spanned<String>>,
+    /// How much later than scheduled a step may run (drawn from the seed); "0s" for an
+    /// exact schedule.
+    jitter: Option<toml::Spanned<String>>,
     #[serde(default)]
     workload: Workload,
     cluster: Option<toml::Spanned<ClusterConfig>>,
@@ -149,6 +152,12 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, FileError> {
         }
         None => 120_000,
     };
+    let jitter_ms = match &file.jitter {
+        Some(j) => {
+            parse_duration(j.get_ref()).map_err(|m| at(j.span().start, format!("jitter: {m}")))?
+        }
+        None => crate::scenario::DEFAULT_JITTER_MS,
+    };
     let cluster_at = file.cluster.as_ref().map_or(0, |c| c.span().start);
     let cluster = file.cluster.map(|c| c.into_inner()).unwrap_or_default();
     cluster
@@ -217,6 +226,7 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, FileError> {
         seeds: file.seeds.unwrap_or_else(|| vec![1]),
         duration_s: duration_ms.div_ceil(1000),
         settle_s: settle_ms.div_ceil(1000),
+        jitter_ms,
         workload: file.workload,
         cluster,
         hub: file.hub,
@@ -252,6 +262,7 @@ pub fn to_toml(scenario: &Scenario, header: &str) -> String {
         format!("{}s", scenario.duration_s).into(),
     );
     t.insert("settle".into(), format!("{}s", scenario.settle_s).into());
+    t.insert("jitter".into(), format!("{}ms", scenario.jitter_ms).into());
     t.insert("workload".into(), table(&scenario.workload));
     t.insert("cluster".into(), table(&scenario.cluster));
     t.insert("hub".into(), table(&scenario.hub));

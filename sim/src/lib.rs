@@ -14,11 +14,17 @@ pub mod scenario;
 pub mod strategy;
 pub mod swarm;
 pub mod topology;
+#[cfg(madsim)]
+pub mod truth;
 
 #[cfg(madsim)]
 pub mod bench;
 #[cfg(madsim)]
+pub mod budget;
+#[cfg(madsim)]
 pub mod clock;
+#[cfg(madsim)]
+pub mod disk;
 #[cfg(madsim)]
 pub mod net;
 #[cfg(madsim)]
@@ -33,7 +39,7 @@ pub mod sweep;
 pub mod world;
 
 #[cfg(madsim)]
-pub use runtime::run_seeded;
+pub use runtime::{run_seeded, try_run_seeded};
 
 #[cfg(madsim)]
 mod runtime {
@@ -47,12 +53,21 @@ mod runtime {
         Fut: Future<Output = T> + 'static,
         T: Send + 'static,
     {
+        try_run_seeded(seed, make).unwrap_or_else(|p| std::panic::resume_unwind(p))
+    }
+
+    /// [`run_seeded`], handing back what the simulation unwound with instead of unwinding.
+    pub fn try_run_seeded<F, Fut, T>(seed: u64, make: F) -> Result<T, Box<dyn std::any::Any + Send>>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+        T: Send + 'static,
+    {
         std::thread::spawn(move || {
             let runtime =
                 madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
             runtime.block_on(make())
         })
         .join()
-        .expect("simulation thread panicked")
     }
 }

@@ -63,6 +63,8 @@ enum Command {
         /// At most this many simulations.
         #[arg(long, default_value_t = 400)]
         budget: usize,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
 }
 
@@ -99,6 +101,32 @@ struct SweepArgs {
     families: Option<String>,
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// A run's budget: past it, the run ends with outcome `stuck` (and is reported and shrunk like
+/// any failure) instead of never ending.
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Simulated events (task wakes) allowed per simulated second of a scenario; a healthy
+    /// run needs a few hundred.
+    #[arg(long, default_value_t = 10_000)]
+    max_events_per_sim_second: u64,
+    /// Wall time allowed for one run, in seconds.
+    #[arg(long, default_value_t = 600)]
+    max_wall_secs: u64,
+}
+
+impl LimitArgs {
+    #[cfg(madsim)]
+    fn apply(&self) {
+        ccr_sim::budget::set_limits(ccr_sim::budget::Limits {
+            events_per_sim_second: self.max_events_per_sim_second,
+            wall_secs: self.max_wall_secs,
+            ..ccr_sim::budget::Limits::default()
+        });
+    }
 }
 
 fn parse_shard(s: &str) -> Result<(u64, u64), String> {
@@ -143,6 +171,8 @@ struct RunArgs {
     /// No progress bar, no per-run lines: only failures and the summary table.
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 /// The bar `run` and `sweep` show on a terminal while they work.
@@ -201,7 +231,14 @@ fn main() -> ExitCode {
             seed,
             out,
             budget,
-        } => shrink(scenario, seed, out, budget),
+            limits,
+        } => {
+            #[cfg(madsim)]
+            limits.apply();
+            #[cfg(not(madsim))]
+            let _ = limits;
+            shrink(scenario, seed, out, budget)
+        }
         Command::Merge { files, report } => merge(files, report),
         Command::Bench { only, seeds, jobs } => bench(only, seeds, jobs),
         Command::Check { files } => {
@@ -354,7 +391,7 @@ fn load_scenario(name: &str) -> Result<ccr_sim::scenario::Scenario, String> {
         return Ok(s);
     }
     if let Some(s) = ccr_sim::swarm::from_name(name) {
-        return Ok(s);
+        return s.map_err(|e| format!("ccr-sim: {e}"));
     }
     if name.ends_with(".toml") || std::path::Path::new(name).exists() {
         return ccr_sim::file::load(std::path::Path::new(name)).map_err(|e| e.to_string());
@@ -404,6 +441,7 @@ fn shrink(name: String, seed: u64, out: std::path::PathBuf, budget: usize) -> Ex
 
 #[cfg(madsim)]
 fn sweep(args: SweepArgs) -> ExitCode {
+    args.limits.apply();
     let jobs = args.jobs.unwrap_or_else(default_jobs);
     let families = match args.families.as_deref().map(ccr_sim::swarm::parse_families) {
         None => ccr_sim::swarm::Family::ALL.to_vec(),
@@ -512,7 +550,9 @@ fn run(args: RunArgs) -> ExitCode {
         duration,
         report,
         quiet,
+        limits,
     } = args;
+    limits.apply();
     let command = command_line();
     use ccr_sim::scenario::BUILTINS;
 
@@ -583,6 +623,11 @@ fn run(args: RunArgs) -> ExitCode {
         if json {
             println!("{}", record.json_line());
         } else if !quiet {
+            bar.suspend(|| {
+                for setting in &record.settings {
+                    println!("  seed {s}: {setting}");
+                }
+            });
             let failovers: Vec<String> = record
                 .failovers
                 .iter()

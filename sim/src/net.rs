@@ -19,6 +19,7 @@ pub use crate::topology::{LinkConfig, Machine};
 struct InFlight {
     at: u64,
     seq: u64,
+    sent_at: u64,
     from: Endpoint,
     to: Endpoint,
     net: Net,
@@ -59,11 +60,22 @@ struct State {
     postman_wakes: u64,
 }
 
+/// Sees every message as it leaves its sender and as it arrives: the ground truth's view of
+/// the wire.
+pub trait Tap: Send + Sync {
+    fn sent(&self, from: Endpoint, to: Endpoint, msg: &Msg);
+    /// The postman woke (a simulated event, for the run's budget).
+    fn woke(&self);
+    /// `sent_at`: when it left its sender (virtual ms).
+    fn delivered(&self, sent_at: u64, from: Endpoint, to: Endpoint, msg: &Msg);
+}
+
 /// The networks. Messages in flight wait in one heap that a single postman task delivers
 /// from, in time order — no task per message.
 #[derive(Clone, Default)]
 pub struct SimNet {
     state: Arc<Mutex<State>>,
+    tap: Arc<std::sync::OnceLock<Arc<dyn Tap>>>,
     start: Arc<std::sync::OnceLock<crate::clock::Elapsed>>,
     /// Wakes the postman when a message is due earlier than everything in flight.
     earlier: Arc<tokio::sync::Notify>,
@@ -79,8 +91,16 @@ impl SimNet {
         net
     }
 
+    /// Shows every message to `tap` from now on.
+    pub fn set_tap(&self, tap: Arc<dyn Tap>) {
+        let _ = self.tap.set(tap);
+    }
+
     async fn postman(self) {
         loop {
+            if let Some(tap) = self.tap.get() {
+                tap.woke();
+            }
             let now = self.now_ms();
             let mut due = Vec::new();
             let next = {
@@ -98,6 +118,9 @@ impl SimNet {
                     continue;
                 }
                 if let Some(tx) = s.inboxes.get(&m.to) {
+                    if let Some(tap) = self.tap.get() {
+                        tap.delivered(m.sent_at, m.from, m.to, &m.msg);
+                    }
                     let _ = tx.send(Incoming {
                         from: m.from,
                         net: m.net,
@@ -249,6 +272,9 @@ fn is_datagram(msg: &Msg) -> bool {
 
 impl Network for SimNet {
     fn send(&self, from: Endpoint, to: Endpoint, net: Net, msg: Msg) {
+        if let Some(tap) = self.tap.get() {
+            tap.sent(from, to, &msg);
+        }
         let now = self.now_ms();
         let mut deliveries = Vec::new();
         let mut msg = msg;
@@ -292,6 +318,7 @@ impl Network for SimNet {
             s.in_flight.push(InFlight {
                 at,
                 seq,
+                sent_at: now,
                 from,
                 to,
                 net,

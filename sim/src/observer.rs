@@ -4,14 +4,20 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Mutex;
 
+use std::sync::Arc;
+
 use ccr_core::cluster::config::ClusterConfig;
+use ccr_core::cluster::hub::HubConfig;
 use ccr_core::cluster::node::{Node, NodeEvent};
-use ccr_core::cluster::{NodeId, Now};
+use ccr_core::cluster::wire::Msg;
+use ccr_core::cluster::{Endpoint, NodeId, Now};
 use ccr_core::host::Observer;
 use ccr_core::storage::MessageId;
 use ccr_reports::record::{Mark, Window};
 
+use crate::disk::SimDisk;
 use crate::scenario::Expect;
+use crate::truth::{DiskFacts, PendingMount, Truth};
 
 pub use ccr_reports::record::{Invariant, Violation};
 
@@ -30,25 +36,38 @@ struct State {
     /// Acknowledgements of an id already acknowledged (a client told twice).
     duplicated: usize,
     violation: Option<Violation>,
-    mounts: Vec<(u64, NodeId, u32)>,
     /// How often each kind of notable event happened (for scenario expectations).
     seen: BTreeMap<&'static str, u64>,
     steps: Vec<Mark>,
     windows: Vec<Window>,
-    /// When the dumpster let go of each message it no longer holds.
-    evicted: BTreeMap<MessageId, u64>,
-    /// When the hub last answered a redelivery request.
-    last_redelivery: Option<u64>,
     /// Heartbeat datagrams are being lost on some network right now.
     lossy_links: bool,
     /// When each node last started a takeover.
     takeover_started: BTreeMap<NodeId, u64>,
+    /// What the seed expanded to, in words (also traced).
+    settings: Vec<String>,
+    /// Situations reached (see `ccr_reports::record::SITUATIONS`).
+    coverage: BTreeMap<String, u64>,
+}
+
+/// What is known of a run that went over budget.
+#[derive(Debug, Clone)]
+pub struct StuckReport {
+    pub violation: Violation,
+    pub trace_hash: u64,
+    pub sim_seconds: f64,
+    pub acked: usize,
+    pub trace: Option<Vec<String>>,
+    pub settings: Vec<String>,
 }
 
 pub struct Obs {
     start: tokio::time::Instant,
     expect: Expect,
-    dial_allowed: u32,
+    /// What the simulated world itself recorded; every invariant is judged from it.
+    truth: Truth,
+    /// The node machines' disks, read (never asked) when a mount is judged.
+    disks: std::sync::OnceLock<[Arc<std::sync::Mutex<SimDisk>>; 2]>,
     /// How long a node waits without heartbeats before it calls its peer down.
     detection_ms: u64,
     /// `CCR_SIM_LIVE_TRACE=1`: every trace line also goes to stderr as it happens (for a run
@@ -56,6 +75,11 @@ pub struct Obs {
     live: bool,
     /// Node steps so far (every wake of a node's host), for the benchmarks.
     node_steps: std::sync::atomic::AtomicU64,
+    /// The run's budget of events and wall time.
+    budget: crate::budget::Budget,
+    /// Where a run over budget leaves what the runner needs for its record (the simulation
+    /// unwinds, so nothing else comes back).
+    stuck_out: std::sync::OnceLock<Arc<std::sync::Mutex<Option<StuckReport>>>>,
     state: Mutex<State>,
 }
 
@@ -68,14 +92,23 @@ fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
 }
 
 impl Obs {
-    pub fn new(config: &ClusterConfig, expect: Expect, keep_full_trace: bool) -> Obs {
+    pub fn new(
+        config: &ClusterConfig,
+        hub: &HubConfig,
+        expect: Expect,
+        keep_full_trace: bool,
+        sim_seconds: u64,
+    ) -> Obs {
         Obs {
             start: tokio::time::Instant::now(),
             expect,
-            dial_allowed: config.dial_limits.allowed(config.mount_dial),
+            truth: Truth::new(config, hub),
+            disks: Default::default(),
             detection_ms: config.peer_down_after_ms(),
             live: std::env::var_os("CCR_SIM_LIVE_TRACE").is_some(),
             node_steps: Default::default(),
+            budget: crate::budget::Budget::new(sim_seconds, crate::budget::limits()),
+            stuck_out: Default::default(),
             state: Mutex::new(State {
                 hash: 0xCBF2_9CE4_8422_2325,
                 lines: 0,
@@ -87,14 +120,13 @@ impl Obs {
                 acked: BTreeSet::new(),
                 duplicated: 0,
                 violation: None,
-                mounts: Vec::new(),
                 seen: BTreeMap::new(),
                 steps: Vec::new(),
                 windows: Vec::new(),
-                evicted: BTreeMap::new(),
-                last_redelivery: None,
                 lossy_links: false,
                 takeover_started: BTreeMap::new(),
+                settings: Vec::new(),
+                coverage: BTreeMap::new(),
             }),
         }
     }
@@ -166,24 +198,89 @@ impl Obs {
         self.state.lock().expect("obs").lossy_links = lossy;
     }
 
-    pub fn evicted(&self, id: MessageId) {
-        let now = self.elapsed_ms();
-        self.state.lock().expect("obs").evicted.insert(id, now);
+    /// Counts a simulated event (a task wake) against the run's budget. Past it, the run
+    /// ends here with outcome `stuck`: the simulation unwinds (every task of a stuck run may
+    /// be part of the loop, so nothing short of unwinding stops it) and the runner builds the
+    /// record from what this observer kept.
+    pub fn spend(&self) {
+        if let Some(why) = self.budget.spend(self.elapsed_ms()) {
+            let why = format!("{why}; {} of the events were node steps", self.node_steps());
+            self.violate(Invariant::Stuck, why);
+            if let Some(out) = self.stuck_out.get() {
+                *out.lock().expect("stuck") = Some(StuckReport {
+                    violation: self.violation().expect("just recorded"),
+                    trace_hash: self.hash(),
+                    sim_seconds: self.elapsed_ms() as f64 / 1000.0,
+                    acked: self.acked_count(),
+                    trace: self.full_trace(),
+                    settings: self.settings(),
+                });
+            }
+            std::panic::resume_unwind(Box::new(crate::budget::Stuck));
+        }
     }
 
-    pub fn redelivery_answered(&self) {
-        let now = self.elapsed_ms();
-        self.state.lock().expect("obs").last_redelivery = Some(now);
+    /// Where to leave the report if this run goes over budget.
+    pub fn report_stuck_to(&self, out: Arc<std::sync::Mutex<Option<StuckReport>>>) {
+        let _ = self.stuck_out.set(out);
     }
 
-    /// Whether losing `id` is explained by the dumpster's limits: it had been evicted before
-    /// the hub answered the last redelivery request, so no redelivery could bring it back.
-    /// (Without any redelivery nothing is explained: a node that never asks is a bug.)
-    pub fn loss_explained(&self, id: MessageId) -> bool {
-        let s = self.state.lock().expect("obs");
-        match (s.evicted.get(&id), s.last_redelivery) {
-            (Some(evicted), Some(asked)) => *evicted < asked,
-            _ => false,
+    pub fn events(&self) -> u64 {
+        self.budget.events()
+    }
+
+    /// Records something the seed decided (a boot instant, a step's jittered time).
+    pub fn setting(&self, what: String) {
+        self.trace("seed", &what);
+        self.state.lock().expect("obs").settings.push(what);
+    }
+
+    /// Counts a situation the run reached.
+    pub fn cover(&self, situation: impl Into<String>) {
+        *self
+            .state
+            .lock()
+            .expect("obs")
+            .coverage
+            .entry(situation.into())
+            .or_default() += 1;
+    }
+
+    pub fn coverage(&self) -> BTreeMap<String, u64> {
+        self.state.lock().expect("obs").coverage.clone()
+    }
+
+    pub fn settings(&self) -> Vec<String> {
+        self.state.lock().expect("obs").settings.clone()
+    }
+
+    pub fn truth(&self) -> &Truth {
+        &self.truth
+    }
+
+    /// The node machines' disks, for judging mounts against what they hold.
+    pub fn attach_disks(&self, disks: [Arc<std::sync::Mutex<SimDisk>>; 2]) {
+        let _ = self.disks.set(disks);
+    }
+
+    fn facts(&self, node: NodeId) -> Option<DiskFacts> {
+        let disks = self.disks.get()?;
+        Some(DiskFacts::read(&disks[node.index()].lock().expect("disk")))
+    }
+
+    /// A machine lost power; what it did to the disk's work is coverage.
+    pub fn power_lost(&self, _node: NodeId, effect: ccr_core::disk::PowerLossEffect) {
+        if effect.undone_ops > 0 {
+            self.cover("power loss inside disk work");
+        }
+        if effect.undone_syncs > 0 {
+            self.cover("power loss undid a sync in flight");
+        }
+        if effect.torn_files > 0 {
+            self.cover("power loss tore an unsynced write");
+        }
+        if effect.dropped_bytes > 0 {
+            self.cover("power loss dropped unsynced bytes");
         }
     }
 
@@ -226,10 +323,6 @@ impl Obs {
 
     pub fn failovers(&self) -> Vec<f64> {
         self.state.lock().expect("obs").failovers.clone()
-    }
-
-    pub fn mounts(&self) -> Vec<(u64, NodeId, u32)> {
-        self.state.lock().expect("obs").mounts.clone()
     }
 
     /// Nothing is pending any more (faults have stopped; the liveness phase runs).
@@ -292,8 +385,14 @@ impl Observer for Obs {
         }
         self.trace(node.name(), &format!("{event:?}"));
         match event {
-            NodeEvent::StayDismounted { .. } => self.saw("dismounted-by-dial", 1),
-            NodeEvent::MoveRefused { .. } => self.saw("move-refused", 1),
+            NodeEvent::StayDismounted { .. } => {
+                self.saw("dismounted-by-dial", 1);
+                self.cover("dial kept a database dismounted");
+            }
+            NodeEvent::MoveRefused { .. } => {
+                self.saw("move-refused", 1);
+                self.cover("move refused");
+            }
             NodeEvent::TakeoverStarted => {
                 let now = self.elapsed_ms();
                 self.state
@@ -303,99 +402,140 @@ impl Observer for Obs {
                     .insert(node, now);
             }
             NodeEvent::Diverged { outcome } if outcome.contains("beyond lost-log resilience") => {
-                self.saw("reseed-required", 1)
+                self.saw("reseed-required", 1);
+                self.cover("copy asked for a reseed");
             }
             NodeEvent::Diverged { outcome } if outcome.starts_with("rolled back") => {
-                self.saw("rolled-back", 1)
+                self.saw("rolled-back", 1);
+                self.cover("diverged logs rolled back");
             }
             _ => {}
         }
-        if let NodeEvent::Mounted { lost, forced, .. } = event {
-            let now = self.elapsed_ms();
-            let lost_at = {
-                let mut s = self.state.lock().expect("obs");
-                s.mounts.push((now, node, *lost));
-                s.active_lost_at.take()
-            };
-            if !forced && *lost > self.dial_allowed {
-                self.violate(
-                    Invariant::MountDial,
-                    format!(
-                        "{node} mounted automatically with {lost} logs lost; the dial allows {}",
-                        self.dial_allowed
-                    ),
-                );
-            }
-            // The same node mounting again is recovery, not a failover: the window measures
-            // the database coming up on the other node.
-            let lost_at = match lost_at {
-                Some((at, lost)) if lost != node => Some(at),
-                _ => None,
-            };
-            if let Some(at) = lost_at {
-                let took = (now - at) as f64 / 1000.0;
-                let (lossy, lost_sight_at) = {
-                    let mut s = self.state.lock().expect("obs");
-                    s.failovers.push(took);
-                    // When the survivor stopped hearing the active: its takeover began one
-                    // detection period after that, whatever fault (a partition, say) caused it.
-                    let lost_sight_at = s
-                        .takeover_started
-                        .get(&node)
-                        .map_or(at, |t| t.saturating_sub(self.detection_ms).min(at));
-                    s.windows.push(Window {
-                        from_s: at as f64 / 1000.0,
-                        to_s: now as f64 / 1000.0,
-                    });
-                    (s.lossy_links, lost_sight_at)
-                };
-                let min_s = if lossy {
-                    0.0
-                } else {
-                    self.expect.failover_min_s
-                };
-                // The lower bound holds from the moment the active became unreachable, which
-                // an earlier fault (a partition before the crash) may have caused.
-                let since_lost_sight = (now - lost_sight_at) as f64 / 1000.0;
-                if self.expect.failover == Some(false) {
-                    self.violate(
-                        Invariant::FailoverWindow,
-                        format!("{node} took over in {took:.1} s, but no failover was expected"),
-                    );
-                } else if since_lost_sight < min_s || took > self.expect.failover_max_s {
-                    self.violate(
-                        Invariant::FailoverWindow,
-                        format!(
-                            "failover to {node} took {took:.1} s, outside {:.0}-{:.0} s",
-                            self.expect.failover_min_s, self.expect.failover_max_s
-                        ),
-                    );
-                }
-            }
+        match event {
+            NodeEvent::Mounted { lost, .. } => self.truth.node_reported_mount(node, *lost),
+            NodeEvent::ServicesRestarted => self.truth.process_started(node),
+            _ => {}
         }
     }
 
-    fn stepped(&self, node: &Node, now: Now) {
+    fn stepped(&self, _node: &Node, _now: Now) {
         self.node_steps
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let serving = node.is_serving();
-        let both = {
-            let mut s = self.state.lock().expect("obs");
-            if s.serving.get(&node.id()) != Some(&serving) {
-                s.serving.insert(node.id(), serving);
-            }
-            serving && s.serving.values().filter(|v| **v).count() > 1
-        };
-        if both {
-            self.violate(
-                Invariant::SingleActive,
-                "node1 and node2 both have the database mounted".into(),
-            );
+        self.spend();
+    }
+}
+
+impl crate::net::Tap for Obs {
+    fn sent(&self, from: Endpoint, to: Endpoint, msg: &Msg) {
+        let at = self.elapsed_ms();
+        let sent = self.truth.sent(at, from, to, msg, |n| {
+            self.disks.get().map_or(0, |d| {
+                crate::truth::newest_written_quick(&d[n.index()].lock().expect("disk"))
+            })
+        });
+        if let Some((invariant, message)) = sent.verdict {
+            self.violate(invariant, message);
         }
-        if serving && !node.has_quorum(now) {
+        if let Some(mount) = sent.mount {
+            self.mounted(at, mount);
+        }
+        if sent.first_redelivery_answer {
+            self.cover("redelivery requested after a mount");
+        }
+    }
+
+    fn woke(&self) {
+        self.spend();
+    }
+
+    fn delivered(&self, sent_at: u64, from: Endpoint, to: Endpoint, msg: &Msg) {
+        self.truth.delivered(self.elapsed_ms(), to, msg);
+        if let (Endpoint::Node(_), Msg::WitnessDenied { .. }) = (to, msg) {
+            self.cover("witness denied a node");
+        }
+        // The node a fault took away reaches the hub again with mail or a mount it wrote
+        // after the fault: it was never lost (say a short pause), and nothing fails over.
+        if let (Endpoint::Node(n), Endpoint::Hub, Msg::Delivered { .. } | Msg::Mounted { .. }) =
+            (from, to, msg)
+        {
+            let mut s = self.state.lock().expect("obs");
+            if s.active_lost_at
+                .is_some_and(|(t, lost)| lost == n && sent_at > t)
+            {
+                s.active_lost_at = None;
+            }
+        }
+    }
+}
+
+impl Obs {
+    /// A node's first announcement of a mount in an epoch: judged against the disks, and the
+    /// end of a failover when another node had been serving.
+    fn mounted(&self, now: u64, mount: PendingMount) {
+        let node = mount.node;
+        let mounting = self.facts(node).unwrap_or_default();
+        let previous = mount.previous.and_then(|p| self.facts(p));
+        for (invariant, message) in self
+            .truth
+            .judge_mount(now, mount, &mounting, previous.as_ref())
+        {
+            self.violate(invariant, message);
+        }
+        if mount.moved {
+            self.cover("scheduled move");
+        }
+        if let Some(m) = self.truth.mounts().last() {
+            if m.missing > 0 {
+                self.cover("lossy mount");
+            }
+            if m.missing > m.knowable {
+                self.cover("mount short of what the wire had told (dial blind spot)");
+            }
+        }
+        let lost_at = self.state.lock().expect("obs").active_lost_at.take();
+        // A move is not a failover, and the same node mounting again is recovery: the window
+        // measures the database coming up on the other node after a fault.
+        let lost_at = match lost_at {
+            Some((at, lost)) if lost != node && !mount.moved => Some(at),
+            _ => None,
+        };
+        let Some(at) = lost_at else { return };
+        let took = (now - at) as f64 / 1000.0;
+        let (lossy, lost_sight_at) = {
+            let mut s = self.state.lock().expect("obs");
+            s.failovers.push(took);
+            // When the survivor stopped hearing the active: its takeover began one detection
+            // period after that, whatever fault (a partition, say) caused it.
+            let lost_sight_at = s
+                .takeover_started
+                .get(&node)
+                .map_or(at, |t| t.saturating_sub(self.detection_ms).min(at));
+            s.windows.push(Window {
+                from_s: at as f64 / 1000.0,
+                to_s: now as f64 / 1000.0,
+            });
+            (s.lossy_links, lost_sight_at)
+        };
+        let min_s = if lossy {
+            0.0
+        } else {
+            self.expect.failover_min_s
+        };
+        // The lower bound holds from the moment the active became unreachable, which an
+        // earlier fault (a partition before the crash) may have caused.
+        let since_lost_sight = (now - lost_sight_at) as f64 / 1000.0;
+        if self.expect.failover == Some(false) {
             self.violate(
-                Invariant::SingleActive,
-                format!("{} serves without quorum", node.id()),
+                Invariant::FailoverWindow,
+                format!("{node} took over in {took:.1} s, but no failover was expected"),
+            );
+        } else if since_lost_sight < min_s || took > self.expect.failover_max_s {
+            self.violate(
+                Invariant::FailoverWindow,
+                format!(
+                    "failover to {node} took {took:.1} s, outside {:.0}-{:.0} s",
+                    self.expect.failover_min_s, self.expect.failover_max_s
+                ),
             );
         }
     }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use ccr_core::cluster::NodeId;
 use ccr_core::storage::MessageId;
 
-use crate::observer::{Invariant, Obs};
+use madsim::rand::Rng;
+
+use crate::observer::{Invariant, Obs, StuckReport};
 use crate::scenario::Scenario;
 use crate::world::{Work, World};
 
@@ -23,35 +25,116 @@ pub fn run(scenario: &Scenario, seed: u64, full_trace: bool) -> RunRecord {
 pub fn run_measured(scenario: &Scenario, seed: u64, full_trace: bool) -> (RunRecord, Work) {
     let started = std::time::Instant::now();
     let s = scenario.clone();
-    let (mut record, work) = crate::run_seeded(seed, move || simulate(s, seed, full_trace));
+    let stuck = Arc::new(std::sync::Mutex::new(None));
+    let out = stuck.clone();
+    let (mut record, work) =
+        match crate::try_run_seeded(seed, move || simulate(s, seed, full_trace, out)) {
+            Ok(done) => done,
+            Err(payload) if payload.is::<crate::budget::Stuck>() => {
+                let report = stuck
+                    .lock()
+                    .expect("stuck")
+                    .take()
+                    .expect("a stuck run reports");
+                (stuck_record(scenario, seed, report), Work::default())
+            }
+            Err(payload) => std::panic::resume_unwind(payload),
+        };
     record.wall_ms = started.elapsed().as_millis() as u64;
     (record, work)
 }
 
-async fn simulate(scenario: Scenario, seed: u64, full_trace: bool) -> (RunRecord, Work) {
+/// The record of a run that went over its budget: its outcome is `stuck`, with the trace's
+/// last lines and the repro command like any failure.
+fn stuck_record(scenario: &Scenario, seed: u64, report: StuckReport) -> RunRecord {
+    RunRecord {
+        scenario: scenario.name.clone(),
+        source: scenario.source.clone(),
+        seed,
+        outcome: report.violation.invariant.name().to_string(),
+        trace_hash: format!("{:016x}", report.trace_hash),
+        sim_seconds: report.sim_seconds,
+        wall_ms: 0,
+        failovers: Vec::new(),
+        acked: report.acked,
+        lost: 0,
+        lost_beyond_dumpster: 0,
+        duplicated: 0,
+        violation: Some(report.violation),
+        mounts: Vec::new(),
+        final_state: "stuck: the run did not finish".into(),
+        settings: report.settings,
+        coverage: [("run ended stuck".to_string(), 1)].into(),
+        timeline: Timeline::default(),
+        trace: report.trace,
+    }
+}
+
+async fn simulate(
+    scenario: Scenario,
+    seed: u64,
+    full_trace: bool,
+    stuck: Arc<std::sync::Mutex<Option<StuckReport>>>,
+) -> (RunRecord, Work) {
     let obs = Arc::new(Obs::new(
         &scenario.cluster,
+        &scenario.hub,
         scenario.expect.clone(),
         full_trace,
+        scenario.duration_s + scenario.settle_s,
     ));
+    obs.report_stuck_to(stuck);
     let world = Arc::new(World::new(&scenario, obs.clone()));
     let end = Duration::from_secs(scenario.duration_s);
 
     let mut steps = scenario.steps.clone();
     steps.sort_by_key(|s| s.at_ms);
-    let mut steps = steps.into_iter().peekable();
-    let mut t = 0u64;
+    let end_ms = end.as_millis() as u64;
+    let times = crate::scenario::jittered(&steps, scenario.jitter_ms, |j| {
+        madsim::rand::thread_rng().gen_range(0..=j)
+    });
+    if scenario.source.starts_with("swarm") {
+        obs.setting(format!(
+            "swarm generator v{}: {}",
+            crate::swarm::GENERATOR_VERSION,
+            scenario.description
+        ));
+    }
+    for (step, at) in steps.iter().zip(&times) {
+        if *at != step.at_ms {
+            obs.setting(format!(
+                "step {} at {:.3} s (scheduled {:.3} s, jitter up to {} ms)",
+                step.fault.label(),
+                (*at).min(end_ms) as f64 / 1000.0,
+                step.at_ms as f64 / 1000.0,
+                scenario.jitter_ms
+            ));
+        }
+    }
+    // Each step at its exact millisecond (the jitter never takes one past the end).
+    let mut steps = steps
+        .into_iter()
+        .zip(times.into_iter().map(|t| t.min(end_ms)))
+        .peekable();
     let mut samples = vec![sample(&world, &obs)];
     let mut liveness_from_s = None;
-    while t < end.as_millis() as u64 && obs.violation().is_none() {
-        t += 1000;
-        tokio::time::sleep_until(start_plus(&obs, t)).await;
-        while let Some(step) = steps.next_if(|s| s.at_ms <= obs.elapsed_ms()) {
+    let mut next_tick = 1000u64;
+    while next_tick <= end_ms && obs.violation().is_none() {
+        let wake = steps
+            .peek()
+            .map(|(_, at)| *at)
+            .filter(|at| *at < next_tick)
+            .unwrap_or(next_tick);
+        tokio::time::sleep_until(start_plus(&obs, wake)).await;
+        while let Some((step, _)) = steps.next_if(|(_, at)| *at <= obs.elapsed_ms()) {
             world.apply(&step.fault);
         }
-        obs.check_overdue();
-        world.retry_failed_starts(t / 1000);
-        samples.push(sample(&world, &obs));
+        if wake == next_tick {
+            obs.check_overdue();
+            world.retry_failed_starts(next_tick / 1000);
+            samples.push(sample(&world, &obs));
+            next_tick += 1000;
+        }
     }
     let submitted = world.submitted();
 
@@ -106,15 +189,18 @@ async fn simulate(scenario: Scenario, seed: u64, full_trace: bool) -> (RunRecord
         duplicated: obs.duplicated(),
         violation,
         mounts: obs
+            .truth()
             .mounts()
             .into_iter()
-            .map(|(at, node, lost)| Mount {
-                at_s: at as f64 / 1000.0,
-                node: node.to_string(),
-                lost,
+            .map(|m| Mount {
+                at_s: m.at_ms as f64 / 1000.0,
+                node: m.node.to_string(),
+                lost: m.missing,
             })
             .collect(),
         final_state,
+        settings: obs.settings(),
+        coverage: obs.coverage(),
         timeline: Timeline {
             machines: ["node1", "node2", "hub", "clients"]
                 .map(String::from)
@@ -232,11 +318,13 @@ fn start_plus(obs: &Obs, ms: u64) -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_millis(ms.saturating_sub(obs.elapsed_ms()))
 }
 
-/// After healing and settling: one serving node holding every acknowledged message, and a
-/// healthy passive caught up to the same content.
+/// After healing and settling: one serving node whose disk holds every acknowledged message,
+/// and a healthy passive whose disk holds the same stream. Judged from the disks and the wire;
+/// what the nodes report is compared with that.
 fn final_checks(world: &World, obs: &Obs) -> (usize, usize) {
     let acked = obs.acked_ids();
-    let Some(active) = world.serving() else {
+    let truth = obs.truth();
+    let Some(active) = truth.serving(obs.elapsed_ms()) else {
         obs.violate(
             Invariant::Liveness,
             format!(
@@ -259,23 +347,37 @@ fn final_checks(world: &World, obs: &Obs) -> (usize, usize) {
         );
         return (acked.len(), 0);
     };
-    let active_node = world.node(active).expect("serving node runs");
-    let a = active_node.lock().expect("node");
-    let missing: Vec<MessageId> = acked
-        .iter()
-        .filter(|id| !a.database().contains(**id))
-        .copied()
-        .collect();
-    let (explained, lost): (Vec<MessageId>, Vec<MessageId>) =
-        missing.iter().partition(|id| obs.loss_explained(**id));
-    if !explained.is_empty() {
-        obs.saw("lost-beyond-dumpster", explained.len() as u64);
+    if world.serving() != Some(active) {
+        obs.violate(
+            Invariant::ReportsTruthful,
+            format!(
+                "{active} announces its mount on the wire, but {} reports serving",
+                world
+                    .serving()
+                    .map_or("no node".to_string(), |n| n.to_string())
+            ),
+        );
+        return (acked.len(), 0);
+    }
+    let held = crate::truth::durable_ids(&world.disk(active));
+    let missing: Vec<MessageId> = acked.difference(&held).copied().collect();
+    let mut lost = Vec::new();
+    let mut excused = Vec::new();
+    for id in missing {
+        match truth.loss_excuse(id) {
+            Some(evidence) => excused.push(evidence),
+            None => lost.push(id),
+        }
+    }
+    if !excused.is_empty() {
+        obs.saw("lost-beyond-dumpster", excused.len() as u64);
+        obs.cover("loss excused by the dumpster's limits");
         obs.trace(
             "check",
             &format!(
-                "{} acknowledged message(s) lost beyond the dumpster's limits (evicted before the last redelivery), e.g. {:?}",
-                explained.len(),
-                &explained[..explained.len().min(5)]
+                "{} acknowledged message(s) lost beyond the dumpster's limits; evidence: {}",
+                excused.len(),
+                excused[..excused.len().min(3)].join("; ")
             ),
         );
     }
@@ -283,7 +385,7 @@ fn final_checks(world: &World, obs: &Obs) -> (usize, usize) {
         obs.violate(
             Invariant::NoAcknowledgedLoss,
             format!(
-                "{} acknowledged message(s) missing from {active}'s database, e.g. {:?}",
+                "{} acknowledged message(s) missing from {active}'s disk, e.g. {:?}",
                 lost.len(),
                 &lost[..lost.len().min(5)]
             ),
@@ -303,8 +405,9 @@ fn final_checks(world: &World, obs: &Obs) -> (usize, usize) {
         );
         return (acked.len(), 0);
     };
-    let p = passive_node.lock().expect("node");
-    let status = p.copy_status();
+    let status = passive_node.lock().expect("node").copy_status();
+    let active_facts = crate::truth::DiskFacts::read(&world.disk(active));
+    let passive_facts = crate::truth::DiskFacts::read(&world.disk(passive_id));
     if format!("{:?}", status.summary) != "Healthy"
         || status.copy_queue_length > 0
         || status.replay_queue_length > 0
@@ -313,28 +416,21 @@ fn final_checks(world: &World, obs: &Obs) -> (usize, usize) {
             Invariant::Liveness,
             format!("the passive copy is not healthy after healing: {status:?}"),
         );
-    } else if p.database().applied() != a.last_closed()
-        || p.database().digest() != a.database().complete_digest()
-    {
+    } else if passive_facts.contiguous() < active_facts.last_closed() {
         obs.violate(
-            Invariant::ReplicationSound,
+            Invariant::ReportsTruthful,
             format!(
-                "copies differ: passive at {:#x} digest {}, active closed {:#x} digest {}",
-                p.database().applied(),
-                p.database().digest(),
-                a.last_closed(),
-                a.database().complete_digest()
+                "{passive_id} reports a healthy copy with empty queues, but its disk holds the stream only to {:#x} of {active}'s {:#x}",
+                passive_facts.contiguous(),
+                active_facts.last_closed()
             ),
         );
-    } else if let Some((g, _)) = p
-        .closed_logs()
-        .iter()
-        .find(|(g, c)| a.closed_logs().get(g).is_some_and(|ac| ac != *c))
-    {
-        obs.violate(
-            Invariant::ReplicationSound,
-            format!("generation {g:#x} differs between the copies"),
-        );
+    } else if let Some(why) = {
+        let d1 = world.disk(NodeId::Node1);
+        let d2 = world.disk(NodeId::Node2);
+        crate::truth::judge_replication([&d1, &d2])
+    } {
+        obs.violate(Invariant::ReplicationSound, why);
     }
     (acked.len(), 0)
 }

@@ -107,6 +107,42 @@ pub enum Fault {
 
 impl Fault {
     /// A short label in scenario-file words: `crash node=node1`, `move target=node1 …`.
+    /// The fault's kind, as a scenario file names it (`power-loss-active`, `partition`, …).
+    pub fn kind(&self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.get("do").and_then(|d| d.as_str()).map(String::from))
+            .unwrap_or_else(|| "?".into())
+    }
+
+    /// The node this fault acts on, when it names one.
+    pub fn target_node(&self) -> Option<NodeId> {
+        match self {
+            Fault::Crash { node }
+            | Fault::PowerLoss { node }
+            | Fault::Restart { node }
+            | Fault::Pause { node }
+            | Fault::Resume { node }
+            | Fault::DiskCapacity { node, .. }
+            | Fault::SlowDisk { node, .. }
+            | Fault::CorruptLog { node, .. }
+            | Fault::CorruptNextCopy { node }
+            | Fault::SuspendCopy { node }
+            | Fault::ResumeCopy { node }
+            | Fault::UpdateCopy { node }
+            | Fault::RestoreCopy { node } => Some(*node),
+            Fault::Isolate {
+                machine: Machine::Node1,
+                ..
+            } => Some(NodeId::Node1),
+            Fault::Isolate {
+                machine: Machine::Node2,
+                ..
+            } => Some(NodeId::Node2),
+            _ => None,
+        }
+    }
+
     pub fn label(&self) -> String {
         let value = serde_json::to_value(self).expect("a fault serialises");
         let Some(map) = value.as_object() else {
@@ -204,6 +240,10 @@ pub struct Scenario {
     pub duration_s: u64,
     /// How long the healed cluster gets to return to Online with a healthy passive.
     pub settle_s: u64,
+    /// Each step runs up to this much later than scheduled, drawn from the seed (the order of
+    /// the steps never changes): a scripted fault then lands at a different point of the
+    /// cluster's work with every seed. 0 keeps the schedule exact.
+    pub jitter_ms: u64,
     pub workload: Workload,
     pub cluster: ClusterConfig,
     pub hub: HubConfig,
@@ -217,6 +257,23 @@ pub struct Scenario {
     pub source: String,
 }
 
+/// How far a scripted step may move by default (a scenario sets `jitter`).
+pub const DEFAULT_JITTER_MS: u64 = 1_000;
+
+/// The instants (ms) the steps run at with `jitter_ms` applied, from `draw` (a number in
+/// `0..=jitter_ms` per step): never earlier than scheduled, never before the step before.
+pub fn jittered(steps: &[Step], jitter_ms: u64, mut draw: impl FnMut(u64) -> u64) -> Vec<u64> {
+    let mut last = 0;
+    steps
+        .iter()
+        .map(|s| {
+            let extra = if jitter_ms == 0 { 0 } else { draw(jitter_ms) };
+            last = (s.at_ms + extra).max(last);
+            last
+        })
+        .collect()
+}
+
 /// Bugs a test can plant in the logic under simulation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -225,6 +282,8 @@ pub struct Planted {
     pub nodes: PlantedBugs,
     pub witness_grants_everyone: bool,
     pub hub_skips_redelivery: bool,
+    /// The dumpster evicts at a sixty-fourth of its configured size.
+    pub hub_evicts_early: bool,
 }
 
 impl Planted {
@@ -250,6 +309,7 @@ impl Default for Scenario {
             seeds: vec![1],
             duration_s: 600,
             settle_s: 120,
+            jitter_ms: DEFAULT_JITTER_MS,
             workload: Workload::default(),
             cluster: ClusterConfig::default(),
             hub: HubConfig::default(),

@@ -184,6 +184,7 @@ pub fn scenario(duration_s: u64, families: &[Family]) -> impl Strategy<Value = S
             description: "A scenario drawn by ccr_sim::strategy::scenario.".into(),
             duration_s,
             settle_s: 180,
+            jitter_ms: 0,
             workload,
             cluster,
             steps,

@@ -72,6 +72,11 @@ impl Family {
     }
 }
 
+/// The generator's version: `swarm@V:SEED` names the scenario version V made of SEED. A
+/// change to what a seed generates raises it, so a seed quoted in an old report says that it
+/// now means something else instead of silently replaying another scenario.
+pub const GENERATOR_VERSION: u32 = 2;
+
 /// The shape of every swarm run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Swarm {
@@ -127,6 +132,8 @@ impl Swarm {
             seeds: vec![seed],
             duration_s: self.duration_s,
             settle_s: self.settle_s,
+            // The schedule is drawn to the millisecond already.
+            jitter_ms: 0,
             workload: Workload {
                 messages_per_s: r.random_range(5.0..50.0f64).round(),
                 message_size: r.random_range(2_000..20_000),
@@ -362,11 +369,16 @@ impl Swarm {
     /// `swarm:SEED`, or `swarm:SEED:DURATION_S:family,family…` when not the default swarm.
     pub fn name(&self, seed: u64) -> String {
         let d = Swarm::default();
+        let v = GENERATOR_VERSION;
         if self.duration_s == d.duration_s && self.families == d.families {
-            format!("swarm:{seed}")
+            format!("swarm@{v}:{seed}")
         } else {
             let families: Vec<&str> = self.families.iter().map(|f| f.name()).collect();
-            format!("swarm:{seed}:{}:{}", self.duration_s, families.join(","))
+            format!(
+                "swarm@{v}:{seed}:{}:{}",
+                self.duration_s,
+                families.join(",")
+            )
         }
     }
 }
@@ -386,16 +398,43 @@ pub fn parse_families(text: &str) -> Result<Vec<Family>, String> {
         .collect()
 }
 
-/// A swarm scenario from its name (see [`Swarm::name`]).
-pub fn from_name(name: &str) -> Option<Scenario> {
-    let mut parts = name.strip_prefix("swarm:")?.split(':');
-    let seed = parts.next()?.parse().ok()?;
+/// A swarm scenario from its name (see [`Swarm::name`]): `swarm:SEED…` (this generator) or
+/// `swarm@V:SEED…`. `None` if the name is not a swarm name at all; an error if it names
+/// another generator version or does not parse.
+pub fn from_name(name: &str) -> Option<Result<Scenario, String>> {
+    let rest = match name.strip_prefix("swarm:") {
+        Some(rest) => rest,
+        None => {
+            let (version, rest) = name.strip_prefix("swarm@")?.split_once(':')?;
+            if version != GENERATOR_VERSION.to_string() {
+                return Some(Err(format!(
+                    "`{name}` names swarm generator version {version}; this build generates version {GENERATOR_VERSION}, in which the seed stands for another scenario (replay it with the build of its report, or from the scenario file it was shrunk to)"
+                )));
+            }
+            rest
+        }
+    };
+    let bad = |what: &str| {
+        Err(format!(
+            "`{name}`: {what} (expected swarm:SEED[:DURATION_S[:family,…]])"
+        ))
+    };
+    let mut parts = rest.split(':');
+    let Some(Ok(seed)) = parts.next().map(str::parse::<u64>) else {
+        return Some(bad("the seed is not a number"));
+    };
     let mut swarm = Swarm::default();
     if let Some(d) = parts.next() {
-        swarm.duration_s = d.parse().ok()?;
+        match d.parse() {
+            Ok(d) => swarm.duration_s = d,
+            Err(_) => return Some(bad("the duration is not a number of seconds")),
+        }
     }
     if let Some(f) = parts.next() {
-        swarm.families = parse_families(f).ok()?;
+        match parse_families(f) {
+            Ok(f) => swarm.families = f,
+            Err(e) => return Some(Err(format!("`{name}`: {e}"))),
+        }
     }
-    Some(swarm.generate(seed))
+    Some(Ok(swarm.generate(seed)))
 }

@@ -12,7 +12,7 @@ use ccr_core::cluster::node::{Admin, Node};
 use ccr_core::cluster::share;
 use ccr_core::cluster::witness::Witness;
 use ccr_core::cluster::{Endpoint, Net, NodeId};
-use ccr_core::disk::{MemDisk, Tear};
+use ccr_core::disk::MemDisk;
 use ccr_core::host::{run_node, Clock, HostEnv, Incoming, Inputs, Network};
 use ccr_core::storage::MessageId;
 use ccr_reports::record::{MachineSample, Sample};
@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::clock::SimClock;
+use crate::disk::SimDisk;
 use crate::net::{Machine, SimNet};
 use crate::observer::Obs;
 use crate::scenario::{Fault, Scenario};
@@ -35,7 +36,7 @@ struct Process {
 
 pub struct NodeMachine {
     id: NodeId,
-    pub disk: Arc<Mutex<MemDisk>>,
+    pub disk: Arc<Mutex<SimDisk>>,
     pub clock: Arc<SimClock>,
     process: Arc<Mutex<Option<Process>>>,
     /// Why the last start failed, while it keeps failing.
@@ -86,7 +87,7 @@ impl World {
             .into_iter()
             .map(|id| NodeMachine {
                 id,
-                disk: Arc::new(Mutex::new(MemDisk::default())),
+                disk: Arc::new(Mutex::new(SimDisk::start())),
                 clock: Arc::new(SimClock::new()),
                 process: Arc::new(Mutex::new(None)),
                 boot_error: Mutex::new(None),
@@ -113,12 +114,19 @@ impl World {
             hub_wakes: Default::default(),
             services: Mutex::new(Vec::new()),
         };
+        world.net.set_tap(world.obs.clone());
+        world
+            .obs
+            .attach_disks([world.nodes[0].disk.clone(), world.nodes[1].disk.clone()]);
         for m in &world.nodes {
             world.spawn_share(m);
         }
         let mut hub = Hub::new(scenario.hub.clone());
         if scenario.planted.hub_skips_redelivery {
             hub.plant_bug_skip_redelivery();
+        }
+        if scenario.planted.hub_evicts_early {
+            hub.plant_bug_evict_early();
         }
         world.spawn_hub(hub, Workload::new(scenario));
         for id in NodeId::ALL {
@@ -159,6 +167,9 @@ impl World {
         }
         self.net.set_down(Machine::node(id), false);
         let now = m.clock.now();
+        if crate::truth::DiskFacts::read(&m.disk.lock().expect("disk")).open_torn {
+            self.obs.cover("torn open-log tail cut at boot");
+        }
         let state = {
             let mut disk = m.disk.lock().expect("disk");
             boot(&mut *disk, &self.config, now.wall)
@@ -176,7 +187,20 @@ impl World {
                 return;
             }
         };
-        let mut node = Node::new(id, self.config.clone(), state, now);
+        // Services come up after a seed-drawn delay, so heartbeat phases differ by seed. The
+        // node's timers are armed from the instant it is made, so it is made as of when its
+        // services start: made as of now, every timer kept the phase of the moment the
+        // machine booted, and every seed failed over in the same 15.1 s.
+        let delay = Duration::from_millis(madsim::rand::thread_rng().gen_range(0..1_000));
+        let starts = ccr_core::cluster::Now {
+            mono: now.mono + delay.as_millis() as u64,
+            wall: now.wall + delay.as_millis() as u64,
+        };
+        self.obs.setting(format!(
+            "{id} services start {} ms after the machine",
+            delay.as_millis()
+        ));
+        let mut node = Node::new(id, self.config.clone(), state, starts);
         node.plant_bugs(self.planted.nodes);
         let node = Arc::new(Mutex::new(node));
         let (tx, rx) = mpsc::unbounded_channel();
@@ -184,8 +208,6 @@ impl World {
         let (pause, paused) = tokio::sync::watch::channel(false);
         self.net.register(Endpoint::Node(id), tx);
         let disk: ccr_core::host::SharedDisk = m.disk.clone();
-        // Services come up after a seed-drawn delay, so heartbeat phases differ by seed.
-        let delay = Duration::from_millis(madsim::rand::thread_rng().gen_range(0..1_000));
         let host = run_node(
             node.clone(),
             Inputs {
@@ -204,6 +226,7 @@ impl World {
             tokio::time::sleep(delay).await;
             host.await
         });
+        self.obs.truth().process_started(id);
         self.obs.trace(id.name(), "process started");
         *m.process.lock().expect("process") = Some(Process {
             node,
@@ -253,7 +276,7 @@ impl World {
                     "world",
                     &format!("operator: Restore-StorageGroupCopy on {id}: the dial waits for logs no running copy has"),
                 );
-                self.admin(id, Admin::RestoreCopy);
+                self.restore(id);
             }
         }
         for id in NodeId::ALL {
@@ -298,7 +321,7 @@ impl World {
             if let Some(p) = m.process.lock().expect("process").take() {
                 p.task.abort();
             }
-            *m.disk.lock().expect("disk") = MemDisk::default();
+            m.disk.lock().expect("disk").wipe();
         }
         self.net.clear();
         for task in self.services.lock().expect("services").drain(..) {
@@ -315,27 +338,46 @@ impl World {
             .clone()
     }
 
-    /// The node's services die; the machine and its disk stay.
+    /// The node's services die; the machine and its disk stay, and what the process handed
+    /// the operating system, the operating system finishes (as after `kill -9`).
     pub fn crash(&self, id: NodeId) {
-        let m = self.machine(id);
-        if let Some(p) = m.process.lock().expect("process").take() {
-            self.net.unregister(Endpoint::Node(id));
-            p.task.abort();
-            self.obs.process_gone(id);
+        if self.stop_process(id) {
+            self.machine(id)
+                .disk
+                .lock()
+                .expect("disk")
+                .finish_in_flight();
             self.obs.trace(id.name(), "process crashed");
         }
     }
 
+    /// Ends the node's process, if it runs; whether it did.
+    fn stop_process(&self, id: NodeId) -> bool {
+        let m = self.machine(id);
+        let Some(p) = m.process.lock().expect("process").take() else {
+            return false;
+        };
+        self.net.unregister(Endpoint::Node(id));
+        p.task.abort();
+        self.obs.process_gone(id);
+        true
+    }
+
+    /// The machine loses power: its process dies with it, and the disk loses what was not
+    /// durable — including work it had been handed and not finished.
     pub fn power_loss(&self, id: NodeId) {
-        self.crash(id);
+        self.stop_process(id);
         self.net.set_down(Machine::node(id), true);
         let mut rng = rand::rngs::StdRng::seed_from_u64(madsim::rand::thread_rng().gen());
-        self.machine(id)
+        let effect = self
+            .machine(id)
             .disk
             .lock()
             .expect("disk")
-            .crash(Tear::Torn(&mut rng));
-        self.obs.trace(id.name(), "power lost");
+            .power_loss(&mut rng);
+        self.obs.power_lost(id, effect);
+        self.obs
+            .trace(id.name(), &format!("power lost: {effect:?}"));
     }
 
     fn pause(&self, id: NodeId, paused: bool) {
@@ -383,10 +425,22 @@ impl World {
         }
     }
 
+    /// `Restore-StorageGroupCopy`: the administrator accepts the loss of whatever the copy
+    /// lacks, so the mount that follows is judged as forced.
+    fn restore(&self, id: NodeId) {
+        self.obs.truth().restore_ordered(id);
+        self.admin(id, Admin::RestoreCopy);
+    }
+
     fn admin(&self, id: NodeId, cmd: Admin) {
         if let Some(p) = self.machine(id).process.lock().expect("process").as_ref() {
             let _ = p.admin.send(cmd);
         }
+    }
+
+    /// The machine's disk (ground truth for the checkers).
+    pub fn disk(&self, id: NodeId) -> std::sync::MutexGuard<'_, SimDisk> {
+        self.machine(id).disk.lock().expect("disk")
     }
 
     fn clock_of(&self, m: Machine) -> &SimClock {
@@ -402,7 +456,16 @@ impl World {
     pub fn apply(&self, fault: &Fault) {
         self.obs.trace("fault", &format!("{fault:?}"));
         self.obs.step(fault.label());
-        let active = self.serving();
+        // Who serves, as the wire shows it (not as the nodes say).
+        let active = self.obs.truth().serving(self.obs.elapsed_ms());
+        let role = match (fault.target_node(), active) {
+            (None, _) if fault.kind().ends_with("-active") => "the active",
+            (None, _) => "the cluster",
+            (Some(n), Some(a)) if n == a => "the active",
+            (Some(n), _) if self.node(n).is_none() => "a node that is down",
+            (Some(_), _) => "the passive",
+        };
+        self.obs.cover(format!("fault {} on {role}", fault.kind()));
         let takes_active = |n: NodeId| active == Some(n);
         match fault {
             Fault::Crash { node } => {
@@ -493,7 +556,7 @@ impl World {
             Fault::SuspendCopy { node } => self.admin(*node, Admin::SuspendCopy),
             Fault::ResumeCopy { node } => self.admin(*node, Admin::ResumeCopy),
             Fault::UpdateCopy { node } => self.admin(*node, Admin::UpdateCopy),
-            Fault::RestoreCopy { node } => self.admin(*node, Admin::RestoreCopy),
+            Fault::RestoreCopy { node } => self.restore(*node),
         }
     }
 
@@ -678,6 +741,7 @@ impl World {
         let task = tokio::spawn(async move {
             loop {
                 hub_wakes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                obs.spend();
                 let sleep = hub
                     .poll_timeout()
                     .map_or(Duration::from_secs(3600), |d| clock.until(d))
@@ -716,9 +780,9 @@ impl World {
                                 obs.acked(id)
                             }
                         }
-                        HubAction::Evicted { id } => obs.evicted(id),
+                        // The checkers keep their own model of the dumpster, from the wire.
+                        HubAction::Evicted { .. } => {}
                         HubAction::Redelivering { epoch, count } => {
-                            obs.redelivery_answered();
                             obs.saw("redelivered", count as u64);
                             obs.trace("hub", &format!("redelivering {count} message(s) from the dumpster for epoch {epoch}"))
                         }

@@ -20,9 +20,11 @@ fn crash() -> Scenario {
     builtin("active-node-crash").unwrap()
 }
 
+/// `s` cut to `duration_s`, with `steps` at their exact instants.
 fn short(mut s: Scenario, duration_s: u64, steps: Vec<Step>) -> Scenario {
     s.duration_s = duration_s;
     s.steps = steps;
+    s.jitter_ms = 0;
     s
 }
 
@@ -30,9 +32,50 @@ fn violated(record: &RunRecord) -> Option<Invariant> {
     record.violation.as_ref().map(|v| v.invariant)
 }
 
+/// ARCHITECTURE.md's failover timing: the survivor mounts 16.0–16.302 s after the last
+/// heartbeat it heard, and the power goes up to one heartbeat interval after that one.
+const PREDICTED_S: (f64, f64) = (15.0, 16.302);
+/// The network's latency bound (1–5 ms a message), a few messages' worth either way.
+const LATENCY_S: f64 = 0.02;
+
+/// The failover times of `seeds`, each checked against the prediction.
+fn crash_failovers(scenario: &Scenario, seeds: std::ops::Range<u64>) -> Vec<f64> {
+    seeds
+        .map(|seed| {
+            let r = run(scenario, seed, false);
+            assert!(r.passed(), "seed {seed}: {:?}", r.violation);
+            assert_eq!(r.failovers.len(), 1, "seed {seed}");
+            let took = r.failovers[0].duration_s;
+            assert!(
+                took >= PREDICTED_S.0 - LATENCY_S && took <= PREDICTED_S.1 + LATENCY_S,
+                "seed {seed}: failover {took} s, outside the predicted {PREDICTED_S:?} s"
+            );
+            took
+        })
+        .collect()
+}
+
+/// Seeds must spread failovers over (nearly) a whole heartbeat interval.
+fn assert_spread(times: &[f64], what: &str) {
+    let min = times.iter().copied().fold(f64::MAX, f64::min);
+    let max = times.iter().copied().fold(f64::MIN, f64::max);
+    assert!(
+        max - min >= 0.9,
+        "{what}: failovers only spread over {min:.3}..{max:.3} s"
+    );
+}
+
+#[test]
+fn seeds_spread_failover_times_even_with_an_exact_schedule() {
+    let mut scenario = crash();
+    scenario.jitter_ms = 0;
+    assert_spread(&crash_failovers(&scenario, 0..100), "jitter 0");
+}
+
 #[test]
 fn an_active_node_crash_fails_over_inside_the_window_for_200_seeds_and_replays_identically() {
     let scenario = crash();
+    let mut times = Vec::new();
     for seed in 0..200 {
         let r = run(&scenario, seed, false);
         assert!(r.passed(), "seed {seed}: {:?}", r.violation);
@@ -42,6 +85,11 @@ fn an_active_node_crash_fails_over_inside_the_window_for_200_seeds_and_replays_i
             (10.0..=60.0).contains(&took),
             "seed {seed}: failover {took} s"
         );
+        assert!(
+            took >= PREDICTED_S.0 - LATENCY_S && took <= PREDICTED_S.1 + LATENCY_S,
+            "seed {seed}: failover {took} s, outside the predicted {PREDICTED_S:?} s"
+        );
+        times.push(took);
         assert_eq!(r.lost, 0);
         assert!(r.acked > 15_000, "seed {seed}: acked {}", r.acked);
         if seed < 100 {
@@ -52,6 +100,7 @@ fn an_active_node_crash_fails_over_inside_the_window_for_200_seeds_and_replays_i
             );
         }
     }
+    assert_spread(&times, "default jitter");
 }
 
 #[test]

@@ -25,12 +25,12 @@ fn a_seed_always_means_the_same_scenario_and_shards_partition_the_range() {
     assert_eq!(s.generate(42), s.generate(42));
     assert_ne!(s.generate(42).steps, s.generate(43).steps);
     assert_eq!(
-        ccr_sim::swarm::from_name(&s.name(42)).unwrap(),
+        ccr_sim::swarm::from_name(&s.name(42)).unwrap().unwrap(),
         s.generate(42)
     );
     let narrow = swarm(300, &ALL);
     assert_eq!(
-        ccr_sim::swarm::from_name(&narrow.name(7)).unwrap(),
+        ccr_sim::swarm::from_name(&narrow.name(7)).unwrap().unwrap(),
         narrow.generate(7)
     );
     let mut all = Vec::new();
@@ -68,6 +68,56 @@ fn a_bounded_sweep_over_every_family_violates_nothing() {
     assert_eq!(result.records.len(), 300);
     assert_eq!(result.determinism_checked, 12);
     assert!(result.nondeterministic.is_empty());
+    // What the sweep reached, from the disks and the wire.
+    let table = ccr_reports::stats::coverage(&result.records);
+    let reached = |situation: &str| {
+        table
+            .iter()
+            .find(|r| r.situation == situation)
+            .map_or(0, |r| r.runs)
+    };
+    for situation in [
+        "power loss inside disk work",
+        "power loss tore an unsynced write",
+        "lossy mount",
+        "scheduled move",
+        "redelivery requested after a mount",
+    ] {
+        assert!(
+            reached(situation) > 0,
+            "never reached: {situation}\n{table:?}"
+        );
+    }
+}
+
+#[test]
+fn the_coverage_table_counts_what_happened_and_shows_what_did_not() {
+    let coverage = |families: &[Family]| {
+        let opts = SweepOptions {
+            seeds: (0, 24),
+            jobs: 2,
+            determinism_every: 0,
+            swarm: swarm(300, families),
+            ..Default::default()
+        };
+        ccr_reports::stats::coverage(&sweep(&opts, |_| {}).records)
+    };
+    let runs = |table: &[ccr_reports::stats::CoverageRow], situation: &str| {
+        table
+            .iter()
+            .find(|r| r.situation == situation)
+            .map_or(0, |r| r.runs)
+    };
+    let power = coverage(&[Family::Power]);
+    assert!(
+        runs(&power, "power loss dropped unsynced bytes") > 0,
+        "{power:?}"
+    );
+    // Without power losses the same rows are there, at zero, and come first.
+    let network = coverage(&[Family::Network]);
+    assert_eq!(runs(&network, "power loss dropped unsynced bytes"), 0);
+    assert_eq!(runs(&network, "power loss inside disk work"), 0);
+    assert_eq!(network[0].runs, 0, "rarest first");
 }
 
 #[test]

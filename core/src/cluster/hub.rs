@@ -86,6 +86,9 @@ pub struct Hub {
     newest_redelivery: Option<(u64, Vec<LineageEntry>)>,
     /// Test-only planted bug: ignore redelivery requests.
     skips_redelivery: bool,
+    /// Test-only planted bug: the dumpster lets go of mail at a sixty-fourth of its size
+    /// limit, and reports each eviction as the limit's.
+    evicts_early: bool,
 }
 
 impl Hub {
@@ -103,7 +106,13 @@ impl Hub {
             redelivered: BTreeSet::new(),
             newest_redelivery: None,
             skips_redelivery: false,
+            evicts_early: false,
         }
+    }
+
+    /// Plants a bug for checker tests: the dumpster keeps a sixty-fourth of what it should.
+    pub fn plant_bug_evict_early(&mut self) {
+        self.evicts_early = true;
     }
 
     /// Plants a bug for checker tests: redelivery requests are ignored.
@@ -165,10 +174,19 @@ impl Hub {
                         delivered_at: now.mono,
                     };
                     self.remember(now, entry);
-                    let late = self
-                        .newest_redelivery
-                        .as_ref()
-                        .is_some_and(|(e, lineage)| may_be_lost(&entry, *e, lineage));
+                    // A straggler from an owner that has been replaced: judge it against
+                    // the newer owner's redelivery. An acknowledgement from the owner we
+                    // deliver to now is no straggler, whatever epoch it names (an owner that
+                    // mounted an older view, say after the witness lost its file): sent
+                    // again, it would only be acknowledged again, for ever.
+                    let from_current = self
+                        .active
+                        .is_some_and(|a| a.owner == from && a.epoch == epoch);
+                    let late = !from_current
+                        && self
+                            .newest_redelivery
+                            .as_ref()
+                            .is_some_and(|(e, lineage)| may_be_lost(&entry, *e, lineage));
                     if late {
                         self.waiting.push_back((id, size));
                     }
@@ -291,7 +309,12 @@ impl Hub {
         while let Some(&(at, id)) = self.dumpster_order.front() {
             let current = self.dumpster.get(&id).is_some_and(|e| e.delivered_at == at);
             let too_old = now.mono >= at + self.config.dumpster_max_age_ms;
-            let too_big = self.dumpster_bytes > self.config.dumpster_max_bytes;
+            let max_bytes = if self.evicts_early {
+                self.config.dumpster_max_bytes / 64
+            } else {
+                self.config.dumpster_max_bytes
+            };
+            let too_big = self.dumpster_bytes > max_bytes;
             if current && !too_old && !too_big {
                 break;
             }
@@ -361,6 +384,63 @@ mod tests {
         assert!(!may_be_lost(&entry(1, 7), 4, &overwritten));
         assert!(may_be_lost(&entry(1, 8), 4, &overwritten));
         assert!(may_be_lost(&entry(3, 9), 4, &overwritten));
+    }
+
+    #[test]
+    fn the_current_owner_is_never_sent_what_it_acknowledged_however_old_its_epoch() {
+        // Swarm seed 20472: node2 took over in epoch 1 and asked for redelivery; the witness
+        // then lost its file and node1, never told of epoch 1, mounted its own epoch 0 view.
+        // Every acknowledgement node1 sent was judged a straggler against epoch 1's
+        // redelivery and the message sent again — acknowledged again — for ever.
+        let mut hub = Hub::new(HubConfig::default());
+        let n2 = View {
+            epoch: 1,
+            owner: Node2,
+        };
+        hub.handle(Now::at(0), Node2, Msg::Mounted { view: n2 });
+        hub.handle(
+            Now::at(0),
+            Node2,
+            Msg::Redeliver {
+                epoch: 1,
+                request: 1,
+                lineage: vec![LineageEntry {
+                    epoch: 1,
+                    owner: Node2,
+                    first_generation: 1,
+                    prev_checksum: 0,
+                }],
+            },
+        );
+        hub.handle(Now::at(1), Node2, Msg::NotActive { view: n2 });
+        let stale = View {
+            epoch: 0,
+            owner: Node1,
+        };
+        hub.handle(Now::at(2), Node1, Msg::Mounted { view: stale });
+        hub.submit(Now::at(3), MessageId(9), 10);
+        while hub.poll_action().is_some() {}
+        hub.handle(
+            Now::at(4),
+            Node1,
+            Msg::Delivered {
+                id: MessageId(9),
+                generation: 20,
+                epoch: 0,
+            },
+        );
+        let actions: Vec<HubAction> = std::iter::from_fn(|| hub.poll_action()).collect();
+        assert!(actions.contains(&HubAction::Acknowledged { id: MessageId(9) }));
+        assert!(
+            !actions.iter().any(|a| matches!(
+                a,
+                HubAction::Send {
+                    msg: Msg::Deliver { .. },
+                    ..
+                }
+            )),
+            "sent again after its owner acknowledged it: {actions:?}"
+        );
     }
 
     #[test]

@@ -429,6 +429,15 @@ impl Database {
             at += frame_len;
         }
         let content = content.ok_or(DbError::BadImage("no snapshot"))?;
+        // A torn tail (a checkpoint write a power loss cut) stays in the file: appending the
+        // next delta after it would leave a damaged frame followed by valid ones, which no
+        // later load accepts. So the next persist writes a whole snapshot instead.
+        let torn = at < bytes.len();
+        let (file_bytes, snapshot_bytes) = if torn {
+            (0, 0)
+        } else {
+            (at as u64, snapshot_bytes)
+        };
         Ok(Database {
             llr_depth,
             durable: content.clone(),
@@ -437,7 +446,7 @@ impl Database {
             partial: Vec::new(),
             current: content,
             delta: Delta::default(),
-            file_bytes: at as u64,
+            file_bytes,
             snapshot_bytes,
             file_checkpoint: checkpoint,
         })
@@ -540,6 +549,33 @@ mod tests {
                 expected: 4,
                 got: 5
             })
+        );
+    }
+
+    #[test]
+    fn a_file_with_a_torn_tail_is_replaced_whole_never_appended_to() {
+        let mut db = Database::new(0);
+        let mut file = Vec::new();
+        for g in 1..=3 {
+            db.apply_log(g, &[ins(u64::from(g))]).unwrap();
+            for op in db.persist_ops("db/mailbox.edb") {
+                if let DiskOp::Append { data, .. } = op {
+                    file.extend_from_slice(&data);
+                }
+            }
+            if g == 1 {
+                file = db.image();
+            }
+        }
+        // A power loss cut the last delta halfway.
+        file.truncate(file.len() - 5);
+        let mut loaded = Database::from_image(&file, 0).unwrap();
+        assert_eq!(loaded.checkpoint(), 2);
+        loaded.apply_log(3, &[ins(3)]).unwrap();
+        let ops = loaded.persist_ops("db/mailbox.edb");
+        assert!(
+            matches!(ops.last(), Some(DiskOp::Rename { .. })),
+            "a delta appended after a torn frame would make the file unreadable: {ops:?}"
         );
     }
 

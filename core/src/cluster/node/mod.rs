@@ -165,6 +165,13 @@ pub struct PlantedBugs {
     pub skip_redelivery: bool,
     /// Replay drops the first record of every copied log (a broken replay).
     pub lossy_replay: bool,
+    /// Mount whatever the dial says, and report no more logs lost than the dial allows — a
+    /// lie in the one number an administrator would check.
+    pub ignore_mount_dial_quietly: bool,
+    /// The dial decides as it should, but a mount reports no logs lost.
+    pub report_no_loss: bool,
+    /// The target of a scheduled move reports itself caught up one generation early.
+    pub move_one_log_short: bool,
 }
 
 /// What the owner is doing about the clustered mailbox server.
@@ -315,6 +322,9 @@ pub struct Node {
     seeding: bool,
     resolved: bool,
     move_target: Option<(u64, Generation)>,
+    /// As a move's target: the generation this copy told the owner it holds (`MoveReady`),
+    /// until the hand-over or the move's end. The hand-over mounts on that promise.
+    move_promised: Option<Generation>,
     /// Bumped whenever the copy starts over (a reseed, a role change): a log copy still being
     /// written from before belongs to a history this copy no longer follows.
     copy_round: u64,
@@ -407,6 +417,7 @@ impl Node {
             reseed_required: None,
             seeding: false,
             move_target: None,
+            move_promised: None,
             drain_finished: false,
             open_log_due: false,
             copy_round: 0,

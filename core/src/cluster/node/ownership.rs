@@ -189,6 +189,11 @@ impl Node {
                 decision = MountDecision::Mount { lost: missing };
             }
         }
+        if self.bugs.ignore_mount_dial_quietly {
+            if let MountDecision::StayDismounted { allowed, .. } = decision {
+                decision = MountDecision::Mount { lost: allowed };
+            }
+        }
         match decision {
             MountDecision::Mount { lost } => {
                 let forced = self.force_mount;
@@ -291,7 +296,7 @@ impl Node {
         self.move_target = None;
         self.emit(NodeEvent::Mounted {
             view: self.view,
-            lost,
+            lost: if self.bugs.report_no_loss { 0 } else { lost },
             forced,
         });
         self.announce();
@@ -519,7 +524,9 @@ impl Node {
             }
             Role::Passive { .. } if self.move_target.is_some_and(|(id, _)| id == move_id) => {
                 self.move_target = None;
+                self.move_promised = None;
             }
+            Role::Passive { .. } => self.move_promised = None,
             _ => {}
         }
     }
@@ -527,13 +534,22 @@ impl Node {
     pub(super) fn on_hand_over(&mut self, now: Now, view: View, comment: String) {
         if view.epoch > self.view.epoch && view.owner == self.id {
             self.last_move_comment = Some(comment);
+            let promised = self.move_promised.take();
             self.adopt_view(now, view);
-            // The old owner dismounted and waited for our MoveReady: we are caught up.
-            self.role = Role::Owner(OwnerState::Onlining {
-                ready_at: now.mono + self.config.online_delay_ms,
-                lost: 0,
-                forced: false,
-            });
+            if promised.is_some_and(|g| self.inspector.last_inspected() < g) {
+                // This copy no longer holds what it promised the old owner (a reseed slipped
+                // in between, say): take the server as after a failure — copy what the old
+                // owner's share has, and let the mount dial judge what is still missing.
+                self.start_drain(now);
+            } else {
+                // The old owner dismounted and waited for our MoveReady (or handed us the
+                // newer stream we hold): we are caught up.
+                self.role = Role::Owner(OwnerState::Onlining {
+                    ready_at: now.mono + self.config.online_delay_ms,
+                    lost: 0,
+                    forced: false,
+                });
+            }
         }
     }
 }

@@ -23,12 +23,24 @@ impl Node {
                 self.peer_lease_until = Some(self.peer_lease_until.map_or(until, |u| u.max(until)));
             }
         }
-        if hb.view.owner == self.id.peer() && hb.view.epoch >= self.view.epoch {
+        if hb.view.owner == self.id.peer() {
             let head = match hb.open_generation {
                 Some(g) if hb.open_records > 0 => g,
                 _ => hb.last_closed,
             };
-            self.peer_head = head;
+            if hb.view.epoch >= self.view.epoch {
+                self.peer_head = head;
+            } else {
+                // The owner we are replacing, still writing in its epoch (resumed from a
+                // pause, say, before it learned of ours): what it wrote is the end of the
+                // stream we take over, and the mount dial must count it.
+                self.peer_head = self.peer_head.max(head);
+            }
+        } else if hb.view == self.view && self.view.owner == self.id {
+            // The peer follows us, and holds closed logs we lack: the end of the stream we
+            // took over, written before it learned of our view. The dial counts them (and
+            // the drain fetches them) instead of mounting as though they never existed.
+            self.peer_head = self.peer_head.max(hb.last_closed);
         }
         if hb.view.epoch > self.view.epoch {
             self.adopt_view(now, hb.view);

@@ -408,6 +408,17 @@ impl Node {
     /// `Update-StorageGroupCopy`: discard this copy and seed it from the owner's database file,
     /// then copy the logs after its checkpoint.
     pub(super) fn start_reseed(&mut self, now: Now) {
+        if self.move_promised.is_some() || self.move_target.is_some() {
+            // The owner may hand the server over at any moment, on the promise that this copy
+            // holds its every log; a reseed would discard them (swarm seed 1902).
+            self.emit(NodeEvent::AdminRefused {
+                reason: format!(
+                    "Update-StorageGroupCopy: a scheduled move to {} is under way",
+                    self.id
+                ),
+            });
+            return;
+        }
         if !matches!(self.role, Role::Passive { .. }) || self.peer_down(now) {
             self.emit(NodeEvent::AdminRefused {
                 reason: "Update-StorageGroupCopy needs a passive copy and a reachable active"
@@ -483,8 +494,14 @@ impl Node {
         let Some((move_id, generation)) = self.move_target else {
             return;
         };
+        let generation = if self.bugs.move_one_log_short {
+            generation.saturating_sub(1)
+        } else {
+            generation
+        };
         if self.inspector.last_inspected() >= generation && self.replay_queue.is_empty() {
             self.move_target = None;
+            self.move_promised = Some(generation);
             for net in Net::ALL {
                 self.send(
                     Endpoint::Node(self.id.peer()),

@@ -1,0 +1,91 @@
+//! A simulated machine's disk: the core's `MemDisk` on the simulation's clock, so that work
+//! issued to it takes time and a power loss can land inside it — between the appends of a
+//! batch, before its sync finishes, or halfway through a write (torn). The host's disk queue
+//! (shared with the real binary) issues a batch at once and waits for its latency; this disk
+//! keeps the same queue of completion times and takes back whatever had not finished.
+
+use std::ops::{Deref, DerefMut};
+
+use ccr_core::disk::{Disk, DiskResult, MemDisk, PowerLossEffect};
+use rand::RngCore;
+
+use crate::clock::Elapsed;
+
+pub struct SimDisk {
+    mem: MemDisk,
+    clock: Elapsed,
+}
+
+impl SimDisk {
+    /// A fresh disk on the current madsim runtime's clock.
+    pub fn start() -> SimDisk {
+        SimDisk {
+            mem: MemDisk::default(),
+            clock: Elapsed::start(),
+        }
+    }
+
+    fn tick(&mut self) {
+        self.mem.set_now(self.clock.ns());
+    }
+
+    /// The machine loses power now.
+    pub fn power_loss(&mut self, rng: &mut dyn RngCore) -> PowerLossEffect {
+        self.tick();
+        let now = self.clock.ns();
+        self.mem.power_loss(now, rng)
+    }
+
+    /// Operations the disk has not finished yet.
+    pub fn busy(&mut self) -> usize {
+        self.tick();
+        self.mem.in_flight()
+    }
+
+    /// Drops the contents (the run is over).
+    pub fn wipe(&mut self) {
+        self.mem = MemDisk::default();
+    }
+}
+
+impl Deref for SimDisk {
+    type Target = MemDisk;
+    fn deref(&self) -> &MemDisk {
+        &self.mem
+    }
+}
+
+impl DerefMut for SimDisk {
+    fn deref_mut(&mut self) -> &mut MemDisk {
+        &mut self.mem
+    }
+}
+
+impl Disk for SimDisk {
+    fn create(&mut self, path: &str) -> DiskResult<()> {
+        self.tick();
+        self.mem.create(path)
+    }
+    fn append(&mut self, path: &str, data: &[u8]) -> DiskResult<()> {
+        self.tick();
+        self.mem.append(path, data)
+    }
+    fn sync(&mut self, path: &str) -> DiskResult<()> {
+        self.tick();
+        self.mem.sync(path)
+    }
+    fn read(&mut self, path: &str) -> DiskResult<Vec<u8>> {
+        self.mem.read(path)
+    }
+    fn rename(&mut self, from: &str, to: &str) -> DiskResult<()> {
+        self.tick();
+        self.mem.rename(from, to)
+    }
+    fn remove(&mut self, path: &str) -> DiskResult<()> {
+        self.tick();
+        self.mem.remove(path)
+    }
+    fn list(&mut self, dir: &str) -> DiskResult<Vec<String>> {
+        self.mem.list(dir)
+    }
+}

@@ -1,0 +1,696 @@
+//! The ground truth: what the simulated world itself saw — messages on the wire (who sent
+//! what, in which epoch, when), what each disk durably holds, what each client was told — and
+//! the invariants judged from it. Nothing here asks a node or the hub what it did: their
+//! reports are what the checkers are looking for bugs in, so they are only ever *compared*
+//! with the truth (`reports-truthful`).
+//!
+//! Memory stays bounded by what the run itself keeps (one entry per epoch and per mount, the
+//! dumpster model's window of entries, and an id per acknowledged message, as the checker of
+//! loss needs); disks are read where they are (their durable bytes), never copied.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use ccr_core::cluster::config::ClusterConfig;
+use ccr_core::cluster::hub::HubConfig;
+use ccr_core::cluster::node::{DB_FILE, LOG_DIR};
+use ccr_core::cluster::wire::Msg;
+use ccr_core::cluster::{Endpoint, NodeId};
+use ccr_core::disk::MemDisk;
+use ccr_core::storage::database::Database;
+use ccr_core::storage::logfile::{scan, LogHeader, HEADER_LEN};
+use ccr_core::storage::names::{parse_closed_log_name, OPEN_LOG};
+use ccr_core::storage::record::{decode_frame, Frame, Record};
+use ccr_core::storage::{Generation, MessageId};
+
+use crate::observer::Invariant;
+
+/// A verdict against the run: the invariant and what broke it.
+pub type Verdict = (Invariant, String);
+
+/// Who wrote in an epoch: acknowledged mail or announced a mount in it.
+#[derive(Debug, Clone, Copy)]
+struct Writer {
+    node: NodeId,
+    first_ms: u64,
+    last_ms: u64,
+}
+
+/// A mount as the wire showed it (the first `Mounted` a node sent in an epoch), judged
+/// against the disks at that instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TruthMount {
+    pub at_ms: u64,
+    pub node: NodeId,
+    pub epoch: u64,
+    /// Log generations the node mounted without: the newest generation with a durable record
+    /// on the previous writer's disk, less what the mounting node holds contiguously.
+    pub missing: u32,
+    /// Of those, the ones the wire had told the node of (heartbeats, the witness): a
+    /// generation the old owner began after its last word reached the survivor is beyond
+    /// what any implementation could count — the dial's blind spot, as in Exchange.
+    pub knowable: u32,
+    /// The previous writer handed the server over (a scheduled move, not a failover).
+    pub moved: bool,
+    /// An administrator told the node to mount whatever it had (`Restore-StorageGroupCopy`).
+    pub forced: bool,
+}
+
+/// What one disk durably holds, decoded from its bytes.
+#[derive(Debug, Default)]
+pub struct DiskFacts {
+    /// Closed generations in `logs/` and the crc32c of each file's durable bytes.
+    pub closed: BTreeMap<Generation, u32>,
+    /// The open log's generation and how many intact records its durable prefix holds.
+    pub open: Option<(Generation, usize)>,
+    /// Whether the open log's durable bytes end in something that is not a record (a torn
+    /// or garbled tail that recovery must cut).
+    pub open_torn: bool,
+    /// The database file's checkpoint, if the file is readable.
+    pub db_checkpoint: Option<Generation>,
+}
+
+impl DiskFacts {
+    pub fn read(disk: &MemDisk) -> DiskFacts {
+        let mut facts = DiskFacts::default();
+        for name in disk.names_in(LOG_DIR) {
+            let path = format!("{LOG_DIR}/{name}");
+            let Some(bytes) = disk.durable(&path) else {
+                continue;
+            };
+            if let Some(g) = parse_closed_log_name(&name) {
+                facts.closed.insert(g, crc32c::crc32c(bytes));
+            } else if name == OPEN_LOG {
+                if let Ok(s) = scan(bytes) {
+                    facts.open = Some((s.header.generation, s.records.len()));
+                    facts.open_torn = s.stopped_at.is_some();
+                }
+            }
+        }
+        facts.db_checkpoint = disk
+            .durable(DB_FILE)
+            .and_then(|b| Database::from_image(b, 0).ok())
+            .map(|db| db.checkpoint());
+        facts
+    }
+
+    /// The newest generation holding at least one durable record (closed logs hold theirs).
+    pub fn newest_written(&self) -> Generation {
+        let closed = self.closed.keys().next_back().copied().unwrap_or(0);
+        match self.open {
+            Some((g, records)) if records > 0 => g.max(closed),
+            _ => closed,
+        }
+    }
+
+    /// The end of the unbroken run of closed generations that starts at the oldest one held
+    /// (or at the database's checkpoint when the logs before it are gone), together with an
+    /// open log that continues it.
+    pub fn contiguous(&self) -> Generation {
+        let mut end = self.db_checkpoint.unwrap_or(0);
+        while self.closed.contains_key(&(end + 1)) {
+            end += 1;
+        }
+        match self.open {
+            Some((g, records)) if records > 0 && g == end + 1 => g,
+            _ => end,
+        }
+    }
+
+    /// The newest closed generation.
+    pub fn last_closed(&self) -> Generation {
+        self.closed.keys().next_back().copied().unwrap_or(0)
+    }
+}
+
+/// The newest generation with a durable record on `disk`, read cheaply (the last closed log's
+/// name, and the open log's first frame): taken at every write a node makes, so that what it
+/// had written when it lost ownership is known even if its disk later forgets it (a reseed).
+pub fn newest_written_quick(disk: &MemDisk) -> Generation {
+    let closed = disk
+        .last_in(LOG_DIR)
+        .and_then(parse_closed_log_name)
+        .unwrap_or(0);
+    let open = disk
+        .durable(&format!("{LOG_DIR}/{OPEN_LOG}"))
+        .filter(|b| b.len() > HEADER_LEN)
+        .and_then(|b| {
+            let header = LogHeader::decode(b).ok()?;
+            matches!(decode_frame(&b[HEADER_LEN..]), Ok((Frame::Record(_), _)))
+                .then_some(header.generation)
+        })
+        .unwrap_or(0);
+    closed.max(open)
+}
+
+/// The ids a disk durably holds: in its database file and in every log's intact records.
+pub fn durable_ids(disk: &MemDisk) -> BTreeSet<MessageId> {
+    let mut ids: BTreeSet<MessageId> = disk
+        .durable(DB_FILE)
+        .and_then(|b| Database::from_image(b, 0).ok())
+        .map(|db| db.message_ids().collect())
+        .unwrap_or_default();
+    for name in disk.names_in(LOG_DIR) {
+        let Some(bytes) = disk.durable(&format!("{LOG_DIR}/{name}")) else {
+            continue;
+        };
+        if let Ok(s) = scan(bytes) {
+            for r in s.records {
+                match r {
+                    Record::Insert { id, .. } => {
+                        ids.insert(id);
+                    }
+                    Record::Delete { id } => {
+                        ids.remove(&id);
+                    }
+                }
+            }
+        }
+    }
+    ids
+}
+
+/// The content of the stream up to `generation` as one disk's closed logs spell it (ids in
+/// order of their records), if that disk holds every generation from 1.
+fn stream_content(disk: &MemDisk, generation: Generation) -> Option<BTreeSet<MessageId>> {
+    let mut ids = BTreeSet::new();
+    for g in 1..=generation {
+        let path = format!("{LOG_DIR}/{}", ccr_core::storage::names::closed_log_name(g));
+        let s = scan(disk.durable(&path)?).ok()?;
+        for r in s.records {
+            match r {
+                Record::Insert { id, .. } => {
+                    ids.insert(id);
+                }
+                Record::Delete { id } => {
+                    ids.remove(&id);
+                }
+            }
+        }
+    }
+    Some(ids)
+}
+
+/// The checker's own model of the transport dumpster, built from the wire alone: an entry for
+/// every delivery the hub had sent and a node confirmed, first in first out, bounded by the
+/// configured size and age. When a message left it is what the hub *had* to do, whatever the
+/// hub says it did.
+#[derive(Debug, Default)]
+struct DumpsterModel {
+    max_bytes: u64,
+    max_age_ms: u64,
+    /// Deliveries sent and not yet confirmed, with their sizes.
+    outstanding: BTreeMap<MessageId, u32>,
+    order: VecDeque<(u64, MessageId)>,
+    held: BTreeMap<MessageId, (u64, u32)>,
+    bytes: u64,
+    evicted: BTreeMap<MessageId, u64>,
+}
+
+impl DumpsterModel {
+    fn sent(&mut self, id: MessageId, size: u32) {
+        self.outstanding.insert(id, size);
+    }
+
+    fn confirmed(&mut self, at: u64, id: MessageId) {
+        let Some(size) = self.outstanding.remove(&id) else {
+            return;
+        };
+        if let Some((_, old)) = self.held.insert(id, (at, size)) {
+            self.bytes -= u64::from(old);
+        }
+        self.bytes += u64::from(size);
+        self.evicted.remove(&id);
+        self.order.push_back((at, id));
+        self.evict(at);
+    }
+
+    fn evict(&mut self, now: u64) {
+        while let Some(&(at, id)) = self.order.front() {
+            let current = self.held.get(&id).is_some_and(|(t, _)| *t == at);
+            let too_old = now >= at + self.max_age_ms;
+            if current && !too_old && self.bytes <= self.max_bytes {
+                break;
+            }
+            self.order.pop_front();
+            if current {
+                let (_, size) = self.held.remove(&id).expect("current");
+                self.bytes -= u64::from(size);
+                // An entry that aged out left when its age ran out, not when we looked.
+                let left = if too_old {
+                    (at + self.max_age_ms).min(now)
+                } else {
+                    now
+                };
+                self.evicted.insert(id, left);
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    epochs: BTreeMap<u64, Writer>,
+    /// Per node, its current run of writing: (first act, last act).
+    runs: BTreeMap<NodeId, (u64, u64)>,
+    mounts: Vec<TruthMount>,
+    /// (node, epoch) pairs whose mount has been seen, since the node's process started or it
+    /// last said it does not serve: a later `Mounted` in the same epoch is the same mount.
+    announced: BTreeSet<(NodeId, u64)>,
+    /// Views handed over by a scheduled move: (new owner, epoch).
+    handed_over: BTreeSet<(NodeId, u64)>,
+    /// Nodes an administrator told to mount whatever they have, not yet mounted since.
+    restore_ordered: BTreeSet<NodeId>,
+    /// What each node's mount event said it lost, waiting for the wire's mount to compare.
+    reported_lost: BTreeMap<NodeId, u32>,
+    dumpster: DumpsterModel,
+    /// When the hub first answered each redelivery request (node, request id).
+    redelivery_answered: BTreeMap<(NodeId, u64), u64>,
+    /// The newest log generation each node has been told of on the wire (the peer's
+    /// heartbeats, the witness's answers): all a survivor can know of what it lacks.
+    /// Each increase, with its time: a mount is judged by what the node had been told when
+    /// it decided (the online delay before the mount).
+    told_head: BTreeMap<NodeId, Vec<(u64, Generation)>>,
+    /// Per node: the epoch it last wrote in, and the newest generation its disk durably held
+    /// at any of its writes in that epoch.
+    high_water: BTreeMap<NodeId, (u64, Generation)>,
+}
+
+pub struct Truth {
+    dial_allowed: u32,
+    online_delay_ms: u64,
+    heartbeat_ms: u64,
+    state: std::sync::Mutex<State>,
+}
+
+impl Truth {
+    pub fn new(config: &ClusterConfig, hub: &HubConfig) -> Truth {
+        Truth {
+            dial_allowed: config.dial_limits.allowed(config.mount_dial),
+            online_delay_ms: config.online_delay_ms,
+            heartbeat_ms: config.heartbeat_interval_ms,
+            state: std::sync::Mutex::new(State {
+                dumpster: DumpsterModel {
+                    max_bytes: hub.dumpster_max_bytes,
+                    max_age_ms: hub.dumpster_max_age_ms,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// A serving node announces its mount every heartbeat: a longer silence ends its run.
+    fn run_gap_ms(&self) -> u64 {
+        3 * self.heartbeat_ms
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("truth")
+    }
+
+    /// A message left its sender (whether or not any network carries it). Returns the
+    /// verdict when the sender acted as a writer where it may not, and the mount it made when
+    /// this is the first word of a new mount (for the caller to judge against the disks).
+    pub fn sent(
+        &self,
+        at: u64,
+        from: Endpoint,
+        to: Endpoint,
+        msg: &Msg,
+        written: impl FnOnce(NodeId) -> Generation,
+    ) -> Sent {
+        if let (
+            Endpoint::Node(n),
+            Msg::Delivered { epoch, .. }
+            | Msg::Mounted {
+                view: ccr_core::cluster::wire::View { epoch, .. },
+            },
+        ) = (from, msg)
+        {
+            let now = written(n);
+            let mut s = self.state();
+            let hw = s.high_water.entry(n).or_insert((*epoch, now));
+            *hw = if hw.0 == *epoch {
+                (*epoch, hw.1.max(now))
+            } else {
+                (*epoch, now)
+            };
+        }
+        let mut s = self.state();
+        match (from, msg) {
+            (Endpoint::Hub, Msg::Deliver { id, size }) => s.dumpster.sent(*id, *size),
+            (Endpoint::Hub, Msg::RedeliveryAccepted { request }) => {
+                if let Endpoint::Node(n) = to {
+                    let first = !s.redelivery_answered.contains_key(&(n, *request));
+                    s.redelivery_answered.entry((n, *request)).or_insert(at);
+                    return Sent {
+                        first_redelivery_answer: first,
+                        ..Sent::default()
+                    };
+                }
+            }
+            (Endpoint::Node(_), Msg::HandOver { view, .. }) => {
+                s.handed_over.insert((view.owner, view.epoch));
+            }
+            (Endpoint::Node(n), Msg::Delivered { epoch, .. }) => {
+                return Sent {
+                    verdict: write_act(
+                        &mut s,
+                        n,
+                        *epoch,
+                        at,
+                        self.run_gap_ms(),
+                        "acknowledged mail",
+                    ),
+                    ..Sent::default()
+                };
+            }
+            (Endpoint::Node(n), Msg::NotActive { .. }) => {
+                s.announced.retain(|(node, _)| *node != n);
+            }
+            (Endpoint::Node(n), Msg::Mounted { view }) => {
+                let new = s.announced.insert((n, view.epoch));
+                // Mounting again in an epoch it already wrote in (after a restart), a node
+                // follows its own writing: whatever it gave up, it gave up at its first mount.
+                let previous = match s.epochs.get(&view.epoch) {
+                    Some(w) if w.node == n => Some(n),
+                    _ => s
+                        .epochs
+                        .range(..view.epoch)
+                        .next_back()
+                        .map(|(_, w)| w.node),
+                };
+                let verdict = write_act(
+                    &mut s,
+                    n,
+                    view.epoch,
+                    at,
+                    self.run_gap_ms(),
+                    "announced a mount",
+                );
+                let mount = new.then(|| PendingMount {
+                    node: n,
+                    epoch: view.epoch,
+                    previous,
+                    moved: s.handed_over.contains(&(n, view.epoch)),
+                    forced: s.restore_ordered.remove(&n),
+                });
+                return Sent {
+                    verdict,
+                    mount,
+                    ..Sent::default()
+                };
+            }
+            _ => {}
+        }
+        Sent::default()
+    }
+
+    /// A message reached its destination.
+    pub fn delivered(&self, at: u64, to: Endpoint, msg: &Msg) {
+        let head = match msg {
+            Msg::Heartbeat(hb) => {
+                let open = hb.open_generation.filter(|_| hb.open_records > 0);
+                Some(hb.last_closed.max(open.unwrap_or(0)))
+            }
+            Msg::WitnessGranted { head, .. } | Msg::WitnessDenied { head, .. } => Some(*head),
+            _ => None,
+        };
+        let mut s = self.state();
+        match (to, msg, head) {
+            (Endpoint::Hub, Msg::Delivered { id, .. }, _) => s.dumpster.confirmed(at, *id),
+            (Endpoint::Node(n), _, Some(head)) => {
+                let told = s.told_head.entry(n).or_default();
+                if told.last().is_none_or(|(_, h)| head > *h) {
+                    told.push((at, head));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `node`'s services (re)started: what its earlier process was told died with it.
+    pub fn process_started(&self, node: NodeId) {
+        let mut s = self.state();
+        s.told_head.remove(&node);
+        s.announced.retain(|(n, _)| *n != node);
+    }
+
+    /// An administrator ordered `node` to mount whatever it has.
+    pub fn restore_ordered(&self, node: NodeId) {
+        self.state().restore_ordered.insert(node);
+    }
+
+    /// What a node said it lost at its latest mount (compared with the truth's count).
+    pub fn node_reported_mount(&self, node: NodeId, lost: u32) {
+        self.state().reported_lost.insert(node, lost);
+    }
+
+    /// Judges a mount against the disks as they are at its instant: the previous writer's
+    /// (who lost ownership) and the mounting node's. Returns the verdicts it breaks.
+    pub fn judge_mount(
+        &self,
+        at: u64,
+        pending: PendingMount,
+        mounting: &DiskFacts,
+        previous: Option<&DiskFacts>,
+    ) -> Vec<Verdict> {
+        let (missing, knowable) = match (previous, pending.previous) {
+            (Some(prev), Some(p)) if p != pending.node => {
+                // What it had written when it lost ownership, even if its disk has forgotten
+                // some of it since (a reseed of the old owner before this mount).
+                let high_water = self.state().high_water.get(&p).map_or(0, |(_, g)| *g);
+                let head = prev.newest_written().max(high_water);
+                // Told by the time it decided to mount, the online delay before.
+                let decided = at.saturating_sub(self.online_delay_ms);
+                let told = self
+                    .state()
+                    .told_head
+                    .get(&pending.node)
+                    .and_then(|t| t.iter().rev().find(|(when, _)| *when <= decided))
+                    .map_or(0, |(_, h)| *h);
+                let have = mounting.contiguous();
+                (
+                    head.saturating_sub(have),
+                    head.min(told).saturating_sub(have),
+                )
+            }
+            _ => (0, 0),
+        };
+        let mount = TruthMount {
+            at_ms: at,
+            node: pending.node,
+            epoch: pending.epoch,
+            missing,
+            knowable,
+            moved: pending.moved,
+            forced: pending.forced,
+        };
+        let mut verdicts = Vec::new();
+        if mount.moved && missing > 0 {
+            verdicts.push((
+                Invariant::MoveLossless,
+                format!(
+                    "a scheduled move to {} mounted {missing} generation(s) short of what the old owner had written",
+                    mount.node
+                ),
+            ));
+        } else if !mount.forced && knowable > self.dial_allowed {
+            verdicts.push((
+                Invariant::MountDial,
+                format!(
+                    "{} mounted automatically {knowable} generation(s) short of what {}'s disk holds and it had been told of; the dial allows {}",
+                    mount.node,
+                    pending.previous.map_or("the previous owner".into(), |p| p.to_string()),
+                    self.dial_allowed
+                ),
+            ));
+        }
+        let mut s = self.state();
+        if let Some(reported) = s.reported_lost.remove(&mount.node) {
+            // A node knows the lost owner's open log from heartbeats, records not yet synced
+            // included, so it may count one generation more than the disk kept; fewer than it
+            // had been told of is never right (it hides a loss from the administrator).
+            if reported < knowable || reported > missing + 1 {
+                verdicts.push((
+                    Invariant::ReportsTruthful,
+                    format!(
+                        "{} reported {reported} log(s) lost at its mount; the disks say {missing}, of which it had been told of {knowable} ({})",
+                        mount.node,
+                        pending.previous.map_or("no previous owner".into(), |p| format!("{p} wrote before")),
+                    ),
+                ));
+            }
+        }
+        s.mounts.push(mount);
+        verdicts
+    }
+
+    pub fn mounts(&self) -> Vec<TruthMount> {
+        self.state().mounts.clone()
+    }
+
+    /// The node that wrote in the newest epoch, if it announced its mount within the last
+    /// few heartbeats (it announces one every heartbeat while it serves).
+    pub fn serving(&self, now: u64) -> Option<NodeId> {
+        let s = self.state();
+        let (_, w) = s.epochs.iter().next_back()?;
+        (now.saturating_sub(w.last_ms) <= 3 * self.heartbeat_ms).then_some(w.node)
+    }
+
+    /// The writer of the newest epoch, whether or not it still serves.
+    pub fn newest_writer(&self) -> Option<NodeId> {
+        self.state().epochs.values().next_back().map(|w| w.node)
+    }
+
+    /// Whether `node` wrote (acknowledged or announced) at or after `since`.
+    pub fn wrote_since(&self, node: NodeId, since: u64) -> bool {
+        self.state()
+            .epochs
+            .values()
+            .any(|w| w.node == node && w.last_ms >= since)
+    }
+
+    /// Whether losing `id` is explained by the dumpster's configured limits: by the checker's
+    /// own model it had to leave the dumpster before the hub answered the latest redelivery
+    /// request, so no redelivery could bring it back. Returns the evidence.
+    pub fn loss_excuse(&self, id: MessageId) -> Option<String> {
+        let mut s = self.state();
+        let asked = s.redelivery_answered.values().max().copied()?;
+        s.dumpster.evict(asked);
+        let evicted = *s.dumpster.evicted.get(&id)?;
+        (evicted < asked).then(|| {
+            format!(
+                "{id:?} left the dumpster at {:.3} s (its limits: {} bytes, {} s), before the redelivery answered at {:.3} s",
+                evicted as f64 / 1000.0,
+                s.dumpster.max_bytes,
+                s.dumpster.max_age_ms / 1000,
+                asked as f64 / 1000.0
+            )
+        })
+    }
+}
+
+/// What `Truth::sent` found.
+#[derive(Debug, Default)]
+pub struct Sent {
+    pub verdict: Option<Verdict>,
+    pub mount: Option<PendingMount>,
+    /// The hub answered a redelivery request for the first time.
+    pub first_redelivery_answer: bool,
+}
+
+/// A mount seen on the wire, to be judged against the disks.
+#[derive(Debug, Clone, Copy)]
+pub struct PendingMount {
+    pub node: NodeId,
+    pub epoch: u64,
+    /// Who wrote in the epoch before (whose disk holds what the mount may lack).
+    pub previous: Option<NodeId>,
+    pub moved: bool,
+    pub forced: bool,
+}
+
+/// Records `node` writing in `epoch` at `at` and judges it: one writer per epoch, and no two
+/// nodes writing during the same stretch of time — two active copies. A node's writing is a
+/// run of acts (acknowledgements, and the mount it announces every heartbeat while it serves)
+/// without a gap longer than `gap_ms`; a run that overlaps another node's is a split brain.
+/// (A node that mounts an older epoch after a newer one ended elsewhere, as after a witness
+/// lost its file while the other node was frozen, is not two writers at once: what it costs
+/// is judged by the loss checker.)
+fn write_act(
+    s: &mut State,
+    node: NodeId,
+    epoch: u64,
+    at: u64,
+    gap_ms: u64,
+    what: &str,
+) -> Option<Verdict> {
+    let mut verdict = None;
+    if let Some(w) = s.epochs.get(&epoch) {
+        if w.node != node {
+            verdict = Some((
+                Invariant::SingleActive,
+                format!(
+                    "{node} {what} in epoch {epoch}, which {} has written in since {:.3} s",
+                    w.node,
+                    w.first_ms as f64 / 1000.0
+                ),
+            ));
+        }
+    }
+    let run = s.runs.entry(node).or_insert((at, at));
+    if at.saturating_sub(run.1) > gap_ms {
+        *run = (at, at);
+    }
+    run.1 = at;
+    let my_start = run.0;
+    if verdict.is_none() {
+        if let Some((other, (_, last))) = s
+            .runs
+            .iter()
+            .find(|(n, (_, last))| **n != node && *last >= my_start)
+        {
+            verdict = Some((
+                Invariant::SingleActive,
+                format!(
+                    "{node} {what} in epoch {epoch} at {:.3} s, writing since {:.3} s, while {other} wrote at {:.3} s: two active copies",
+                    at as f64 / 1000.0,
+                    my_start as f64 / 1000.0,
+                    *last as f64 / 1000.0
+                ),
+            ));
+        }
+    }
+    let w = s.epochs.entry(epoch).or_insert(Writer {
+        node,
+        first_ms: at,
+        last_ms: at,
+    });
+    if w.node == node {
+        w.last_ms = w.last_ms.max(at);
+    }
+    verdict
+}
+
+/// Judges the two copies' disks after healing: closed logs of the same generation are the
+/// same bytes, and each database file holds exactly what the stream up to its checkpoint
+/// holds.
+pub fn judge_replication(disks: [&MemDisk; 2]) -> Option<String> {
+    let facts = disks.map(DiskFacts::read);
+    for (g, crc) in &facts[0].closed {
+        if let Some(other) = facts[1].closed.get(g) {
+            if other != crc {
+                return Some(format!(
+                    "generation {g:#x} differs between the copies (crc32c {crc:08x} on node1, {other:08x} on node2)"
+                ));
+            }
+        }
+    }
+    for (i, f) in facts.iter().enumerate() {
+        let Some(checkpoint) = f.db_checkpoint else {
+            continue;
+        };
+        let db: BTreeSet<MessageId> = disks[i]
+            .durable(DB_FILE)
+            .and_then(|b| Database::from_image(b, 0).ok())
+            .map(|db| db.message_ids().collect())
+            .unwrap_or_default();
+        // The stream as whichever copy still holds all its logs spells it.
+        let Some(expected) = [i, 1 - i]
+            .into_iter()
+            .find_map(|j| stream_content(disks[j], checkpoint))
+        else {
+            continue;
+        };
+        if db != expected {
+            let lacks = expected.difference(&db).count();
+            let extra = db.difference(&expected).count();
+            return Some(format!(
+                "{}'s database file at checkpoint {checkpoint:#x} differs from the logs up to it: {lacks} message(s) missing, {extra} extra",
+                NodeId::ALL[i]
+            ));
+        }
+    }
+    None
+}

@@ -1,0 +1,169 @@
+//! Each ground-truth checker firing on a planted bug that lies: the logic makes one wrong
+//! decision while what the nodes and the hub report stays what correct code would report.
+//! The checkers judge from the disks and the wire, so they fire anyway; a checker that
+//! believed the reports would not.
+#![cfg(madsim)]
+
+use ccr_core::cluster::node::PlantedBugs;
+use ccr_core::cluster::NodeId;
+use ccr_sim::observer::Invariant;
+use ccr_sim::run::{run, RunRecord};
+use ccr_sim::scenario::{builtin, Expect, Fault, Planted, Scenario, Step};
+
+fn step(at_s: u64, fault: Fault) -> Step {
+    Step {
+        at_ms: at_s * 1000,
+        fault,
+    }
+}
+
+/// The crash scenario cut to `duration_s`, with `steps` exactly when they say.
+fn scenario(duration_s: u64, steps: Vec<Step>) -> Scenario {
+    let mut s = builtin("active-node-crash").unwrap();
+    s.duration_s = duration_s;
+    s.steps = steps;
+    s.jitter_ms = 0;
+    s.expect = Expect::default();
+    s
+}
+
+fn nodes(bugs: PlantedBugs) -> Planted {
+    Planted {
+        nodes: bugs,
+        ..Planted::default()
+    }
+}
+
+fn violated(r: &RunRecord) -> Option<Invariant> {
+    r.violation.as_ref().map(|v| v.invariant)
+}
+
+/// The `lost` each `Mounted` event reported (what a checker that believed nodes would read).
+fn reported_losses(r: &RunRecord) -> Vec<u32> {
+    r.trace
+        .as_ref()
+        .expect("full trace")
+        .iter()
+        .filter(|l| l.contains("Mounted {"))
+        .filter_map(|l| {
+            let at = l.find("lost: ")? + 6;
+            l[at..].split(',').next()?.trim().parse().ok()
+        })
+        .collect()
+}
+
+#[test]
+fn mount_dial_fires_when_a_mount_ignores_the_dial_and_reports_a_loss_within_it() {
+    // The passive's copy is suspended for fifty seconds before the active loses power: the
+    // survivor lacks about fifty logs, far beyond BestAvailability's six.
+    let mut s = scenario(
+        200,
+        vec![
+            step(
+                50,
+                Fault::SuspendCopy {
+                    node: NodeId::Node2,
+                },
+            ),
+            step(100, Fault::PowerLossActive),
+        ],
+    );
+    s.planted = nodes(PlantedBugs {
+        ignore_mount_dial_quietly: true,
+        ..PlantedBugs::default()
+    });
+    let r = run(&s, 1, true);
+    assert_eq!(violated(&r), Some(Invariant::MountDial), "{}", r.summary());
+    let allowed = s.cluster.dial_limits.allowed(s.cluster.mount_dial);
+    let reported = reported_losses(&r);
+    assert!(
+        reported.iter().all(|lost| *lost <= allowed),
+        "the node's own report stays within the dial: {reported:?}"
+    );
+}
+
+#[test]
+fn reports_truthful_fires_when_a_mount_reports_no_loss() {
+    let mut s = scenario(200, vec![step(60, Fault::PowerLossActive)]);
+    s.planted = nodes(PlantedBugs {
+        report_no_loss: true,
+        ..PlantedBugs::default()
+    });
+    let r = run(&s, 1, true);
+    assert_eq!(
+        violated(&r),
+        Some(Invariant::ReportsTruthful),
+        "{}",
+        r.summary()
+    );
+    assert!(reported_losses(&r).iter().all(|lost| *lost == 0));
+    // The same failover, honest: the loss it reports is the one the disks show.
+    s.planted = Planted::default();
+    let honest = run(&s, 1, false);
+    assert!(honest.passed(), "{:?}", honest.violation);
+    assert!(
+        honest.mounts.iter().any(|m| m.lost > 0),
+        "{}",
+        honest.summary()
+    );
+}
+
+#[test]
+fn move_lossless_fires_when_a_move_hands_over_one_log_short() {
+    let mut s = scenario(
+        180,
+        vec![step(
+            60,
+            Fault::Move {
+                target: NodeId::Node2,
+                comment: "patching node1".into(),
+            },
+        )],
+    );
+    s.expect.failover = Some(false);
+    s.planted = nodes(PlantedBugs {
+        move_one_log_short: true,
+        ..PlantedBugs::default()
+    });
+    let r = run(&s, 1, true);
+    assert_eq!(
+        violated(&r),
+        Some(Invariant::MoveLossless),
+        "{}",
+        r.summary()
+    );
+    let trace = r.trace.unwrap();
+    assert!(
+        trace.iter().any(|l| l.contains("MoveCompleted")),
+        "the move reports success"
+    );
+    s.planted = Planted::default();
+    let honest = run(&s, 1, false);
+    assert!(honest.passed(), "{:?}", honest.violation);
+    assert_eq!(honest.mounts.len(), 2);
+    assert_eq!(honest.mounts[1].lost, 0);
+}
+
+#[test]
+fn loss_fires_when_the_dumpster_evicts_before_its_limits_say() {
+    let mut s = scenario(200, vec![step(60, Fault::PowerLossActive)]);
+    s.planted = Planted {
+        hub_evicts_early: true,
+        ..Planted::default()
+    };
+    let r = run(&s, 1, false);
+    assert_eq!(
+        violated(&r),
+        Some(Invariant::NoAcknowledgedLoss),
+        "{}",
+        r.summary()
+    );
+    assert_eq!(r.lost_beyond_dumpster, 0, "no excuse from the hub's word");
+    // A dumpster that really is that small: the same loss is what its limits allow, and the
+    // run says so instead of failing.
+    s.planted = Planted::default();
+    s.hub.dumpster_max_bytes /= 64;
+    let small = run(&s, 1, false);
+    assert!(small.passed(), "{:?}", small.violation);
+    assert!(small.lost_beyond_dumpster > 0, "{}", small.summary());
+}
