@@ -14,6 +14,7 @@ pub const SITUATIONS: &[&str] = &[
     "torn open-log tail cut at boot",
     "lossy mount",
     "mount short of what the wire had told (dial blind spot)",
+    "mount reported more logs lost than the disks show",
     "scheduled move",
     "move refused",
     "dial kept a database dismounted",

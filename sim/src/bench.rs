@@ -20,7 +20,14 @@ use crate::swarm::{Family, Swarm};
 use crate::sweep::{sweep, SweepOptions};
 use crate::world::Work;
 
-pub const ALL: &[&str] = &["compression", "overhead", "seeds", "replay", "shrink"];
+pub const ALL: &[&str] = &[
+    "compression",
+    "overhead",
+    "seeds",
+    "replay",
+    "shrink",
+    "catch",
+];
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -28,8 +35,93 @@ pub struct Options {
     pub only: Vec<String>,
     /// Ten-minute swarm seeds for the seeds-per-hour figure.
     pub seeds: u64,
-    /// Parallel runs for the seeds-per-hour figure (all cores by default).
+    /// Parallel runs for the seeds-per-hour and time-to-catch figures (all cores by default).
     pub jobs: usize,
+    /// At most this many swarm seeds per planted bug for the time-to-catch figures.
+    pub catch_max: u64,
+}
+
+/// Every bug the repository can plant, by name: what the time-to-catch figures sweep for.
+pub fn planted_bugs() -> Vec<(&'static str, Planted)> {
+    use ccr_core::cluster::node::PlantedBugs;
+    let node = |bugs: PlantedBugs| Planted {
+        nodes: bugs,
+        ..Planted::default()
+    };
+    let none = PlantedBugs::default;
+    vec![
+        (
+            "ignore_mount_dial",
+            node(PlantedBugs {
+                ignore_mount_dial: true,
+                ..none()
+            }),
+        ),
+        (
+            "ignore_mount_dial_quietly",
+            node(PlantedBugs {
+                ignore_mount_dial_quietly: true,
+                ..none()
+            }),
+        ),
+        (
+            "report_no_loss",
+            node(PlantedBugs {
+                report_no_loss: true,
+                ..none()
+            }),
+        ),
+        (
+            "skip_takeover_guard",
+            node(PlantedBugs {
+                skip_takeover_guard: true,
+                ..none()
+            }),
+        ),
+        (
+            "skip_redelivery",
+            node(PlantedBugs {
+                skip_redelivery: true,
+                ..none()
+            }),
+        ),
+        (
+            "lossy_replay",
+            node(PlantedBugs {
+                lossy_replay: true,
+                ..none()
+            }),
+        ),
+        (
+            "move_one_log_short",
+            node(PlantedBugs {
+                move_one_log_short: true,
+                ..none()
+            }),
+        ),
+        (
+            "witness_grants_everyone",
+            Planted {
+                witness_grants_everyone: true,
+                ..Planted::default()
+            },
+        ),
+        (
+            "hub_skips_redelivery",
+            Planted {
+                hub_skips_redelivery: true,
+                ..Planted::default()
+            },
+        ),
+        (
+            "hub_evicts_early",
+            Planted {
+                hub_evicts_early: true,
+                ..Planted::default()
+            },
+        ),
+        ("no_redelivery (node and hub)", Planted::no_redelivery()),
+    ]
 }
 
 /// The standard workload: one simulated hour of steady mail at 50 messages/s (20 kB each,
@@ -126,6 +218,11 @@ pub fn run_all(opts: &Options, mut emit: impl FnMut(Value)) -> Result<(), String
             "failed": failed,
         }));
     }
+    if wants("catch") {
+        for (bug, planted) in planted_bugs() {
+            emit(time_to_catch(bug, planted, opts)?);
+        }
+    }
     if wants("replay") || wants("shrink") {
         let (scenario, seed, invariant) = planted_failure()?;
         if wants("replay") {
@@ -165,6 +262,49 @@ pub fn run_all(opts: &Options, mut emit: impl FnMut(Value)) -> Result<(), String
         }
     }
     Ok(())
+}
+
+/// Sweeps the default swarm with `planted` in batches on every core, from seed 0, until a
+/// run fails: how many seeds and how much wall time finding the bug took.
+fn time_to_catch(bug: &str, planted: Planted, opts: &Options) -> Result<Value, String> {
+    let batch = (opts.jobs as u64 * 4).max(1);
+    let started = Instant::now();
+    let mut from = 0;
+    while from < opts.catch_max {
+        let to = (from + batch).min(opts.catch_max);
+        let sweep_opts = SweepOptions {
+            seeds: (from, to),
+            jobs: opts.jobs,
+            determinism_every: 0,
+            planted,
+            ..SweepOptions::default()
+        };
+        let result = sweep(&sweep_opts, |_| {});
+        if let Some(first) = result
+            .records
+            .iter()
+            .filter(|r| !r.passed())
+            .min_by_key(|r| r.seed)
+        {
+            return Ok(json!({
+                "bench": "catch",
+                "bug": bug,
+                "caught": true,
+                "seed": first.seed,
+                "seeds_run": to,
+                "invariant": first.outcome,
+                "wall_s": secs(started.elapsed()),
+            }));
+        }
+        from = to;
+    }
+    Ok(json!({
+        "bench": "catch",
+        "bug": bug,
+        "caught": false,
+        "seeds_run": opts.catch_max,
+        "wall_s": secs(started.elapsed()),
+    }))
 }
 
 /// Three seeds of the standard workload: median wall time, the work of the median run and

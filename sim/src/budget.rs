@@ -89,10 +89,6 @@ impl Budget {
         }
     }
 
-    pub fn events(&self) -> u64 {
-        self.events.load(Ordering::Relaxed)
-    }
-
     /// Counts an event at virtual time `now_ms`; says why the run is over budget, if it is.
     pub fn spend(&self, now_ms: u64) -> Option<String> {
         let n = self.events.fetch_add(1, Ordering::Relaxed) + 1;

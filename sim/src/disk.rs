@@ -36,12 +36,6 @@ impl SimDisk {
         self.mem.power_loss(now, rng)
     }
 
-    /// Operations the disk has not finished yet.
-    pub fn busy(&mut self) -> usize {
-        self.tick();
-        self.mem.in_flight()
-    }
-
     /// Drops the contents (the run is over).
     pub fn wipe(&mut self) {
         self.mem = MemDisk::default();

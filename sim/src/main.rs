@@ -41,15 +41,19 @@ enum Command {
     /// madsim, swarm seeds per hour, replay and shrink times. One JSON line per figure on
     /// stdout (`cargo xtask bench` turns them into BENCHMARKS.md).
     Bench {
-        /// Only these benchmarks (of compression, overhead, seeds, replay, shrink).
+        /// Only these benchmarks (of compression, overhead, seeds, replay, shrink, catch).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Ten-minute swarm seeds to time for the seeds-per-hour figure.
         #[arg(long, default_value_t = 200)]
         seeds: u64,
-        /// Parallel runs for that figure (default: the number of cores).
+        /// Parallel runs for that figure and the time-to-catch ones (default: the number of
+        /// cores).
         #[arg(long)]
         jobs: Option<usize>,
+        /// Ten-minute swarm seeds at most per planted bug, for the time-to-catch figures.
+        #[arg(long, default_value_t = 400)]
+        catch_max: u64,
     },
     /// Shrink a failing run to a small scenario file that still fails the same way.
     Shrink {
@@ -240,7 +244,12 @@ fn main() -> ExitCode {
             shrink(scenario, seed, out, budget)
         }
         Command::Merge { files, report } => merge(files, report),
-        Command::Bench { only, seeds, jobs } => bench(only, seeds, jobs),
+        Command::Bench {
+            only,
+            seeds,
+            jobs,
+            catch_max,
+        } => bench(only, seeds, jobs, catch_max),
         Command::Check { files } => {
             let mut bad = 0;
             for f in &files {
@@ -286,12 +295,12 @@ fn sweep(_: SweepArgs) -> ExitCode {
 }
 
 #[cfg(not(madsim))]
-fn bench(_: Vec<String>, _: u64, _: Option<usize>) -> ExitCode {
+fn bench(_: Vec<String>, _: u64, _: Option<usize>, _: u64) -> ExitCode {
     no_runtime()
 }
 
 #[cfg(madsim)]
-fn bench(only: Vec<String>, seeds: u64, jobs: Option<usize>) -> ExitCode {
+fn bench(only: Vec<String>, seeds: u64, jobs: Option<usize>, catch_max: u64) -> ExitCode {
     use ccr_sim::bench;
     if let Some(bad) = only.iter().find(|o| !bench::ALL.contains(&o.as_str())) {
         eprintln!(
@@ -304,6 +313,7 @@ fn bench(only: Vec<String>, seeds: u64, jobs: Option<usize>) -> ExitCode {
         only,
         seeds,
         jobs: jobs.unwrap_or_else(default_jobs),
+        catch_max,
     };
     let result = bench::run_all(&opts, |figure| {
         eprintln!("{}", figure["bench"].as_str().unwrap_or("?"));

@@ -225,10 +225,6 @@ impl Obs {
         let _ = self.stuck_out.set(out);
     }
 
-    pub fn events(&self) -> u64 {
-        self.budget.events()
-    }
-
     /// Records something the seed decided (a boot instant, a step's jittered time).
     pub fn setting(&self, what: String) {
         self.trace("seed", &what);

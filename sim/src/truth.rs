@@ -86,10 +86,7 @@ impl DiskFacts {
                 }
             }
         }
-        facts.db_checkpoint = disk
-            .durable(DB_FILE)
-            .and_then(|b| Database::from_image(b, 0).ok())
-            .map(|db| db.checkpoint());
+        facts.db_checkpoint = db_file(disk).map(|db| db.checkpoint());
         facts
     }
 
@@ -142,11 +139,29 @@ pub fn newest_written_quick(disk: &MemDisk) -> Generation {
     closed.max(open)
 }
 
+/// The database file as it durably stands, if it is readable.
+fn db_file(disk: &MemDisk) -> Option<Database> {
+    disk.durable(DB_FILE)
+        .and_then(|b| Database::from_image(b, 0).ok())
+}
+
+/// Applies a log's records to a set of message ids, as replay would.
+fn apply_records(ids: &mut BTreeSet<MessageId>, records: Vec<Record>) {
+    for r in records {
+        match r {
+            Record::Insert { id, .. } => {
+                ids.insert(id);
+            }
+            Record::Delete { id } => {
+                ids.remove(&id);
+            }
+        }
+    }
+}
+
 /// The ids a disk durably holds: in its database file and in every log's intact records.
 pub fn durable_ids(disk: &MemDisk) -> BTreeSet<MessageId> {
-    let mut ids: BTreeSet<MessageId> = disk
-        .durable(DB_FILE)
-        .and_then(|b| Database::from_image(b, 0).ok())
+    let mut ids: BTreeSet<MessageId> = db_file(disk)
         .map(|db| db.message_ids().collect())
         .unwrap_or_default();
     for name in disk.names_in(LOG_DIR) {
@@ -154,38 +169,19 @@ pub fn durable_ids(disk: &MemDisk) -> BTreeSet<MessageId> {
             continue;
         };
         if let Ok(s) = scan(bytes) {
-            for r in s.records {
-                match r {
-                    Record::Insert { id, .. } => {
-                        ids.insert(id);
-                    }
-                    Record::Delete { id } => {
-                        ids.remove(&id);
-                    }
-                }
-            }
+            apply_records(&mut ids, s.records);
         }
     }
     ids
 }
 
-/// The content of the stream up to `generation` as one disk's closed logs spell it (ids in
-/// order of their records), if that disk holds every generation from 1.
+/// The content of the stream up to `generation` as one disk's closed logs spell it, if that
+/// disk holds every generation from 1.
 fn stream_content(disk: &MemDisk, generation: Generation) -> Option<BTreeSet<MessageId>> {
     let mut ids = BTreeSet::new();
     for g in 1..=generation {
         let path = format!("{LOG_DIR}/{}", ccr_core::storage::names::closed_log_name(g));
-        let s = scan(disk.durable(&path)?).ok()?;
-        for r in s.records {
-            match r {
-                Record::Insert { id, .. } => {
-                    ids.insert(id);
-                }
-                Record::Delete { id } => {
-                    ids.remove(&id);
-                }
-            }
-        }
+        apply_records(&mut ids, scan(disk.durable(&path)?).ok()?.records);
     }
     Some(ids)
 }
@@ -273,6 +269,8 @@ struct State {
     /// Per node: the epoch it last wrote in, and the newest generation its disk durably held
     /// at any of its writes in that epoch.
     high_water: BTreeMap<NodeId, (u64, Generation)>,
+    /// Mounts that reported more logs lost than the disks show (coverage).
+    over_reported: u64,
 }
 
 pub struct Truth {
@@ -508,10 +506,11 @@ impl Truth {
         }
         let mut s = self.state();
         if let Some(reported) = s.reported_lost.remove(&mount.node) {
-            // A node knows the lost owner's open log from heartbeats, records not yet synced
-            // included, so it may count one generation more than the disk kept; fewer than it
-            // had been told of is never right (it hides a loss from the administrator).
-            if reported < knowable || reported > missing + 1 {
+            // Fewer than it had been told of is never right: it hides a loss from the
+            // administrator. More is tolerated and counted: a node knows the lost owner's open
+            // log from heartbeats (records not yet synced included), and the witness may
+            // remember a head that was rolled back since.
+            if reported < knowable {
                 verdicts.push((
                     Invariant::ReportsTruthful,
                     format!(
@@ -520,10 +519,17 @@ impl Truth {
                         pending.previous.map_or("no previous owner".into(), |p| format!("{p} wrote before")),
                     ),
                 ));
+            } else if reported > missing {
+                s.over_reported += 1;
             }
         }
         s.mounts.push(mount);
         verdicts
+    }
+
+    /// Mounts that reported more logs lost than the disks show.
+    pub fn over_reported(&self) -> u64 {
+        self.state().over_reported
     }
 
     pub fn mounts(&self) -> Vec<TruthMount> {
@@ -536,19 +542,6 @@ impl Truth {
         let s = self.state();
         let (_, w) = s.epochs.iter().next_back()?;
         (now.saturating_sub(w.last_ms) <= 3 * self.heartbeat_ms).then_some(w.node)
-    }
-
-    /// The writer of the newest epoch, whether or not it still serves.
-    pub fn newest_writer(&self) -> Option<NodeId> {
-        self.state().epochs.values().next_back().map(|w| w.node)
-    }
-
-    /// Whether `node` wrote (acknowledged or announced) at or after `since`.
-    pub fn wrote_since(&self, node: NodeId, since: u64) -> bool {
-        self.state()
-            .epochs
-            .values()
-            .any(|w| w.node == node && w.last_ms >= since)
     }
 
     /// Whether losing `id` is explained by the dumpster's configured limits: by the checker's
@@ -671,9 +664,7 @@ pub fn judge_replication(disks: [&MemDisk; 2]) -> Option<String> {
         let Some(checkpoint) = f.db_checkpoint else {
             continue;
         };
-        let db: BTreeSet<MessageId> = disks[i]
-            .durable(DB_FILE)
-            .and_then(|b| Database::from_image(b, 0).ok())
+        let db: BTreeSet<MessageId> = db_file(disks[i])
             .map(|db| db.message_ids().collect())
             .unwrap_or_default();
         // The stream as whichever copy still holds all its logs spells it.

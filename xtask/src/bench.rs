@@ -17,6 +17,8 @@ struct Plan {
     seeds: u64,
     failovers: usize,
     logs: u64,
+    /// Swarm seeds at most per planted bug (time to catch).
+    catch_max: u64,
 }
 
 pub fn bench(args: &[String]) -> Result<(), String> {
@@ -29,12 +31,14 @@ pub fn bench(args: &[String]) -> Result<(), String> {
             seeds: 40,
             failovers: 3,
             logs: 200,
+            catch_max: 40,
         }
     } else {
         Plan {
             seeds: 400,
             failovers: 10,
             logs: 1000,
+            catch_max: 400,
         }
     };
     let mut sim = Build::Madsim.cargo("build");
@@ -49,8 +53,16 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     let seeds = plan.seeds.to_string();
     let runs = plan.failovers.to_string();
     let logs = plan.logs.to_string();
+    let catch_max = plan.catch_max.to_string();
     let commands: Vec<Vec<&str>> = vec![
-        vec![&sim_bin, "bench", "--seeds", &seeds],
+        vec![
+            &sim_bin,
+            "bench",
+            "--seeds",
+            &seeds,
+            "--catch-max",
+            &catch_max,
+        ],
         vec![real_bin, "bench", "failover", "--runs", &runs],
         vec![real_bin, "bench", "shipping", "--logs", &logs],
     ];
@@ -101,6 +113,8 @@ struct Row {
 
 struct Table {
     rows: Vec<Row>,
+    /// Time to catch each planted bug: (bug, seeds, wall, invariant or "not caught").
+    catches: Vec<(String, String, String, String)>,
 }
 
 fn find<'a>(figures: &'a [Value], bench: &str) -> Result<&'a Value, String> {
@@ -179,7 +193,30 @@ impl Table {
                 met: shipping >= 200.0,
             },
         ];
-        Ok(Table { rows })
+        let catches = figures
+            .iter()
+            .filter(|f| f["bench"] == "catch")
+            .map(|f| {
+                let bug = f["bug"].as_str().unwrap_or("?").to_string();
+                let wall = format!("{:.1} s", f["wall_s"].as_f64().unwrap_or(0.0));
+                if f["caught"] == true {
+                    (
+                        bug,
+                        format!("{} (seed {})", f["seeds_run"], f["seed"]),
+                        wall,
+                        f["invariant"].as_str().unwrap_or("?").to_string(),
+                    )
+                } else {
+                    (
+                        bug,
+                        format!("{}", f["seeds_run"]),
+                        wall,
+                        "**not caught**".to_string(),
+                    )
+                }
+            })
+            .collect();
+        Ok(Table { rows, catches })
     }
 
     fn text(&self) -> String {
@@ -194,6 +231,13 @@ impl Table {
                 r.measured,
                 r.target,
                 if r.met { "yes" } else { "NO" }
+            ));
+        }
+        out.push_str("\ntime to catch each planted bug (swarm seeds, all cores):\n");
+        for (bug, seeds, wall, invariant) in &self.catches {
+            out.push_str(&format!(
+                "  {bug:<32} {seeds:>16}  {wall:>9}  {}\n",
+                invariant.replace("**", "")
             ));
         }
         out
@@ -221,6 +265,14 @@ impl Table {
                 r.target,
                 if r.met { "yes" } else { "**no**" }
             ));
+        }
+        out.push_str(
+            "\nTime to catch each planted bug: the default swarm swept from seed 0 on every core, \
+             in batches, until a run fails (seeds run, and the first failing seed).\n\n\
+             | planted bug | seeds to the first failure | wall time | caught by |\n|---|---:|---:|---|\n",
+        );
+        for (bug, seeds, wall, invariant) in &self.catches {
+            out.push_str(&format!("| `{bug}` | {seeds} | {wall} | {invariant} |\n"));
         }
         out.push_str("\nEvery figure as its benchmark reported it:\n\n```json\n");
         for f in figures {

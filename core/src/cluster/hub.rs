@@ -89,6 +89,11 @@ pub struct Hub {
     /// Test-only planted bug: the dumpster lets go of mail at a sixty-fourth of its size
     /// limit, and reports each eviction as the limit's.
     evicts_early: bool,
+    /// Deliveries to the owner timed out and it has not been heard from since: nothing more
+    /// is sent until it speaks again (it pings every heartbeat). Without this, an owner that
+    /// hangs for minutes is sent everything unconfirmed again every timeout — a storm of
+    /// millions of copies that it then works through when it resumes (swarm seed 3385).
+    owner_quiet: bool,
 }
 
 impl Hub {
@@ -107,6 +112,7 @@ impl Hub {
             newest_redelivery: None,
             skips_redelivery: false,
             evicts_early: false,
+            owner_quiet: false,
         }
     }
 
@@ -227,6 +233,9 @@ impl Hub {
             }
             _ => {}
         }
+        if self.active.is_some_and(|a| a.owner == from) {
+            self.owner_quiet = false;
+        }
         self.pump(now);
     }
 
@@ -237,6 +246,9 @@ impl Hub {
             .filter(|(_, (_, at))| now.mono >= at + self.config.redelivery_timeout_ms)
             .map(|(id, _)| *id)
             .collect();
+        if !expired.is_empty() {
+            self.owner_quiet = true;
+        }
         for id in expired.into_iter().rev() {
             let (size, _) = self.in_flight.remove(&id).expect("listed");
             self.waiting.push_front((id, size));
@@ -285,6 +297,9 @@ impl Hub {
 
     fn pump(&mut self, now: Now) {
         let Some(active) = self.active else { return };
+        if self.owner_quiet {
+            return;
+        }
         while let Some((id, size)) = self.waiting.pop_front() {
             self.in_flight.insert(id, (size, now.mono));
             self.out.push_back(HubAction::Send {
@@ -384,6 +399,41 @@ mod tests {
         assert!(!may_be_lost(&entry(1, 7), 4, &overwritten));
         assert!(may_be_lost(&entry(1, 8), 4, &overwritten));
         assert!(may_be_lost(&entry(3, 9), 4, &overwritten));
+    }
+
+    #[test]
+    fn a_silent_owner_is_not_sent_everything_again_every_timeout() {
+        let mut hub = Hub::new(HubConfig::default());
+        let view = View {
+            epoch: 1,
+            owner: Node1,
+        };
+        hub.handle(Now::at(0), Node1, Msg::Mounted { view });
+        let sends = |hub: &mut Hub| {
+            std::iter::from_fn(|| hub.poll_action())
+                .filter(|a| {
+                    matches!(
+                        a,
+                        HubAction::Send {
+                            msg: Msg::Deliver { .. },
+                            ..
+                        }
+                    )
+                })
+                .count()
+        };
+        hub.submit(Now::at(1), MessageId(1), 10);
+        assert_eq!(sends(&mut hub), 1);
+        // The owner hangs: the delivery times out, and neither it nor new mail is sent while
+        // the owner says nothing.
+        for t in 1..60u64 {
+            hub.handle_timeout(Now::at(t * 2_000 + 1));
+            hub.submit(Now::at(t * 2_000 + 2), MessageId(1 + t), 10);
+        }
+        assert_eq!(sends(&mut hub), 0, "nothing sent into the silence");
+        // It speaks again (its heartbeat's ping): everything waiting goes out once.
+        hub.handle(Now::at(200_000), Node1, Msg::Ping { stamp: 7 });
+        assert_eq!(sends(&mut hub), 60);
     }
 
     #[test]

@@ -149,11 +149,6 @@ impl MemDisk {
         }
     }
 
-    /// Operations issued and not finished at the last `set_now`.
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.len()
-    }
-
     /// A process crash: what the operating system accepted it keeps and finishes (as after
     /// `kill -9`), so nothing in flight can be taken back any more.
     pub fn finish_in_flight(&mut self) {
