@@ -407,7 +407,10 @@ impl Truth {
     /// A message reached its destination.
     pub fn delivered(&self, at: u64, to: Endpoint, msg: &Msg) {
         let head = match msg {
-            Msg::Heartbeat(hb) => {
+            // The stream's head as its owner states it: a follower's logs may be a branch
+            // the owner's stream does not continue (they are rolled back), so a node cannot
+            // take them as its stream's head.
+            Msg::Heartbeat(hb) if Endpoint::Node(hb.view.owner) != to => {
                 let open = hb.open_generation.filter(|_| hb.open_records > 0);
                 Some(hb.last_closed.max(open.unwrap_or(0)))
             }

@@ -253,8 +253,9 @@ impl World {
     /// - a copy that says it needs a reseed (it diverged beyond lost-log resilience) gets
     ///   `Update-StorageGroupCopy`;
     /// - a database the mount dial keeps dismounted while the running peer holds no newer logs
-    ///   (they are gone — say an earlier reseed discarded them) gets
-    ///   `Restore-StorageGroupCopy`, accepting the loss the dumpster then makes good.
+    ///   (they are gone — say an earlier reseed discarded them), or holds them only on a
+    ///   diverged branch whose copies fail inspection, gets `Restore-StorageGroupCopy`,
+    ///   accepting the loss the dumpster then makes good.
     pub fn operator_actions(&self, second: u64) {
         if !second.is_multiple_of(10) {
             return;
@@ -266,9 +267,16 @@ impl World {
             let stuck = {
                 let me = me.lock().expect("node");
                 let peer = peer.lock().expect("node");
-                me.role_name() == "blocked"
-                    && peer.role_name() == "passive"
-                    && peer.last_closed() <= me.last_closed()
+                // The logs the dial waits for are nowhere, or only on a branch that does not
+                // chain onto this copy (the peer diverged; its copies fail inspection, as
+                // the copy status's failed message says): no wait brings them.
+                let diverged = me
+                    .copy_status()
+                    .failed_message
+                    .is_some_and(|m| m.contains("does not match generation"));
+                peer.role_name() == "passive"
+                    && ((me.role_name() == "blocked" && peer.last_closed() <= me.last_closed())
+                        || (matches!(me.role_name(), "blocked" | "draining") && diverged))
             };
             if stuck && second.is_multiple_of(30) {
                 self.obs.saw("operator-restore", 1);

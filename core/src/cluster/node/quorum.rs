@@ -36,11 +36,6 @@ impl Node {
                 // stream we take over, and the mount dial must count it.
                 self.peer_head = self.peer_head.max(head);
             }
-        } else if hb.view == self.view && self.view.owner == self.id {
-            // The peer follows us, and holds closed logs we lack: the end of the stream we
-            // took over, written before it learned of our view. The dial counts them (and
-            // the drain fetches them) instead of mounting as though they never existed.
-            self.peer_head = self.peer_head.max(hb.last_closed);
         }
         if hb.view.epoch > self.view.epoch {
             self.adopt_view(now, hb.view);
