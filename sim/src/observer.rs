@@ -381,14 +381,8 @@ impl Observer for Obs {
         }
         self.trace(node.name(), &format!("{event:?}"));
         match event {
-            NodeEvent::StayDismounted { .. } => {
-                self.saw("dismounted-by-dial", 1);
-                self.cover("dial kept a database dismounted");
-            }
-            NodeEvent::MoveRefused { .. } => {
-                self.saw("move-refused", 1);
-                self.cover("move refused");
-            }
+            NodeEvent::StayDismounted { .. } => self.cover("dial kept a database dismounted"),
+            NodeEvent::MoveRefused { .. } => self.cover("move refused"),
             NodeEvent::TakeoverStarted => {
                 let now = self.elapsed_ms();
                 self.state
@@ -398,12 +392,10 @@ impl Observer for Obs {
                     .insert(node, now);
             }
             NodeEvent::Diverged { outcome } if outcome.contains("beyond lost-log resilience") => {
-                self.saw("reseed-required", 1);
-                self.cover("copy asked for a reseed");
+                self.cover("copy asked for a reseed")
             }
             NodeEvent::Diverged { outcome } if outcome.starts_with("rolled back") => {
-                self.saw("rolled-back", 1);
-                self.cover("diverged logs rolled back");
+                self.cover("diverged logs rolled back")
             }
             _ => {}
         }

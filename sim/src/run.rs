@@ -290,13 +290,26 @@ fn check_expectations(
             ),
         );
     }
-    for (wanted, what) in [
-        (expect.dismounted_by_dial, "dismounted-by-dial"),
-        (expect.move_refused, "move-refused"),
-        (expect.reseed_required, "reseed-required"),
-        (expect.rolled_back, "rolled-back"),
+    let coverage = obs.coverage();
+    for (wanted, what, situation) in [
+        (
+            expect.dismounted_by_dial,
+            "dismounted-by-dial",
+            "dial kept a database dismounted",
+        ),
+        (expect.move_refused, "move-refused", "move refused"),
+        (
+            expect.reseed_required,
+            "reseed-required",
+            "copy asked for a reseed",
+        ),
+        (
+            expect.rolled_back,
+            "rolled-back",
+            "diverged logs rolled back",
+        ),
     ] {
-        if wanted && obs.seen(what) == 0 {
+        if wanted && !coverage.contains_key(situation) {
             obs.violate(
                 Invariant::Expectation,
                 format!("expected `{what}` to happen; it did not"),
