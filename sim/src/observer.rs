@@ -2,9 +2,7 @@
 //! The first violation stops the run.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::Mutex;
-
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ccr_core::cluster::config::ClusterConfig;
 use ccr_core::cluster::hub::HubConfig;
@@ -265,7 +263,7 @@ impl Obs {
     }
 
     /// A machine lost power; what it did to the disk's work is coverage.
-    pub fn power_lost(&self, _node: NodeId, effect: ccr_core::disk::PowerLossEffect) {
+    pub fn power_lost(&self, effect: ccr_core::disk::PowerLossEffect) {
         if effect.undone_ops > 0 {
             self.cover("power loss inside disk work");
         }
@@ -463,22 +461,23 @@ impl Obs {
         let node = mount.node;
         let mounting = self.facts(node).unwrap_or_default();
         let previous = mount.previous.and_then(|p| self.facts(p));
-        for (invariant, message) in self
+        let judged = self
             .truth
-            .judge_mount(now, mount, &mounting, previous.as_ref())
-        {
+            .judge_mount(now, mount, &mounting, previous.as_ref());
+        for (invariant, message) in judged.verdicts {
             self.violate(invariant, message);
         }
         if mount.moved {
             self.cover("scheduled move");
         }
-        if let Some(m) = self.truth.mounts().last() {
-            if m.missing > 0 {
-                self.cover("lossy mount");
-            }
-            if m.missing > m.knowable {
-                self.cover("mount short of what the wire had told (dial blind spot)");
-            }
+        if judged.mount.missing > 0 {
+            self.cover("lossy mount");
+        }
+        if judged.mount.missing > judged.mount.knowable {
+            self.cover("mount short of what the wire had told (dial blind spot)");
+        }
+        if judged.over_reported {
+            self.cover("mount reported more logs lost than the disks show");
         }
         let lost_at = self.state.lock().expect("obs").active_lost_at.take();
         // A move is not a failover, and the same node mounting again is recovery: the window

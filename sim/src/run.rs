@@ -200,17 +200,7 @@ async fn simulate(
             .collect(),
         final_state,
         settings: obs.settings(),
-        coverage: {
-            let mut coverage = obs.coverage();
-            let over = obs.truth().over_reported();
-            if over > 0 {
-                coverage.insert(
-                    "mount reported more logs lost than the disks show".into(),
-                    over,
-                );
-            }
-            coverage
-        },
+        coverage: obs.coverage(),
         timeline: Timeline {
             machines: ["node1", "node2", "hub", "clients"]
                 .map(String::from)

@@ -62,9 +62,6 @@ pub struct DiskFacts {
     pub closed: BTreeMap<Generation, u32>,
     /// The open log's generation and how many intact records its durable prefix holds.
     pub open: Option<(Generation, usize)>,
-    /// Whether the open log's durable bytes end in something that is not a record (a torn
-    /// or garbled tail that recovery must cut).
-    pub open_torn: bool,
     /// The database file's checkpoint, if the file is readable.
     pub db_checkpoint: Option<Generation>,
 }
@@ -82,7 +79,6 @@ impl DiskFacts {
             } else if name == OPEN_LOG {
                 if let Ok(s) = scan(bytes) {
                     facts.open = Some((s.header.generation, s.records.len()));
-                    facts.open_torn = s.stopped_at.is_some();
                 }
             }
         }
@@ -117,6 +113,14 @@ impl DiskFacts {
     pub fn last_closed(&self) -> Generation {
         self.closed.keys().next_back().copied().unwrap_or(0)
     }
+}
+
+/// Whether the open log's durable bytes end in something that is not a record: a torn or
+/// garbled tail the node's recovery must cut at its next start. Reads the open log only.
+pub fn open_log_torn(disk: &MemDisk) -> bool {
+    disk.durable(&format!("{LOG_DIR}/{OPEN_LOG}"))
+        .and_then(|b| scan(b).ok())
+        .is_some_and(|s| s.stopped_at.is_some())
 }
 
 /// The newest generation with a durable record on `disk`, read cheaply (the last closed log's
@@ -269,8 +273,6 @@ struct State {
     /// Per node: the epoch it last wrote in, and the newest generation its disk durably held
     /// at any of its writes in that epoch.
     high_water: BTreeMap<NodeId, (u64, Generation)>,
-    /// Mounts that reported more logs lost than the disks show (coverage).
-    over_reported: u64,
 }
 
 pub struct Truth {
@@ -448,14 +450,15 @@ impl Truth {
     }
 
     /// Judges a mount against the disks as they are at its instant: the previous writer's
-    /// (who lost ownership) and the mounting node's. Returns the verdicts it breaks.
+    /// (who lost ownership) and the mounting node's: the mount as the truth sees it, and the
+    /// verdicts it breaks.
     pub fn judge_mount(
         &self,
         at: u64,
         pending: PendingMount,
         mounting: &DiskFacts,
         previous: Option<&DiskFacts>,
-    ) -> Vec<Verdict> {
+    ) -> Judged {
         let (missing, knowable) = match (previous, pending.previous) {
             (Some(prev), Some(p)) if p != pending.node => {
                 // What it had written when it lost ownership, even if its disk has forgotten
@@ -507,6 +510,7 @@ impl Truth {
                 ),
             ));
         }
+        let mut over_reported = false;
         let mut s = self.state();
         if let Some(reported) = s.reported_lost.remove(&mount.node) {
             // Fewer than it had been told of is never right: it hides a loss from the
@@ -523,16 +527,15 @@ impl Truth {
                     ),
                 ));
             } else if reported > missing {
-                s.over_reported += 1;
+                over_reported = true;
             }
         }
-        s.mounts.push(mount);
-        verdicts
-    }
-
-    /// Mounts that reported more logs lost than the disks show.
-    pub fn over_reported(&self) -> u64 {
-        self.state().over_reported
+        s.mounts.push(mount.clone());
+        Judged {
+            mount,
+            verdicts,
+            over_reported,
+        }
     }
 
     pub fn mounts(&self) -> Vec<TruthMount> {
@@ -565,6 +568,15 @@ impl Truth {
             )
         })
     }
+}
+
+/// A mount judged against the disks.
+#[derive(Debug)]
+pub struct Judged {
+    pub mount: TruthMount,
+    pub verdicts: Vec<Verdict>,
+    /// The node reported more logs lost than the disks show (tolerated; coverage).
+    pub over_reported: bool,
 }
 
 /// What `Truth::sent` found.

@@ -167,7 +167,7 @@ impl World {
         }
         self.net.set_down(Machine::node(id), false);
         let now = m.clock.now();
-        if crate::truth::DiskFacts::read(&m.disk.lock().expect("disk")).open_torn {
+        if crate::truth::open_log_torn(&m.disk.lock().expect("disk")) {
             self.obs.cover("torn open-log tail cut at boot");
         }
         let state = {
@@ -383,7 +383,7 @@ impl World {
             .lock()
             .expect("disk")
             .power_loss(&mut rng);
-        self.obs.power_lost(id, effect);
+        self.obs.power_lost(effect);
         self.obs
             .trace(id.name(), &format!("power lost: {effect:?}"));
     }
