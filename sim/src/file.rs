@@ -207,9 +207,7 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, FileError> {
         ));
     }
     let c = &cluster;
-    let shortest_s = (c.peer_down_after_ms() + c.passive_arbitration_delay_ms + c.online_delay_ms)
-        as f64
-        / 1000.0;
+    let shortest_s = c.failover_bounds_ms().0 as f64 / 1000.0;
     if expect.failover == Some(true) && expect.failover_max_s < shortest_s {
         return Err(at(
             expect_at,

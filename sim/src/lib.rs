@@ -10,6 +10,7 @@
 //! (`cargo xtask sim`).
 
 pub mod file;
+pub mod knobs;
 pub mod scenario;
 pub mod strategy;
 pub mod swarm;

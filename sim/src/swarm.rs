@@ -11,9 +11,10 @@
 //! - disks fill up, slow down and corrupt copies in transit, but no log is corrupted at rest on
 //!   a node and no disk is lost: losing a node's only copy of acknowledged logs is beyond CCR;
 //! - no `restore-copy` (a forced mount that accepts loss by design);
-//! - workload 5–50 messages/s of 2–20 KB (at most ~1 MB/s, one 1 MB log a second), the mount
-//!   dial any of its three settings, timings and log sizes at their defaults. Faster streams
-//!   outrun lost-log resilience: an old active can write more generations during the
+//! - workload 5–50 messages/s of 2–20 KB, the mount dial any of its three settings, and the
+//!   knobs of [`crate::knobs`] (timings, log size, LLR depth, dial and dumpster limits), which
+//!   then bound the workload (at most ~1 MB/s with the defaults). Faster streams outrun
+//!   lost-log resilience: an old active can write more generations during the
 //!   detection window than LLR (10 logs) can roll back, and when the *older* stream then wins
 //!   the ownership it stays blocked by the dial until an administrator reseeds or restores —
 //!   CCR as shipped behaves the same; handing ownership to the newer stream is future work.
@@ -28,6 +29,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use crate::knobs;
 use crate::scenario::{Expect, Fault, Scenario, Step, Workload};
 use crate::topology::{LinkConfig, Machine};
 
@@ -75,7 +77,7 @@ impl Family {
 /// The generator's version: `swarm@V:SEED` names the scenario version V made of SEED. A
 /// change to what a seed generates raises it, so a seed quoted in an old report says that it
 /// now means something else instead of silently replaying another scenario.
-pub const GENERATOR_VERSION: u32 = 2;
+pub const GENERATOR_VERSION: u32 = 3;
 
 /// The shape of every swarm run.
 #[derive(Debug, Clone, PartialEq)]
@@ -150,6 +152,9 @@ impl Swarm {
             MountDial::GoodAvailability,
             MountDial::BestAvailability,
         ][r.random_range(0..3)];
+        // Drawn after everything version 2 drew, so the fault schedule of a seed keeps its
+        // shape; the workload is then bounded by what the drawn knobs can carry.
+        knobs::draw(&mut r, &mut scenario);
         let mut steps = Vec::new();
         let mut rates = Vec::new();
         let span_ms = (self.duration_s - self.quiet_start_s) * 1000;
@@ -165,12 +170,18 @@ impl Swarm {
         steps.retain(|s| s.at_ms < self.duration_s * 1000);
         steps.sort_by_key(|s| s.at_ms);
         scenario.steps = steps;
+        let knobs = knobs::describe(&scenario);
         scenario.description = format!(
-            "Swarm seed {seed}: {}; {} messages/s of {} bytes; mount dial {:?}.",
+            "Swarm seed {seed}: {}; {} messages/s of {} bytes; mount dial {:?}; knobs: {}.",
             rates.join(", "),
             scenario.workload.messages_per_s,
             scenario.workload.message_size,
-            scenario.cluster.mount_dial
+            scenario.cluster.mount_dial,
+            if knobs.is_empty() {
+                "defaults".to_string()
+            } else {
+                knobs.join(", ")
+            }
         );
         scenario
     }

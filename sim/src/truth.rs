@@ -267,17 +267,28 @@ struct State {
     redelivery_answered: BTreeMap<(NodeId, u64), u64>,
     /// The newest log generation each node has been told of on the wire (the peer's
     /// heartbeats, the witness's answers): all a survivor can know of what it lacks.
-    /// Each increase, with its time: a mount is judged by what the node had been told when
-    /// it decided (the online delay before the mount).
+    /// Each increase, with its time: a mount is judged by what the node had been told before
+    /// it mounted (the store checks the dial again as it mounts).
     told_head: BTreeMap<NodeId, Vec<(u64, Generation)>>,
+    /// Heads delivered to a paused process: it reads them only when it runs again.
+    held_heads: BTreeMap<NodeId, Generation>,
+    paused: BTreeSet<NodeId>,
     /// Per node: the epoch it last wrote in, and the newest generation its disk durably held
     /// at any of its writes in that epoch.
     high_water: BTreeMap<NodeId, (u64, Generation)>,
 }
 
+impl State {
+    fn tell(&mut self, node: NodeId, at: u64, head: Generation) {
+        let told = self.told_head.entry(node).or_default();
+        if told.last().is_none_or(|(_, h)| head > *h) {
+            told.push((at, head));
+        }
+    }
+}
+
 pub struct Truth {
     dial_allowed: u32,
-    online_delay_ms: u64,
     heartbeat_ms: u64,
     state: std::sync::Mutex<State>,
 }
@@ -286,7 +297,6 @@ impl Truth {
     pub fn new(config: &ClusterConfig, hub: &HubConfig) -> Truth {
         Truth {
             dial_allowed: config.dial_limits.allowed(config.mount_dial),
-            online_delay_ms: config.online_delay_ms,
             heartbeat_ms: config.heartbeat_interval_ms,
             state: std::sync::Mutex::new(State {
                 dumpster: DumpsterModel {
@@ -422,13 +432,26 @@ impl Truth {
         let mut s = self.state();
         match (to, msg, head) {
             (Endpoint::Hub, Msg::Delivered { id, .. }, _) => s.dumpster.confirmed(at, *id),
-            (Endpoint::Node(n), _, Some(head)) => {
-                let told = s.told_head.entry(n).or_default();
-                if told.last().is_none_or(|(_, h)| head > *h) {
-                    told.push((at, head));
-                }
+            (Endpoint::Node(n), _, Some(_)) if s.paused.contains(&n) => {
+                let held = s.held_heads.entry(n).or_default();
+                *held = (*held).max(head.unwrap_or(0));
             }
+            (Endpoint::Node(n), _, Some(head)) => s.tell(n, at, head),
             _ => {}
+        }
+    }
+
+    /// `node`'s process stopped running (`true`) or runs again: what reached it meanwhile
+    /// counts as told from the instant it runs again.
+    pub fn process_paused(&self, at: u64, node: NodeId, paused: bool) {
+        let mut s = self.state();
+        if paused {
+            s.paused.insert(node);
+        } else {
+            s.paused.remove(&node);
+            if let Some(head) = s.held_heads.remove(&node) {
+                s.tell(node, at, head);
+            }
         }
     }
 
@@ -436,6 +459,8 @@ impl Truth {
     pub fn process_started(&self, node: NodeId) {
         let mut s = self.state();
         s.told_head.remove(&node);
+        s.held_heads.remove(&node);
+        s.paused.remove(&node);
         s.announced.retain(|(n, _)| *n != node);
     }
 
@@ -465,13 +490,13 @@ impl Truth {
                 // some of it since (a reseed of the old owner before this mount).
                 let high_water = self.state().high_water.get(&p).map_or(0, |(_, g)| *g);
                 let head = prev.newest_written().max(high_water);
-                // Told by the time it decided to mount, the online delay before.
-                let decided = at.saturating_sub(self.online_delay_ms);
+                // Told before the instant it mounted (the store checks the dial as it mounts;
+                // what arrives in the same millisecond may be read after).
                 let told = self
                     .state()
                     .told_head
                     .get(&pending.node)
-                    .and_then(|t| t.iter().rev().find(|(when, _)| *when <= decided))
+                    .and_then(|t| t.iter().rev().find(|(when, _)| *when < at))
                     .map_or(0, |(_, h)| *h);
                 let have = mounting.contiguous();
                 (

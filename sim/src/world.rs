@@ -394,6 +394,9 @@ impl World {
                 return;
             }
             let _ = p.pause.send(paused);
+            self.obs
+                .truth()
+                .process_paused(self.obs.elapsed_ms(), id, paused);
             if paused {
                 // A stopped process accepts no writes, whatever it last believed; when it runs
                 // again its first step re-checks quorum and reports what it is.

@@ -49,6 +49,28 @@ fn a_seed_always_means_the_same_scenario_and_shards_partition_the_range() {
 }
 
 #[test]
+fn drawn_knobs_are_valid_varied_and_never_allow_a_failover_under_10_seconds() {
+    let s = Swarm::default();
+    let (mut drawn, mut small_logs) = (0, 0);
+    for seed in 0..2_000 {
+        let sc = s.generate(seed);
+        sc.cluster
+            .validate()
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let (shortest, longest) = sc.cluster.failover_bounds_ms();
+        assert!(shortest >= 10_000 && longest <= 60_000, "seed {seed}");
+        let bytes_per_s = sc.workload.messages_per_s * f64::from(sc.workload.message_size);
+        assert!(
+            bytes_per_s <= ccr_sim::knobs::max_bytes_per_s(&sc.cluster).max(1_000.0),
+            "seed {seed}: {bytes_per_s} B/s"
+        );
+        drawn += usize::from(!ccr_sim::knobs::describe(&sc).is_empty());
+        small_logs += usize::from(sc.cluster.storage.log_size == 64 << 10);
+    }
+    assert!(drawn > 1_900 && small_logs > 100, "{drawn} {small_logs}");
+}
+
+#[test]
 fn a_bounded_sweep_over_every_family_violates_nothing() {
     let opts = SweepOptions {
         seeds: (0, 300),

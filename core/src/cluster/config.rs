@@ -151,6 +151,24 @@ impl ClusterConfig {
         self.outlast(self.witness_lease_ms)
     }
 
+    /// The shortest and the longest automatic failover this config allows, in ms, counted from
+    /// the fault (which may come up to one heartbeat interval after the last heartbeat).
+    ///
+    /// Shortest: the old node's heartbeats stop, the survivor waits out detection and its
+    /// arbitration delay, finds nothing to wait for (no lease of the old owner's outstanding,
+    /// nothing to copy) and brings the resources online. Longest: it also waits out the
+    /// witness guard, the takeover guard or the lost-log copy, whichever ends last.
+    pub fn failover_bounds_ms(&self) -> (u64, u64) {
+        let detect = self.peer_down_after_ms();
+        let arbitrate = detect + self.passive_arbitration_delay_ms;
+        let may_mount = (arbitrate + self.witness_guard_ms())
+            .max(self.takeover_guard_ms())
+            .max(arbitrate + self.lost_log_copy_timeout_ms);
+        let shortest =
+            (arbitrate + self.online_delay_ms).saturating_sub(self.heartbeat_interval_ms);
+        (shortest, may_mount + self.online_delay_ms)
+    }
+
     /// Checks the relations the safety and liveness arguments need; a config that breaks them
     /// is refused with the field at fault.
     pub fn validate(&self) -> Result<(), String> {
@@ -183,6 +201,27 @@ impl ClusterConfig {
         if self.db_flush_every == 0 {
             return fail("db_flush_every", "must be at least 1");
         }
+        if self.storage.llr_depth == 0 {
+            return fail("storage.llr_depth", "must be at least 1");
+        }
+        let l = self.dial_limits;
+        if l.lossless > l.good_availability || l.good_availability > l.best_availability {
+            return fail(
+                "dial_limits",
+                "must grow from lossless to good_availability to best_availability",
+            );
+        }
+        let (shortest, _) = self.failover_bounds_ms();
+        if shortest < 10_000 {
+            return Err(format!(
+                "online_delay_ms: the shortest possible failover (detection {} ms + \
+                 passive_arbitration_delay_ms {} + online_delay_ms {} − one heartbeat interval) \
+                 is {shortest} ms, under the 10 s a CCR failover takes at least",
+                self.peer_down_after_ms(),
+                self.passive_arbitration_delay_ms,
+                self.online_delay_ms
+            ));
+        }
         Ok(())
     }
 }
@@ -203,18 +242,37 @@ mod tests {
             .max(c.takeover_guard_ms())
             .max(arbitrate + c.lost_log_copy_timeout_ms);
         let mounted = may_mount + c.online_delay_ms;
-        let (earliest, latest) = (mounted - c.heartbeat_interval_ms, mounted);
-        assert!(earliest >= 10_000, "failover too fast: {earliest} ms");
-        assert!(latest <= 60_000, "failover too slow: {latest} ms");
+        assert!(mounted <= 60_000, "failover too slow: {mounted} ms");
         assert_eq!((detect, arbitrate, mounted), (5_000, 7_000, 16_302));
         // The shortest path: the old node returns at once and agrees (no lease waits, nothing
         // to copy). It must still not beat the article's 10 s, counted from a fault that may
         // come up to one heartbeat interval after the last heartbeat.
-        let shortest = detect + c.passive_arbitration_delay_ms + c.online_delay_ms;
+        assert_eq!(c.failover_bounds_ms(), (10_000, 16_302));
+    }
+
+    #[test]
+    fn a_config_that_could_fail_over_in_under_10_seconds_is_refused() {
+        let c = ClusterConfig {
+            online_delay_ms: 3_999,
+            ..ClusterConfig::default()
+        };
+        let e = c.validate().unwrap_err();
         assert!(
-            shortest >= 10_000 + c.heartbeat_interval_ms,
-            "shortest failover {shortest} ms"
+            e.starts_with("online_delay_ms") && e.contains("9999 ms"),
+            "{e}"
         );
+        let c = ClusterConfig {
+            heartbeat_threshold: 4,
+            ..ClusterConfig::default()
+        };
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn dial_limits_must_grow_with_the_dial() {
+        let mut c = ClusterConfig::default();
+        c.dial_limits.good_availability = 7;
+        assert!(c.validate().unwrap_err().starts_with("dial_limits"));
     }
 
     #[test]

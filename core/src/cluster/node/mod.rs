@@ -196,6 +196,9 @@ enum OwnerState {
         ready_at: u64,
         lost: u32,
         forced: bool,
+        /// Whether the mount dial decided this mount: it then judges again when the store
+        /// mounts, with whatever the wire told in the meantime.
+        judged: bool,
     },
     Serving,
     /// Scheduled move in progress; the store is dismounted.
@@ -872,6 +875,7 @@ impl Node {
             failed_message: self
                 .reseed_required
                 .clone()
+                .or_else(|| self.store_failure.clone())
                 .or_else(|| self.copy_failure.clone()),
         }
     }
@@ -885,7 +889,7 @@ impl Node {
             SummaryCopyStatus::Seeding
         } else if self.suspended {
             SummaryCopyStatus::Suspended
-        } else if self.copy_failure.is_some() {
+        } else if self.copy_failure.is_some() || self.store_failure.is_some() {
             SummaryCopyStatus::Failed
         } else if !self.resolved || self.peer.is_none() {
             SummaryCopyStatus::Initializing

@@ -35,6 +35,7 @@ impl Node {
                             ready_at: now.mono + self.config.online_delay_ms,
                             lost: 0,
                             forced: false,
+                            judged: false,
                         });
                     } else {
                         // Owner of an epoch we never served in (a takeover cut short by a
@@ -56,8 +57,30 @@ impl Node {
                     self.start_drain(now);
                 }
             }
-            Role::Owner(OwnerState::Onlining { ready_at, .. }) => {
+            Role::Owner(OwnerState::Onlining {
+                ready_at,
+                forced,
+                judged,
+                ..
+            }) => {
                 if now.mono >= ready_at && self.may_mount(now).is_ok() {
+                    // The store checks the dial as it mounts (a heartbeat of the old owner,
+                    // resumed from a pause, may have told of newer logs since the decision).
+                    if judged && !forced {
+                        match self.judge_dial() {
+                            MountDecision::Mount { lost } => {
+                                if let Role::Owner(OwnerState::Onlining { lost: l, .. }) =
+                                    &mut self.role
+                                {
+                                    *l = lost;
+                                }
+                            }
+                            refused @ MountDecision::StayDismounted { .. } => {
+                                self.apply_dial(now, refused);
+                                return;
+                            }
+                        }
+                    }
                     self.mount(now);
                 }
             }
@@ -176,6 +199,12 @@ impl Node {
     fn finish_drain(&mut self, now: Now) {
         self.fetch = None;
         self.replay_ready();
+        let decision = self.judge_dial();
+        self.apply_dial(now, decision);
+    }
+
+    /// The mount dial on what this node holds and what it knows the stream's head to be.
+    fn judge_dial(&mut self) -> MountDecision {
         let have = self.inspector.last_inspected();
         let source_last = self.known_head().max(have);
         let mut decision = dial::decide(
@@ -194,6 +223,10 @@ impl Node {
                 decision = MountDecision::Mount { lost: allowed };
             }
         }
+        decision
+    }
+
+    fn apply_dial(&mut self, now: Now, decision: MountDecision) {
         match decision {
             MountDecision::Mount { lost } => {
                 let forced = self.force_mount;
@@ -202,6 +235,7 @@ impl Node {
                     ready_at: now.mono + self.config.online_delay_ms,
                     lost,
                     forced,
+                    judged: true,
                 })
             }
             MountDecision::StayDismounted { missing, allowed } => {
@@ -548,6 +582,7 @@ impl Node {
                     ready_at: now.mono + self.config.online_delay_ms,
                     lost: 0,
                     forced: false,
+                    judged: false,
                 });
             }
         }

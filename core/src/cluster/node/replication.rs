@@ -79,7 +79,10 @@ impl Node {
                 self.copy_failed(now, format!("copy request {what:?} timed out"));
             }
         }
-        if self.copy_writing || now.mono < self.copy_retry_at {
+        // After a failed write this node's memory no longer says what its disk holds (a log
+        // closed in memory may still be open on disk): copying on from there would build on
+        // what is not there. The restart from disk sets both straight first.
+        if self.copy_writing || now.mono < self.copy_retry_at || self.store_failure.is_some() {
             return;
         }
         if self.seeding && matches!(self.role, Role::Passive { .. }) {
