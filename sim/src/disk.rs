@@ -7,6 +7,7 @@
 use std::ops::{Deref, DerefMut};
 
 use ccr_core::disk::{Disk, DiskResult, MemDisk, PowerLossEffect};
+use madsim::rand::Rng;
 use rand::RngCore;
 
 use crate::clock::Elapsed;
@@ -25,8 +26,19 @@ impl SimDisk {
         }
     }
 
+    /// Brings the disk to the simulation's now, and draws the next operation's latency tail:
+    /// one operation in a hundred stalls, Pareto-distributed from 10 ms, at most 100 ms.
     fn tick(&mut self) {
         self.mem.set_now(self.clock.ns());
+        let mut rng = madsim::rand::thread_rng();
+        let (roll, u) = (rng.gen::<f64>(), rng.gen::<f64>());
+        let extra_ms = if roll < 0.01 {
+            crate::topology::pareto_ms(1.0 - u, 10, 100)
+        } else {
+            0
+        };
+        self.mem
+            .set_hiccup(std::time::Duration::from_millis(extra_ms));
     }
 
     /// The machine loses power now.

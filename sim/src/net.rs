@@ -292,8 +292,10 @@ impl Network for SimNet {
             }
             let link = s.links[net.index()];
             let mut rng = madsim::rand::thread_rng();
-            let mut delay =
-                || rng.gen_range(link.min_delay_ms..=link.max_delay_ms.max(link.min_delay_ms));
+            let mut delay = || {
+                let (even, roll, tail) = (rng.gen::<f64>(), rng.gen::<f64>(), rng.gen::<f64>());
+                link.delay_ms(even, roll, tail)
+            };
             if is_datagram(&msg) {
                 let mut rng = madsim::rand::thread_rng();
                 if rng.gen_bool(link.loss.clamp(0.0, 1.0)) {

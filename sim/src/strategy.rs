@@ -109,6 +109,7 @@ pub fn fault_of(family: Family) -> BoxedStrategy<Fault> {
                         max_delay_ms,
                         loss,
                         duplicate,
+                        ..LinkConfig::default()
                     },
                 }),
             (node(), 1u32..200).prop_map(|(node, factor)| Fault::SlowDisk { node, factor }),

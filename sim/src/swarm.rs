@@ -329,6 +329,7 @@ impl Swarm {
                                 max_delay_ms,
                                 loss: r.random_range(0.0..0.6),
                                 duplicate: r.random_range(0.0..0.3),
+                                ..LinkConfig::default()
                             },
                         },
                     );

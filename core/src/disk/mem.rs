@@ -111,6 +111,9 @@ pub struct MemDisk {
     used: u64,
     /// Multiplies every latency: 1 is normal, larger is a slow (gray-failing) disk.
     slowdown: u32,
+    /// Extra latency of the operations issued until it is set again (a simulated disk draws
+    /// one per operation: the tail of a real disk's latency).
+    hiccup: Duration,
     /// The clock of in-flight tracking, when the owner keeps one (`set_now`): operations
     /// are then queued on the disk one after another, and a power loss takes back those not
     /// finished.
@@ -132,6 +135,7 @@ impl MemDisk {
             files: BTreeMap::new(),
             used: 0,
             slowdown: 1,
+            hiccup: Duration::ZERO,
             now: None,
             busy_until: 0,
             in_flight: Default::default(),
@@ -291,6 +295,10 @@ impl MemDisk {
         self.slowdown
     }
 
+    pub fn set_hiccup(&mut self, extra: Duration) {
+        self.hiccup = extra;
+    }
+
     pub fn set_slowdown(&mut self, factor: u32) {
         self.slowdown = factor.max(1);
     }
@@ -372,7 +380,7 @@ impl MemDisk {
         } else {
             Duration::ZERO
         };
-        (self.config.op_latency + transfer + sync) * self.slowdown
+        (self.config.op_latency + transfer + sync) * self.slowdown + self.hiccup
     }
 
     fn done<T>(&self, value: T, bytes: usize, sync: bool) -> DiskResult<T> {
