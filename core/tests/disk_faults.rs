@@ -153,3 +153,45 @@ fn a_torn_open_log_is_cut_back_to_its_valid_prefix() {
     let again = recover(&mut disk, DIR, u64::MAX, 0).unwrap();
     assert!(again.repairs.is_empty() && again.discarded_tail.is_none());
 }
+
+/// A node boots from a disk whose copy is damaged at rest: it starts with its copy marked
+/// damaged (naming the file), nothing loaded and nothing on disk changed; a damaged cluster
+/// state file stays an error naming it.
+#[test]
+fn a_damaged_copy_boots_marked_damaged_and_a_damaged_state_file_is_an_error() {
+    use ccr_core::cluster::boot::boot;
+    use ccr_core::cluster::config::ClusterConfig;
+    use ccr_core::cluster::node::STATE_FILE;
+    let config = ClusterConfig {
+        signature: Signature(5),
+        ..ClusterConfig::default()
+    };
+    let mut disk = MemDisk::default();
+    stream_with_logs(&mut disk);
+    let healthy = boot(&mut disk.clone(), &config, 0).unwrap();
+    assert!(healthy.damaged.is_none());
+    assert!(healthy.db.applied() >= 2);
+
+    let victim = format!("{DIR}/{}", closed_log_name(2));
+    disk.corrupt(&victim, 60, 0x10).unwrap();
+    let before = disk.clone();
+    let damaged = boot(&mut disk, &config, 0).unwrap();
+    let reason = damaged.damaged.expect("marked damaged");
+    assert!(reason.contains("E0000000002.log"), "{reason}");
+    assert_eq!(
+        damaged.db.applied(),
+        0,
+        "nothing of a damaged copy is loaded"
+    );
+    assert!(damaged.log_files.contains(&victim));
+    assert_eq!(disk.paths(), before.paths(), "boot changed a damaged disk");
+    for path in disk.paths() {
+        assert_eq!(disk.durable(&path), before.durable(&path), "{path} changed");
+    }
+
+    disk.create(STATE_FILE).unwrap();
+    disk.append(STATE_FILE, b"{ not json").unwrap();
+    let err = boot(&mut disk, &config, 0).unwrap_err();
+    assert!(!err.is_copy_damage());
+    assert!(err.to_string().contains(STATE_FILE), "{err}");
+}

@@ -12,6 +12,7 @@ pub const SITUATIONS: &[&str] = &[
     "power loss tore an unsynced write",
     "power loss dropped unsynced bytes",
     "torn open-log tail cut at boot",
+    "damaged copy found at boot",
     "lossy mount",
     "mount short of what the wire had told (dial blind spot)",
     "mount reported more logs lost than the disks show",

@@ -54,7 +54,8 @@ struct State {
     links: [LinkConfig; 2],
     /// Stream ordering: the last scheduled delivery time per (from, to, net).
     last_delivery: BTreeMap<(Endpoint, Endpoint, Net), u64>,
-    corrupt_next: BTreeSet<Endpoint>,
+    /// How many of the next log files each endpoint receives arrive damaged.
+    corrupt_next: BTreeMap<Endpoint, u32>,
     /// Work done, for the benchmarks: messages put into inboxes, and postman wakes.
     delivered: u64,
     postman_wakes: u64,
@@ -260,9 +261,15 @@ impl SimNet {
         out
     }
 
-    /// The next log file delivered to `e` arrives with a flipped bit.
+    /// One more of the next log files delivered to `e` arrives with a flipped bit.
     pub fn corrupt_next_copy(&self, e: Endpoint) {
-        self.state.lock().expect("net").corrupt_next.insert(e);
+        *self
+            .state
+            .lock()
+            .expect("net")
+            .corrupt_next
+            .entry(e)
+            .or_default() += 1;
     }
 }
 
@@ -281,7 +288,9 @@ impl Network for SimNet {
         {
             let mut s = self.state.lock().expect("net");
             if let Msg::LogFile { bytes, .. } = &mut msg {
-                if !bytes.is_empty() && s.corrupt_next.remove(&to) {
+                let pending = s.corrupt_next.get_mut(&to).filter(|n| **n > 0);
+                if let Some(n) = pending.filter(|_| !bytes.is_empty()) {
+                    *n -= 1;
                     let at = bytes.len() / 2;
                     bytes[at] ^= 0x08;
                 }

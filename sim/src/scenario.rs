@@ -66,10 +66,16 @@ pub enum Fault {
         node: NodeId,
         factor: u32,
     },
-    /// Flip a bit at rest in a closed log on the node's disk (the newest, unless given).
+    /// Flip a bit at rest in a closed log on the node's disk: the given generation, or else
+    /// one drawn from those the other node's disk holds identically (so another copy still
+    /// holds what is damaged), or else the newest.
     CorruptLog {
         node: NodeId,
         generation: Option<u32>,
+    },
+    /// Flip a bit at rest in the first frame of the node's database file.
+    CorruptDatabase {
+        node: NodeId,
     },
     /// Flip a bit in the next log file the node receives over the network.
     CorruptNextCopy {
@@ -126,6 +132,7 @@ impl Fault {
             | Fault::DiskCapacity { node, .. }
             | Fault::SlowDisk { node, .. }
             | Fault::CorruptLog { node, .. }
+            | Fault::CorruptDatabase { node }
             | Fault::CorruptNextCopy { node }
             | Fault::SuspendCopy { node }
             | Fault::ResumeCopy { node }

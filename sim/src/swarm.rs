@@ -8,8 +8,11 @@
 //! Bounds (the envelope CCR claims to survive; every checker stays strict inside it):
 //! - clocks drift at most ±`max_drift_ppm / 2` each, so any two differ by at most the
 //!   configured bound; wall clocks may jump anywhere (leases use the monotonic clock);
-//! - disks fill up, slow down and corrupt copies in transit, but no log is corrupted at rest on
-//!   a node and no disk is lost: losing a node's only copy of acknowledged logs is beyond CCR;
+//! - disks fill up, slow down and corrupt copies in transit; a log or database file is damaged
+//!   at rest only where the other copy still holds the same data (a log both disks hold
+//!   identically, or the database file), and only while its node is down, so the damage is
+//!   read at its next start; no disk is lost: losing a node's only copy of acknowledged logs
+//!   is beyond CCR;
 //! - no `restore-copy` (a forced mount that accepts loss by design);
 //! - workload 5–50 messages/s of 2–20 KB, the mount dial any of its three settings, and the
 //!   knobs of [`crate::knobs`] (timings, log size, LLR depth, dial and dumpster limits), which
@@ -264,7 +267,25 @@ impl Swarm {
                 }
             }
             Family::Disk => {
-                if r.random_bool(0.6) {
+                let kind = r.random_range(0..10);
+                if kind >= 8 {
+                    // Damage at rest, read at the next start: the node goes down, a log the
+                    // other copy also holds (or the database file) is damaged, the node
+                    // starts again and must report its copy Failed and be reseeded.
+                    push(at_ms, Fault::Crash { node });
+                    push(
+                        at_ms + 1,
+                        if kind == 8 {
+                            Fault::CorruptLog {
+                                node,
+                                generation: None,
+                            }
+                        } else {
+                            Fault::CorruptDatabase { node }
+                        },
+                    );
+                    push(later(r, 1, 60), Fault::Restart { node });
+                } else if kind < 6 {
                     push(
                         at_ms,
                         Fault::DiskCapacity {

@@ -301,7 +301,12 @@ impl Truth {
             state: std::sync::Mutex::new(State {
                 dumpster: DumpsterModel {
                     max_bytes: hub.dumpster_max_bytes,
-                    max_age_ms: hub.dumpster_max_age_ms,
+                    // The hub ages entries on its own clock, which may run fast by up to half
+                    // the drift bound: on the simulation's clock an entry may leave that much
+                    // sooner.
+                    max_age_ms: (u128::from(hub.dumpster_max_age_ms) * 1_000_000
+                        / (1_000_000 + u128::from(config.max_drift_ppm / 2)))
+                        as u64,
                     ..Default::default()
                 },
                 ..Default::default()

@@ -177,6 +177,12 @@ impl World {
         let state = match state {
             Ok(s) => {
                 *m.boot_error.lock().expect("boot error") = None;
+                if let Some(damage) = &s.damaged {
+                    // The world's own boot read the disk: the damage is really there.
+                    self.obs.cover("damaged copy found at boot");
+                    self.obs
+                        .trace(id.name(), &format!("boots with a damaged copy: {damage}"));
+                }
                 s
             }
             Err(e) => {
@@ -309,6 +315,7 @@ impl World {
                 .is_some_and(|n| n.lock().expect("node").reseed_required());
             if asks {
                 self.obs.saw("operator-reseed", 1);
+                self.obs.cover("copy asked for a reseed");
                 self.obs.trace(
                     "world",
                     &format!(
@@ -415,22 +422,59 @@ impl World {
 
     fn corrupt_log(&self, id: NodeId, generation: Option<u32>) {
         use ccr_core::disk::{join, Disk};
-        use ccr_core::storage::names::{closed_log_name, parse_closed_log_name};
+        use ccr_core::storage::names::closed_log_name;
+        let shared: Vec<u32> = {
+            let mine = crate::truth::DiskFacts::read(&self.disk(id));
+            let peer = crate::truth::DiskFacts::read(&self.disk(id.peer()));
+            mine.closed
+                .iter()
+                .filter(|(g, crc)| peer.closed.get(g) == Some(crc))
+                .map(|(g, _)| *g)
+                .collect()
+        };
+        let drawn = (!shared.is_empty() && self.copy_intact(id.peer()))
+            .then(|| shared[madsim::rand::thread_rng().gen_range(0..shared.len())]);
         let mut disk = self.machine(id).disk.lock().expect("disk");
-        let newest = disk
-            .list(ccr_core::cluster::node::LOG_DIR)
-            .map(|d| d.value)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|n| parse_closed_log_name(n))
-            .max();
-        let Some(g) = generation.or(newest) else {
+        // Unless the scenario names one, damage only what another intact copy still holds.
+        let Some(g) = generation.or(drawn) else {
+            self.obs.trace(
+                id.name(),
+                "no log that another intact copy holds: nothing damaged at rest",
+            );
             return;
         };
         let path = join(ccr_core::cluster::node::LOG_DIR, &closed_log_name(g));
         let len = disk.read(&path).map(|d| d.value.len()).unwrap_or(0);
         if len > 0 {
             let _ = disk.corrupt(&path, len / 2, 0x10);
+            self.obs
+                .trace(id.name(), &format!("corrupted {path} at rest"));
+        }
+    }
+
+    /// Whether `id`'s disk would boot with its copy whole (tried on a copy of the disk).
+    fn copy_intact(&self, id: NodeId) -> bool {
+        let mut disk: ccr_core::disk::MemDisk = (**self.disk(id)).clone();
+        disk.finish_in_flight();
+        boot(&mut disk, &self.config, 0).is_ok_and(|b| b.damaged.is_none())
+    }
+
+    fn corrupt_database(&self, id: NodeId) {
+        let path = ccr_core::cluster::node::DB_FILE;
+        if !self.copy_intact(id.peer()) {
+            self.obs.trace(
+                id.name(),
+                "the other copy is not intact: nothing damaged at rest",
+            );
+            return;
+        }
+        let mut disk = self.disk(id);
+        let len = disk.durable(path).map_or(0, |b| b.len());
+        // In the first half of the file, past its magic: damage a reader cannot take for a
+        // torn tail unless it lands in the last frame.
+        if len > 16 {
+            let at = 12 + madsim::rand::thread_rng().gen_range(0..(len - 12) / 2);
+            let _ = disk.corrupt(path, at, 0x20);
             self.obs
                 .trace(id.name(), &format!("corrupted {path} at rest"));
         }
@@ -512,6 +556,7 @@ impl World {
             }
             Fault::Resume { node } => self.pause(*node, false),
             Fault::CorruptLog { node, generation } => self.corrupt_log(*node, *generation),
+            Fault::CorruptDatabase { node } => self.corrupt_database(*node),
             Fault::CorruptNextCopy { node } => self.net.corrupt_next_copy(Endpoint::Node(*node)),
             Fault::Restart { node } => self.start(*node),
             Fault::Partition {

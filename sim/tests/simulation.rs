@@ -302,6 +302,156 @@ fn a_corrupted_copy_is_rejected_and_copied_again_without_failover() {
 }
 
 #[test]
+fn a_log_that_fails_inspection_three_times_makes_the_copy_ask_for_a_reseed() {
+    // Three corrupted copies of the same generation, one after another: the third rejection
+    // makes the log irrecoverable; the copy reports Failed, the operator reseeds it, and it
+    // ends Healthy with nothing lost. Two rejections only retry.
+    let corrupt = |at_s: u64| {
+        step(
+            at_s,
+            Fault::CorruptNextCopy {
+                node: NodeId::Node2,
+            },
+        )
+    };
+    // (Each step damages one more of the next copies the node receives.)
+    let mut s = short(crash(), 150, vec![corrupt(60), corrupt(60), corrupt(60)]);
+    s.expect.failover = Some(false);
+    s.expect.reseed_required = true;
+    let r = run(&s, 2, true);
+    assert!(r.passed(), "{:?}", r.violation);
+    let trace = r.trace.unwrap();
+    assert!(
+        trace.iter().any(|l| l.contains("failed inspection 3 times")
+            || l.contains("Update-StorageGroupCopy on node2")),
+        "no reseed after three rejections"
+    );
+    assert!(trace.iter().any(|l| l.contains("Reseeded")));
+    assert_eq!(r.lost, 0);
+
+    let mut twice = s.clone();
+    twice.steps.truncate(2);
+    twice.expect.reseed_required = false;
+    let r = run(&twice, 2, true);
+    assert!(r.passed(), "{:?}", r.violation);
+    assert!(!r.trace.unwrap().iter().any(|l| l.contains("Reseeded")));
+}
+
+#[test]
+fn a_node_whose_own_log_is_damaged_at_rest_rejoins_is_reseeded_and_nothing_is_lost() {
+    // The active loses power; while it is down a closed log the passive also holds is
+    // damaged on its disk. It boots, reports its copy Failed naming the file, the passive has
+    // meanwhile taken over, the operator reseeds the damaged copy, and every acknowledged
+    // message is there at the end.
+    for (seed, damage) in [
+        (
+            3,
+            Fault::CorruptLog {
+                node: NodeId::Node1,
+                generation: None,
+            },
+        ),
+        (
+            4,
+            Fault::CorruptDatabase {
+                node: NodeId::Node1,
+            },
+        ),
+    ] {
+        let s = short(
+            crash(),
+            200,
+            vec![
+                step(
+                    60,
+                    Fault::PowerLoss {
+                        node: NodeId::Node1,
+                    },
+                ),
+                Step {
+                    at_ms: 60_001,
+                    fault: damage.clone(),
+                },
+                step(
+                    90,
+                    Fault::Restart {
+                        node: NodeId::Node1,
+                    },
+                ),
+            ],
+        );
+        let r = run(&s, seed, true);
+        assert!(r.passed(), "{damage:?}: {:?}", r.violation);
+        assert_eq!(r.lost, 0);
+        assert_eq!(
+            r.coverage.get("damaged copy found at boot"),
+            Some(&1),
+            "{damage:?}"
+        );
+        let trace = r.trace.unwrap();
+        let failed = trace
+            .iter()
+            .find(|l| l.contains("node1") && l.contains("damaged at rest, reseed required"))
+            .unwrap_or_else(|| panic!("{damage:?}: no Failed copy reported"));
+        assert!(
+            failed.contains("logs/E") || failed.contains("db/mailbox.edb"),
+            "the report names the file: {failed}"
+        );
+        assert!(
+            trace
+                .iter()
+                .any(|l| l.contains("node1") && l.contains("Reseeded")),
+            "{damage:?}: never reseeded"
+        );
+        assert!(r.final_state.contains("node2 serves"), "{}", r.final_state);
+        assert!(
+            r.final_state.contains("node1 copy Healthy"),
+            "{}",
+            r.final_state
+        );
+    }
+}
+
+#[test]
+fn a_damaged_copy_on_the_owner_hands_the_server_to_the_peer() {
+    // The active crashes and restarts at once, before the passive notices: it still owns the
+    // server but its database file is damaged. It must not mount; the peer takes over.
+    let s = short(
+        crash(),
+        200,
+        vec![
+            step(
+                60,
+                Fault::Crash {
+                    node: NodeId::Node1,
+                },
+            ),
+            Step {
+                at_ms: 60_001,
+                fault: Fault::CorruptDatabase {
+                    node: NodeId::Node1,
+                },
+            },
+            Step {
+                at_ms: 61_000,
+                fault: Fault::Restart {
+                    node: NodeId::Node1,
+                },
+            },
+        ],
+    );
+    let r = run(&s, 5, true);
+    assert!(r.passed(), "{:?}", r.violation);
+    assert_eq!(r.lost, 0);
+    assert!(r.final_state.contains("node2 serves"), "{}", r.final_state);
+    assert!(
+        r.final_state.contains("node1 copy Healthy"),
+        "{}",
+        r.final_state
+    );
+}
+
+#[test]
 fn clock_jumps_and_a_slow_passive_disk_cause_no_failover() {
     let mut s = short(
         crash(),

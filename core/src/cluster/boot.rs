@@ -62,6 +62,12 @@ pub struct Boot {
     pub closed: BTreeMap<Generation, u32>,
     /// The open log, when the node was writing one.
     pub writer: Option<LogWriter>,
+    /// The logs or the database file are damaged at rest (the error names the file): the
+    /// node starts with nothing of its copy loaded and asks for a reseed, and the files stay
+    /// as they are until the administrator's `Update-StorageGroupCopy` replaces them.
+    pub damaged: Option<String>,
+    /// Every file in the log folder, for the reseed to remove when the copy is damaged.
+    pub log_files: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,9 +93,52 @@ pub enum BootError {
     Disk(#[from] DiskError),
 }
 
+impl BootError {
+    /// Damage to the copy's data (logs, database file), which a reseed from the other copy
+    /// repairs — as opposed to a damaged cluster state file, another storage group's logs or a
+    /// disk that cannot be read, which stop the node.
+    pub fn is_copy_damage(&self) -> bool {
+        match self {
+            BootError::Logs(RecoveryError::Disk(_)) => false,
+            BootError::Logs(_) | BootError::Database { .. } | BootError::MissingLogs { .. } => true,
+            BootError::State { .. } | BootError::ForeignLogs { .. } | BootError::Disk(_) => false,
+        }
+    }
+}
+
 /// Boots a node from `disk`: recovers, repairs and replays. A missing state file or database
-/// means a fresh node; a damaged one is an error naming it, and nothing is overwritten.
+/// means a fresh node. A damaged state file is an error naming it; damaged logs or database
+/// file boot the node with its copy marked damaged (see [`Boot::damaged`]). Either way
+/// nothing already on disk is overwritten.
 pub fn boot(disk: &mut dyn Disk, config: &ClusterConfig, now_wall: u64) -> Result<Boot, BootError> {
+    let state = read_state(disk, config)?;
+    match load_copy(disk, config, now_wall) {
+        Ok((db, closed, writer)) => Ok(Boot {
+            state,
+            db,
+            closed,
+            writer,
+            damaged: None,
+            log_files: Vec::new(),
+        }),
+        Err(e) if e.is_copy_damage() => Ok(Boot {
+            state,
+            db: Database::new(config.storage.llr_depth),
+            closed: BTreeMap::new(),
+            writer: None,
+            damaged: Some(e.to_string()),
+            log_files: disk
+                .list(LOG_DIR)?
+                .value
+                .into_iter()
+                .map(|name| join(LOG_DIR, &name))
+                .collect(),
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+fn read_state(disk: &mut dyn Disk, config: &ClusterConfig) -> Result<PersistedState, BootError> {
     let state = match disk.read(STATE_FILE) {
         Ok(done) => {
             serde_json::from_slice::<PersistedState>(&done.value).map_err(|e| BootError::State {
@@ -100,6 +149,17 @@ pub fn boot(disk: &mut dyn Disk, config: &ClusterConfig, now_wall: u64) -> Resul
         Err(DiskError::NotFound { .. }) => PersistedState::initial(config),
         Err(e) => return Err(e.into()),
     };
+    Ok(state)
+}
+
+type Copy = (Database, BTreeMap<Generation, u32>, Option<LogWriter>);
+
+/// The database file and the log folder, recovered and replayed.
+fn load_copy(
+    disk: &mut dyn Disk,
+    config: &ClusterConfig,
+    now_wall: u64,
+) -> Result<Copy, BootError> {
     let mut db = match disk.read(DB_FILE) {
         Ok(done) => {
             Database::from_image(&done.value, config.storage.llr_depth).map_err(|error| {
@@ -165,10 +225,5 @@ pub fn boot(disk: &mut dyn Disk, config: &ClusterConfig, now_wall: u64) -> Resul
                 })?;
         }
     }
-    Ok(Boot {
-        state,
-        db,
-        closed,
-        writer: recovered.writer,
-    })
+    Ok((db, closed, recovered.writer))
 }

@@ -9,7 +9,10 @@ use super::node::{DB_FILE, LOG_DIR, STATE_FILE};
 use super::wire::Msg;
 
 /// Answers one request. `store_running` is whether that machine's store has the logs open;
-/// the open log is served only when it is not (it is still being written otherwise).
+/// the open log is served only when it is not (it is still being written otherwise), and the
+/// database only when it is: a seed streams from the active store, as Exchange's
+/// `Update-StorageGroupCopy` does — never from the file of a store that is down, which may be
+/// damaged or about to be rolled back.
 pub fn serve(disk: &mut dyn Disk, request: &Msg, store_running: bool) -> Option<Msg> {
     let missing = |generation, reason: String| Msg::NoLog { generation, reason };
     Some(match request {
@@ -29,6 +32,9 @@ pub fn serve(disk: &mut dyn Disk, request: &Msg, store_running: bool) -> Option<
             Ok(done) => Msg::OpenLogFile { bytes: done.value },
             Err(e) => missing(None, e.to_string()),
         },
+        Msg::FetchDatabase if !store_running => {
+            missing(None, "no store is running here to seed from".into())
+        }
         Msg::FetchDatabase => match disk.read(DB_FILE) {
             Ok(done) => Msg::DatabaseFile { bytes: done.value },
             // No checkpoint written yet: the database is empty at generation 0, and every

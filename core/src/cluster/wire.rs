@@ -32,6 +32,10 @@ pub struct LineageEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CopyReport {
     pub status: SummaryCopyStatus,
+    /// The copy cannot mount until it is reseeded (damaged at rest, diverged, or a log that
+    /// kept failing inspection).
+    #[serde(default)]
+    pub reseed_required: bool,
     pub last_inspected: Generation,
     pub last_replayed: Generation,
 }

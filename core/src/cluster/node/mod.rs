@@ -322,6 +322,17 @@ pub struct Node {
     suspended: bool,
     copy_failure: Option<String>,
     reseed_required: Option<String>,
+    /// Files of a copy found damaged at boot, which a reseed removes (nothing of them was
+    /// loaded, so the usual bookkeeping does not know them).
+    damaged_files: Vec<String>,
+    /// Nothing of this node's copy is loaded (it was damaged at boot) until a seed arrives:
+    /// it must never own a mounted database before then.
+    copy_damaged: bool,
+    /// The generation whose copies failed inspection in a row, and how many times: the third
+    /// makes the log irrecoverable and the copy asks for a reseed, as Exchange's does.
+    inspection_failures: Option<(Generation, u32)>,
+    /// Why the copy needed a reseed before the one under way (restored if it is given up).
+    reseed_before: Option<String>,
     seeding: bool,
     resolved: bool,
     move_target: Option<(u64, Generation)>,
@@ -369,10 +380,15 @@ impl Node {
             db,
             closed,
             writer,
+            damaged,
+            log_files,
         } = boot;
         // Replaced by reset_inspector below, once the logs are in place.
         let inspector = Inspector::new(config.signature, 1, Some(0));
-        let role = if state.view.owner == id {
+        // A damaged copy never serves, even where the view says this node owns the server:
+        // it stays a passive that reports its copy Failed, the peer takes the server over,
+        // and an administrator reseeds it.
+        let role = if state.view.owner == id && damaged.is_none() {
             Role::Owner(OwnerState::Offline {
                 reason: "starting".into(),
             })
@@ -417,7 +433,11 @@ impl Node {
             copy_writing: false,
             suspended: false,
             copy_failure: None,
-            reseed_required: None,
+            reseed_required: damaged.clone(),
+            copy_damaged: damaged.is_some(),
+            damaged_files: log_files,
+            inspection_failures: None,
+            reseed_before: None,
             seeding: false,
             move_target: None,
             move_promised: None,
@@ -444,6 +464,11 @@ impl Node {
             config,
         };
         node.reset_inspector();
+        if let Some(reason) = damaged {
+            node.emit(NodeEvent::CopyFailed {
+                reason: format!("damaged at rest, reseed required: {reason}"),
+            });
+        }
         node.tick(now);
         node
     }
@@ -792,6 +817,7 @@ impl Node {
     fn copy_report(&self) -> CopyReport {
         CopyReport {
             status: self.summary_copy_status(),
+            reseed_required: self.reseed_required.is_some(),
             last_inspected: self.inspector.last_inspected(),
             last_replayed: self.db.applied(),
         }
@@ -849,7 +875,7 @@ impl Node {
         }
     }
 
-    fn peer_serving(&self, now: Now) -> bool {
+    pub(super) fn peer_serving(&self, now: Now) -> bool {
         !self.peer_down(now) && self.peer.as_ref().is_some_and(|p| p.serving)
     }
 

@@ -15,7 +15,7 @@ impl Node {
         match self.role.clone() {
             Role::Passive { arbitrate_at: None } => {
                 let may_take_over = self.view.owner == self.id.peer()
-                    && self.peer_down(now)
+                    && (self.peer_down(now) || self.owner_copy_damaged())
                     && self.reseed_required.is_none()
                     && !self.seeding
                     && self.store_failure.is_none();
@@ -105,7 +105,11 @@ impl Node {
         self.view = view;
         self.emit(NodeEvent::ViewChanged { view });
         self.persist_state();
-        if view.owner == self.id {
+        if view.owner == self.id && self.copy_damaged {
+            // Nothing of the copy is loaded: stay passive, reporting it damaged, so that the
+            // peer takes the server back.
+            self.demote(now, "this copy is damaged and cannot mount");
+        } else if view.owner == self.id {
             // A hand-over whose message we missed, or our own takeover that a restart made us
             // forget: mount the way an owner new to its epoch does (drain, dial, redelivery).
             self.move_target = None;
@@ -357,7 +361,7 @@ impl Node {
                 // A copy being seeded holds nothing to mount.
                 let has_copy = p
                     .copy
-                    .is_some_and(|c| c.status != SummaryCopyStatus::Seeding);
+                    .is_some_and(|c| c.status != SummaryCopyStatus::Seeding && !c.reseed_required);
                 has_copy && p.lineage.last().is_some_and(|theirs| theirs.epoch > ours)
             })
     }
@@ -395,6 +399,12 @@ impl Node {
 
     /// `Restore-StorageGroupCopy`: mount this copy whatever the dial says.
     pub(super) fn restore_copy(&mut self, now: Now) {
+        if self.copy_damaged {
+            self.emit(NodeEvent::AdminRefused {
+                reason: "Restore-StorageGroupCopy: this copy is damaged; reseed it first".into(),
+            });
+            return;
+        }
         match self.role.clone() {
             Role::Owner(OwnerState::Blocked { .. }) | Role::Owner(OwnerState::Draining { .. }) => {
                 self.force_mount = true;
@@ -566,7 +576,9 @@ impl Node {
     }
 
     pub(super) fn on_hand_over(&mut self, now: Now, view: View, comment: String) {
-        if view.epoch > self.view.epoch && view.owner == self.id {
+        if view.epoch > self.view.epoch && view.owner == self.id && self.copy_damaged {
+            self.adopt_view(now, view);
+        } else if view.epoch > self.view.epoch && view.owner == self.id {
             self.last_move_comment = Some(comment);
             let promised = self.move_promised.take();
             self.adopt_view(now, view);

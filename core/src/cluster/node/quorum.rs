@@ -23,7 +23,9 @@ impl Node {
                 self.peer_lease_until = Some(self.peer_lease_until.map_or(until, |u| u.max(until)));
             }
         }
-        if hb.view.owner == self.id.peer() {
+        // (An owner whose copy is damaged reports a copy instead, and no stream: it has none
+        // loaded, and what it wrote before is not undone by its saying nothing of it.)
+        if hb.view.owner == self.id.peer() && hb.copy.is_none() {
             let head = match hb.open_generation {
                 Some(g) if hb.open_records > 0 => g,
                 _ => hb.last_closed,
@@ -45,13 +47,28 @@ impl Node {
         let from_owner = hb.view == self.view && hb.view.owner == self.id.peer() && hb.serving;
         let lineage = hb.lineage.clone();
         self.peer = Some(hb);
+        let damaged_owner = self.owner_copy_damaged();
         if let Role::Passive { arbitrate_at } = &mut self.role {
-            // The owner is alive after all: no takeover.
-            *arbitrate_at = None;
+            // The owner is alive after all: no takeover — unless it says its copy is damaged
+            // and it cannot serve (the cluster resource failing for good on that node).
+            if !damaged_owner {
+                *arbitrate_at = None;
+            }
         }
         if from_owner {
             self.follow_owner_lineage(now, &lineage);
         }
+    }
+
+    /// The owner of our view is up but reports its own copy Failed, needing a reseed (damaged
+    /// at rest): it will never mount, so the server must move here.
+    pub(super) fn owner_copy_damaged(&self) -> bool {
+        self.peer.as_ref().is_some_and(|p| {
+            p.view == self.view
+                && p.view.owner == self.id.peer()
+                && !p.serving
+                && p.copy.is_some_and(|c| c.reseed_required)
+        })
     }
 
     /// Whether our heartbeats grant the peer a lease: we agree it owns the view and we are not

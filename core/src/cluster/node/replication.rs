@@ -15,6 +15,9 @@ use crate::storage::logfile::{scan, seal, ClosedLog};
 use crate::storage::names::{closed_log_name, OPEN_LOG};
 use crate::storage::Generation;
 
+/// Copies of one log that may fail inspection in a row before the copy needs a reseed.
+const INSPECTION_ATTEMPTS: u32 = 3;
+
 impl Node {
     /// Forgets every log after generation `keep` (closed ones and the open one); returns the
     /// removals.
@@ -86,6 +89,18 @@ impl Node {
             return;
         }
         if self.seeding && matches!(self.role, Role::Passive { .. }) {
+            if !self.peer_serving(now) {
+                // The active stopped serving before the seed came: give the reseed up. The
+                // old copy is still whole on disk (it goes only when a seed arrives), and it
+                // may be what the cluster needs to fail over to now.
+                self.seeding = false;
+                self.reseed_required = self.reseed_before.take();
+                self.copy_failed(
+                    now,
+                    "seeding abandoned: the active stopped serving before the seed came".into(),
+                );
+                return;
+            }
             // A seed that did not arrive (the active was unreachable): ask again.
             self.request(now, Fetch::Database, Msg::FetchDatabase);
             return;
@@ -196,6 +211,18 @@ impl Node {
                     self.reseed_required = Some(format!("diverged copy: {reason}"));
                     self.emit(NodeEvent::Diverged { outcome: reason });
                 } else {
+                    let generation = self.inspector.next_expected();
+                    let failures = match self.inspection_failures {
+                        Some((g, n)) if g == generation => n + 1,
+                        _ => 1,
+                    };
+                    self.inspection_failures = Some((generation, failures));
+                    if failures >= INSPECTION_ATTEMPTS && matches!(self.role, Role::Passive { .. })
+                    {
+                        self.reseed_required = Some(format!(
+                            "{name} failed inspection {failures} times, the last: {reason}"
+                        ));
+                    }
                     self.copy_failed(now, reason);
                 }
             }
@@ -239,6 +266,7 @@ impl Node {
         self.closed.insert(generation, log.checksum);
         self.inspector = inspector;
         self.copy_failure = None;
+        self.inspection_failures = None;
         self.emit(NodeEvent::LogCopied { generation });
         self.replay_queue.push_back(log);
         self.replay_ready();
@@ -422,20 +450,25 @@ impl Node {
             });
             return;
         }
-        if !matches!(self.role, Role::Passive { .. }) || self.peer_down(now) {
+        if !matches!(self.role, Role::Passive { .. })
+            || !self.peer_serving(now)
+            || self.view.owner == self.id
+        {
+            // (A damaged copy whose node still owns the server waits for the peer to take
+            // it over: reseeded in place, it would be a healthy copy nobody mounts.)
             self.emit(NodeEvent::AdminRefused {
-                reason: "Update-StorageGroupCopy needs a passive copy and a reachable active"
-                    .into(),
+                reason: "Update-StorageGroupCopy needs a passive copy and a serving active".into(),
             });
             return;
         }
-        let ops = self.discard_logs_after(0);
-        self.disk(ops, Io::Cleanup);
+        // The old copy stays on disk until the seed has arrived: a seed that never comes (the
+        // active failed meanwhile) must not have cost the cluster this copy too.
         self.replay_queue.clear();
         self.copy_round += 1;
         self.seeding = true;
-        self.reseed_required = None;
+        self.reseed_before = self.reseed_required.take();
         self.copy_failure = None;
+        self.inspection_failures = None;
         self.request(now, Fetch::Database, Msg::FetchDatabase);
     }
 
@@ -446,7 +479,16 @@ impl Node {
         self.fetch = None;
         match Database::from_image(&bytes, self.config.storage.llr_depth) {
             Ok(db) => {
+                let mut ops = self.discard_logs_after(0);
+                ops.extend(
+                    std::mem::take(&mut self.damaged_files)
+                        .into_iter()
+                        .map(|path| DiskOp::Remove { path }),
+                );
+                self.disk(ops, Io::Cleanup);
                 self.seeding = false;
+                self.reseed_before = None;
+                self.copy_damaged = false;
                 self.db = db;
                 self.flushed_applied = self.db.applied();
                 // The seed becomes this copy's database file as it came.
@@ -465,8 +507,7 @@ impl Node {
                     checkpoint: self.db.checkpoint(),
                 });
             }
-            // The old copy is already discarded: keep seeding (asked again after the retry
-            // wait) rather than copy logs onto nothing.
+            // Keep seeding (asked again after the retry wait): the copy asked to be replaced.
             Err(e) => self.copy_failed(now, format!("seeding failed: {e}")),
         }
     }
