@@ -27,6 +27,18 @@ pub const ALL: &[&str] = &[
     "replay",
     "shrink",
     "catch",
+    "guided",
+];
+
+/// The coverage rows the guided-versus-unguided comparison counts, fixed before it was first
+/// run: the five rarest outcome rows of the 10,000-seed unguided sweep of generator 3 (stuck
+/// runs aside; fault-kind rows left out).
+pub const GUIDED_ROWS: [&str; 5] = [
+    "mount reported more logs lost than the disks show",
+    "loss excused by the dumpster's limits",
+    "torn open-log tail cut at boot",
+    "power loss tore an unsynced write",
+    "mount short of what the wire had told (dial blind spot)",
 ];
 
 #[derive(Debug, Clone)]
@@ -39,6 +51,8 @@ pub struct Options {
     pub jobs: usize,
     /// At most this many swarm seeds per planted bug for the time-to-catch figures.
     pub catch_max: u64,
+    /// Seeds per range and mode for the guided comparison.
+    pub guided_seeds: u64,
 }
 
 /// Every bug the repository can plant, by name: what the time-to-catch figures sweep for.
@@ -223,6 +237,11 @@ pub fn run_all(opts: &Options, mut emit: impl FnMut(Value)) -> Result<(), String
             emit(time_to_catch(bug, planted, opts)?);
         }
     }
+    if wants("guided") {
+        for figure in guided_versus_unguided(opts) {
+            emit(figure);
+        }
+    }
     if wants("replay") || wants("shrink") {
         let (scenario, seed, invariant) = planted_failure()?;
         if wants("replay") {
@@ -262,6 +281,66 @@ pub fn run_all(opts: &Options, mut emit: impl FnMut(Value)) -> Result<(), String
         }
     }
     Ok(())
+}
+
+/// Five seed ranges, each swept unguided and guided (batches of a tenth of the range): per
+/// fixed row, how many runs reached it. One figure per range and row, and the totals.
+fn guided_versus_unguided(opts: &Options) -> Vec<Value> {
+    let n = opts.guided_seeds.max(10);
+    let reached = |result: &crate::sweep::SweepResult, row: &str| {
+        result
+            .records
+            .iter()
+            .filter(|r| r.coverage.contains_key(row))
+            .count()
+    };
+    let mut figures = Vec::new();
+    let mut totals = [(0usize, 0usize); GUIDED_ROWS.len()];
+    for k in 0..5u64 {
+        let seeds = (1_000_000 + k * n, 1_000_000 + (k + 1) * n);
+        let base = SweepOptions {
+            seeds,
+            jobs: opts.jobs,
+            determinism_every: 0,
+            ..SweepOptions::default()
+        };
+        let started = Instant::now();
+        let plain = sweep(&base, |_| {});
+        let plain_s = secs(started.elapsed());
+        let started = Instant::now();
+        let guided = sweep(
+            &SweepOptions {
+                guided_batch: (n as usize / 10).max(1),
+                ..base.clone()
+            },
+            |_| {},
+        );
+        let guided_s = secs(started.elapsed());
+        for (i, row) in GUIDED_ROWS.iter().enumerate() {
+            let (u, g) = (reached(&plain, row), reached(&guided, row));
+            totals[i].0 += u;
+            totals[i].1 += g;
+            figures.push(json!({
+                "bench": "guided",
+                "seeds": [seeds.0, seeds.1],
+                "row": row,
+                "unguided": u,
+                "guided": g,
+                "unguided_wall_s": plain_s,
+                "guided_wall_s": guided_s,
+            }));
+        }
+    }
+    for (row, (u, g)) in GUIDED_ROWS.iter().zip(totals) {
+        figures.push(json!({
+            "bench": "guided-total",
+            "seeds_per_mode": 5 * n,
+            "row": row,
+            "unguided": u,
+            "guided": g,
+        }));
+    }
+    figures
 }
 
 /// Sweeps the default swarm with `planted` in batches on every core, from seed 0, until a

@@ -10,6 +10,7 @@
 //! (`cargo xtask sim`).
 
 pub mod file;
+pub mod guide;
 pub mod knobs;
 pub mod scenario;
 pub mod strategy;

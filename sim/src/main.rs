@@ -41,7 +41,8 @@ enum Command {
     /// madsim, swarm seeds per hour, replay and shrink times. One JSON line per figure on
     /// stdout (`cargo xtask bench` turns them into BENCHMARKS.md).
     Bench {
-        /// Only these benchmarks (of compression, overhead, seeds, replay, shrink, catch).
+        /// Only these benchmarks (of compression, overhead, seeds, replay, shrink, catch,
+        /// guided).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Ten-minute swarm seeds to time for the seeds-per-hour figure.
@@ -54,6 +55,10 @@ enum Command {
         /// Ten-minute swarm seeds at most per planted bug, for the time-to-catch figures.
         #[arg(long, default_value_t = 400)]
         catch_max: u64,
+        /// Ten-minute swarm seeds per range and per mode, for the guided-versus-unguided
+        /// comparison (five ranges).
+        #[arg(long, default_value_t = 200)]
+        guided_seeds: u64,
     },
     /// Shrink a failing run to a small scenario file that still fails the same way.
     Shrink {
@@ -93,6 +98,11 @@ struct SweepArgs {
     /// Do not shrink failures.
     #[arg(long)]
     no_shrink: bool,
+    /// Guided: run the seeds in batches of this many (100 if no number is given), favouring
+    /// the fault families whose seeds reached the rarest situations so far. Each seed's name
+    /// then carries the family weights it was drawn with (`swarm@3:SEED~w,w,…`).
+    #[arg(long, num_args = 0..=1, default_missing_value = "100", value_name = "BATCH")]
+    guided: Option<usize>,
     /// Rerun every seed divisible by N and compare trace hashes (0: never).
     #[arg(long, default_value_t = 100)]
     determinism_every: u64,
@@ -249,7 +259,8 @@ fn main() -> ExitCode {
             seeds,
             jobs,
             catch_max,
-        } => bench(only, seeds, jobs, catch_max),
+            guided_seeds,
+        } => bench(only, seeds, jobs, catch_max, guided_seeds),
         Command::Check { files } => {
             let mut bad = 0;
             for f in &files {
@@ -295,12 +306,18 @@ fn sweep(_: SweepArgs) -> ExitCode {
 }
 
 #[cfg(not(madsim))]
-fn bench(_: Vec<String>, _: u64, _: Option<usize>, _: u64) -> ExitCode {
+fn bench(_: Vec<String>, _: u64, _: Option<usize>, _: u64, _: u64) -> ExitCode {
     no_runtime()
 }
 
 #[cfg(madsim)]
-fn bench(only: Vec<String>, seeds: u64, jobs: Option<usize>, catch_max: u64) -> ExitCode {
+fn bench(
+    only: Vec<String>,
+    seeds: u64,
+    jobs: Option<usize>,
+    catch_max: u64,
+    guided_seeds: u64,
+) -> ExitCode {
     use ccr_sim::bench;
     if let Some(bad) = only.iter().find(|o| !bench::ALL.contains(&o.as_str())) {
         eprintln!(
@@ -314,6 +331,7 @@ fn bench(only: Vec<String>, seeds: u64, jobs: Option<usize>, catch_max: u64) -> 
         seeds,
         jobs: jobs.unwrap_or_else(default_jobs),
         catch_max,
+        guided_seeds,
     };
     let result = bench::run_all(&opts, |figure| {
         eprintln!("{}", figure["bench"].as_str().unwrap_or("?"));
@@ -473,6 +491,7 @@ fn sweep(args: SweepArgs) -> ExitCode {
             ..Default::default()
         },
         planted: Default::default(),
+        guided_batch: args.guided.unwrap_or(0),
     };
     let total = opts.seeds().len() as u64;
     let bar = if args.json || args.quiet {

@@ -270,7 +270,7 @@ fn check_expectations(
             "a failover was expected, none happened".into(),
         );
     }
-    let redelivered = obs.seen("redelivered");
+    let redelivered = obs.truth().redelivered();
     if redelivered < expect.redelivered_min {
         obs.violate(
             Invariant::Expectation,

@@ -94,6 +94,9 @@ pub struct Swarm {
     pub max_rate_per_min: f64,
     /// The families a seed may draw from (each is then chosen with probability ½).
     pub families: Vec<Family>,
+    /// Guided sweeps: the probability each family (in [`Family::ALL`] order) is drawn with,
+    /// instead of ½, in steps of 0.05. Part of the scenario's name, so a guided seed replays.
+    pub weights: Option<[f64; 8]>,
 }
 
 impl Default for Swarm {
@@ -104,6 +107,7 @@ impl Default for Swarm {
             quiet_start_s: 10,
             max_rate_per_min: 1.5,
             families: Family::ALL.to_vec(),
+            weights: None,
         }
     }
 }
@@ -120,18 +124,7 @@ impl Swarm {
     pub fn generate(&self, seed: u64) -> Scenario {
         // A generator stream of its own, so the scenario does not depend on the simulation.
         let mut r = StdRng::seed_from_u64(seed ^ 0x5753_4152_4d00_0000);
-        // Every family draws, allowed or not, so a seed means the same in any subset.
-        let drawn: Vec<Family> = Family::ALL
-            .into_iter()
-            .filter(|_| r.random_bool(0.5))
-            .collect();
-        let mut families: Vec<Family> = drawn
-            .into_iter()
-            .filter(|f| self.families.contains(f))
-            .collect();
-        if families.is_empty() && !self.families.is_empty() {
-            families.push(self.families[r.random_range(0..self.families.len())]);
-        }
+        let families = self.draw_families(&mut r);
         let mut scenario = Scenario {
             name: format!("swarm-{seed}"),
             seeds: vec![seed],
@@ -187,6 +180,29 @@ impl Swarm {
             }
         );
         scenario
+    }
+
+    /// The families seed `seed` draws (what [`Swarm::generate`] builds its faults from).
+    pub fn families_of(&self, seed: u64) -> Vec<Family> {
+        self.draw_families(&mut StdRng::seed_from_u64(seed ^ 0x5753_4152_4d00_0000))
+    }
+
+    fn draw_families(&self, r: &mut StdRng) -> Vec<Family> {
+        // Every family draws, allowed or not, so a seed means the same in any subset.
+        let drawn: Vec<Family> = Family::ALL
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| r.random_bool(self.weights.map_or(0.5, |w| w[*i].clamp(0.0, 1.0))))
+            .map(|(_, f)| f)
+            .collect();
+        let mut families: Vec<Family> = drawn
+            .into_iter()
+            .filter(|f| self.families.contains(f))
+            .collect();
+        if families.is_empty() && !self.families.is_empty() {
+            families.push(self.families[r.random_range(0..self.families.len())]);
+        }
+        families
     }
 
     /// One fault of `family` at `at_ms`, usually with its repair some time later.
@@ -403,7 +419,7 @@ impl Swarm {
     pub fn name(&self, seed: u64) -> String {
         let d = Swarm::default();
         let v = GENERATOR_VERSION;
-        if self.duration_s == d.duration_s && self.families == d.families {
+        let base = if self.duration_s == d.duration_s && self.families == d.families {
             format!("swarm@{v}:{seed}")
         } else {
             let families: Vec<&str> = self.families.iter().map(|f| f.name()).collect();
@@ -412,6 +428,13 @@ impl Swarm {
                 self.duration_s,
                 families.join(",")
             )
+        };
+        match self.weights {
+            None => base,
+            Some(w) => {
+                let w: Vec<String> = w.iter().map(|x| format!("{x:.2}")).collect();
+                format!("{base}~{}", w.join(","))
+            }
         }
     }
 }
@@ -434,7 +457,19 @@ pub fn parse_families(text: &str) -> Result<Vec<Family>, String> {
 /// A swarm scenario from its name (see [`Swarm::name`]): `swarm:SEED…` (this generator) or
 /// `swarm@V:SEED…`. `None` if the name is not a swarm name at all; an error if it names
 /// another generator version or does not parse.
-pub fn from_name(name: &str) -> Option<Result<Scenario, String>> {
+pub fn from_name(full_name: &str) -> Option<Result<Scenario, String>> {
+    let (name, weights) = match full_name.split_once('~') {
+        Some((name, w)) => (name, Some(w)),
+        None => (full_name, None),
+    };
+    let weights = match weights.map(parse_weights) {
+        None => None,
+        Some(Ok(w)) => Some(w),
+        Some(Err(e)) if name.starts_with("swarm") => {
+            return Some(Err(format!("`{full_name}`: {e}")))
+        }
+        Some(Err(_)) => return None,
+    };
     let rest = match name.strip_prefix("swarm:") {
         Some(rest) => rest,
         None => {
@@ -456,7 +491,10 @@ pub fn from_name(name: &str) -> Option<Result<Scenario, String>> {
     let Some(Ok(seed)) = parts.next().map(str::parse::<u64>) else {
         return Some(bad("the seed is not a number"));
     };
-    let mut swarm = Swarm::default();
+    let mut swarm = Swarm {
+        weights,
+        ..Swarm::default()
+    };
     if let Some(d) = parts.next() {
         match d.parse() {
             Ok(d) => swarm.duration_s = d,
@@ -470,4 +508,29 @@ pub fn from_name(name: &str) -> Option<Result<Scenario, String>> {
         }
     }
     Some(Ok(swarm.generate(seed)))
+}
+
+/// Parses a guided name's weights: one probability per family, in [`Family::ALL`] order.
+fn parse_weights(text: &str) -> Result<[f64; 8], String> {
+    let parts: Vec<&str> = text.split(',').collect();
+    let mut w = [0.5; 8];
+    if parts.len() != w.len() {
+        return Err(format!(
+            "after `~`, expected {} family weights (one per family, in the order {}), found {}",
+            w.len(),
+            Family::ALL.map(|f| f.name()).join(", "),
+            parts.len()
+        ));
+    }
+    for (slot, part) in w.iter_mut().zip(parts) {
+        *slot = part
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|x| (0.0..=1.0).contains(x))
+            .ok_or_else(|| {
+                format!("family weight `{part}` is not a probability between 0 and 1")
+            })?;
+    }
+    Ok(w)
 }

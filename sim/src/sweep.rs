@@ -25,6 +25,9 @@ pub struct SweepOptions {
     pub swarm: Swarm,
     /// Test-only: bugs planted in every run.
     pub planted: Planted,
+    /// Guided (see [`crate::guide`]): seeds run in batches of this many, each batch's family
+    /// weights drawn from what the batches before it reached. 0: unguided.
+    pub guided_batch: usize,
 }
 
 impl Default for SweepOptions {
@@ -37,6 +40,7 @@ impl Default for SweepOptions {
             shrink_into: None,
             swarm: Swarm::default(),
             planted: Planted::default(),
+            guided_batch: 0,
         }
     }
 }
@@ -72,17 +76,67 @@ pub struct SweepResult {
 /// Runs the sweep; `each` sees every record as it completes (progress, `--json` lines).
 pub fn sweep(opts: &SweepOptions, mut each: impl FnMut(&RunRecord)) -> SweepResult {
     let seeds = opts.seeds();
+    let mut result = SweepResult::default();
+    // The swarm each seed was drawn from (guided batches differ), to shrink its failures.
+    let mut swarms: Vec<(u64, Swarm)> = Vec::new();
+    if opts.guided_batch == 0 {
+        run_seeds(opts, &opts.swarm, &seeds, &mut each, &mut result);
+    } else {
+        let mut guide = crate::guide::Guide::default();
+        for batch in seeds.chunks(opts.guided_batch) {
+            let swarm = Swarm {
+                weights: guide.weights(),
+                ..opts.swarm.clone()
+            };
+            let first = result.records.len();
+            run_seeds(opts, &swarm, batch, &mut each, &mut result);
+            let mut done: Vec<&RunRecord> = result.records[first..].iter().collect();
+            done.sort_by_key(|r| r.seed);
+            for r in done {
+                guide.observe(swarm.families_of(r.seed), r.coverage.keys().cloned());
+            }
+            swarms.extend(batch.iter().map(|s| (*s, swarm.clone())));
+        }
+    }
+    result.records.sort_by_key(|r| r.seed);
+    result.nondeterministic.sort();
+    if let Some(dir) = &opts.shrink_into {
+        for r in result.records.iter().filter(|r| !r.passed()) {
+            let invariant = r.violation.as_ref().expect("failed").invariant;
+            let swarm = swarms
+                .iter()
+                .find(|(s, _)| *s == r.seed)
+                .map_or(&opts.swarm, |(_, w)| w);
+            let mut scenario = swarm.generate(r.seed);
+            scenario.planted = opts.planted;
+            let shrunk = shrink(&scenario, r.seed, invariant, 400);
+            if let Ok(path) = write_shrunk(dir, &shrunk) {
+                result.shrunk.push((r.seed, shrunk, path));
+            }
+        }
+    }
+    result
+}
+
+/// Runs `seeds` of `swarm` on `opts.jobs` threads into `result`.
+fn run_seeds(
+    opts: &SweepOptions,
+    swarm: &Swarm,
+    seeds: &[u64],
+    each: &mut impl FnMut(&RunRecord),
+    result: &mut SweepResult,
+) {
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel::<(RunRecord, Option<bool>)>();
-    let mut result = SweepResult::default();
     std::thread::scope(|scope| {
         for _ in 0..opts.jobs.max(1) {
             let tx = tx.clone();
-            let (next, seeds) = (&next, &seeds);
+            let next = &next;
             scope.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&seed) = seeds.get(i) else { break };
-                let scenario = opts.scenario(seed);
+                let mut scenario = swarm.generate(seed);
+                scenario.planted = opts.planted;
                 let mut record = run(&scenario, seed, false);
                 let same = (opts.determinism_every > 0 && seed % opts.determinism_every == 0)
                     .then(|| run(&scenario, seed, false).trace_hash == record.trace_hash);
@@ -106,18 +160,6 @@ pub fn sweep(opts: &SweepOptions, mut each: impl FnMut(&RunRecord)) -> SweepResu
             result.records.push(record);
         }
     });
-    result.records.sort_by_key(|r| r.seed);
-    result.nondeterministic.sort();
-    if let Some(dir) = &opts.shrink_into {
-        for r in result.records.iter().filter(|r| !r.passed()) {
-            let invariant = r.violation.as_ref().expect("failed").invariant;
-            let shrunk = shrink(&opts.scenario(r.seed), r.seed, invariant, 400);
-            if let Ok(path) = write_shrunk(dir, &shrunk) {
-                result.shrunk.push((r.seed, shrunk, path));
-            }
-        }
-    }
-    result
 }
 
 /// Writes a shrunk failure as `DIR/<name>.toml` and returns its path.

@@ -273,6 +273,9 @@ struct State {
     /// Heads delivered to a paused process: it reads them only when it runs again.
     held_heads: BTreeMap<NodeId, Generation>,
     paused: BTreeSet<NodeId>,
+    /// Messages the hub sent again after a node had confirmed them (redeliveries, read from
+    /// the wire).
+    redelivered: BTreeSet<MessageId>,
     /// Per node: the epoch it last wrote in, and the newest generation its disk durably held
     /// at any of its writes in that epoch.
     high_water: BTreeMap<NodeId, (u64, Generation)>,
@@ -353,7 +356,13 @@ impl Truth {
         }
         let mut s = self.state();
         match (from, msg) {
-            (Endpoint::Hub, Msg::Deliver { id, size }) => s.dumpster.sent(*id, *size),
+            (Endpoint::Hub, Msg::Deliver { id, size }) => {
+                // Sent again after a node had confirmed it: a redelivery from the dumpster.
+                if s.dumpster.held.contains_key(id) || s.dumpster.evicted.contains_key(id) {
+                    s.redelivered.insert(*id);
+                }
+                s.dumpster.sent(*id, *size)
+            }
             (Endpoint::Hub, Msg::RedeliveryAccepted { request }) => {
                 if let Endpoint::Node(n) = to {
                     let first = !s.redelivery_answered.contains_key(&(n, *request));
@@ -467,6 +476,11 @@ impl Truth {
         s.held_heads.remove(&node);
         s.paused.remove(&node);
         s.announced.retain(|(n, _)| *n != node);
+    }
+
+    /// Messages the wire shows redelivered: sent again by the hub after a confirmation.
+    pub fn redelivered(&self) -> u64 {
+        self.state().redelivered.len() as u64
     }
 
     /// An administrator ordered `node` to mount whatever it has.

@@ -452,11 +452,18 @@ impl World {
         }
     }
 
-    /// Whether `id`'s disk would boot with its copy whole (tried on a copy of the disk).
+    /// Whether `id`'s copy is whole: its disk would boot without damage (tried on a copy of
+    /// the disk), and its running process, if any, does not need a reseed (a copy stuck on a
+    /// log it could not copy holds less than it should). Damage at rest on the other node is
+    /// inside the envelope only while this holds.
     fn copy_intact(&self, id: NodeId) -> bool {
         let mut disk: ccr_core::disk::MemDisk = (**self.disk(id)).clone();
         disk.finish_in_flight();
-        boot(&mut disk, &self.config, 0).is_ok_and(|b| b.damaged.is_none())
+        let boots = boot(&mut disk, &self.config, 0).is_ok_and(|b| b.damaged.is_none());
+        let whole = self
+            .node(id)
+            .is_none_or(|n| !n.lock().expect("node").reseed_required());
+        boots && whole
     }
 
     fn corrupt_database(&self, id: NodeId) {

@@ -71,6 +71,60 @@ fn drawn_knobs_are_valid_varied_and_never_allow_a_failover_under_10_seconds() {
 }
 
 #[test]
+fn a_guided_sweep_names_its_weights_and_each_name_replays_its_scenario() {
+    let weighted = Swarm {
+        weights: Some([0.85, 0.15, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]),
+        ..Swarm::default()
+    };
+    let name = weighted.name(42);
+    assert!(
+        name.ends_with("~0.85,0.15,0.50,0.50,0.50,0.50,0.50,0.50"),
+        "{name}"
+    );
+    assert_eq!(
+        ccr_sim::swarm::from_name(&name).unwrap().unwrap(),
+        weighted.generate(42)
+    );
+    // Plain weights of one half draw exactly what the unguided generator draws.
+    let half = Swarm {
+        weights: Some([0.5; 8]),
+        ..Swarm::default()
+    };
+    assert_eq!(half.generate(42).steps, Swarm::default().generate(42).steps);
+    assert!(ccr_sim::swarm::from_name("swarm:1~0.5,2")
+        .unwrap()
+        .unwrap_err()
+        .contains("weights"));
+
+    let opts = SweepOptions {
+        seeds: (0, 40),
+        jobs: 2,
+        determinism_every: 0,
+        guided_batch: 10,
+        swarm: swarm(120, &ALL),
+        ..Default::default()
+    };
+    let result = sweep(&opts, |_| {});
+    assert_eq!(result.records.len(), 40);
+    // The first batch is drawn with the plain weights; later ones name theirs.
+    assert!(!result.records[0].source.contains('~'));
+    assert!(
+        result.records[39].source.contains('~'),
+        "{}",
+        result.records[39].source
+    );
+    for r in &result.records {
+        let scenario = ccr_sim::swarm::from_name(&r.source).unwrap().unwrap();
+        assert_eq!(
+            run(&scenario, r.seed, false).trace_hash,
+            r.trace_hash,
+            "{}",
+            r.source
+        );
+    }
+}
+
+#[test]
 fn a_bounded_sweep_over_every_family_violates_nothing() {
     let opts = SweepOptions {
         seeds: (0, 300),

@@ -19,6 +19,8 @@ struct Plan {
     logs: u64,
     /// Swarm seeds at most per planted bug (time to catch).
     catch_max: u64,
+    /// Swarm seeds per range and mode (guided versus unguided).
+    guided_seeds: u64,
 }
 
 pub fn bench(args: &[String]) -> Result<(), String> {
@@ -32,6 +34,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
             failovers: 3,
             logs: 200,
             catch_max: 40,
+            guided_seeds: 20,
         }
     } else {
         Plan {
@@ -39,6 +42,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
             failovers: 10,
             logs: 1000,
             catch_max: 400,
+            guided_seeds: 200,
         }
     };
     let mut sim = Build::Madsim.cargo("build");
@@ -54,6 +58,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     let runs = plan.failovers.to_string();
     let logs = plan.logs.to_string();
     let catch_max = plan.catch_max.to_string();
+    let guided_seeds = plan.guided_seeds.to_string();
     let commands: Vec<Vec<&str>> = vec![
         vec![
             &sim_bin,
@@ -62,6 +67,8 @@ pub fn bench(args: &[String]) -> Result<(), String> {
             &seeds,
             "--catch-max",
             &catch_max,
+            "--guided-seeds",
+            &guided_seeds,
         ],
         vec![real_bin, "bench", "failover", "--runs", &runs],
         vec![real_bin, "bench", "shipping", "--logs", &logs],
@@ -115,6 +122,9 @@ struct Table {
     rows: Vec<Row>,
     /// Time to catch each planted bug: (bug, seeds, wall, invariant or "not caught").
     catches: Vec<(String, String, String, String)>,
+    /// Guided versus unguided: (row, runs reaching it per range "u/g", total u, total g).
+    guided: Vec<(String, Vec<String>, u64, u64)>,
+    guided_seeds: u64,
 }
 
 fn find<'a>(figures: &'a [Value], bench: &str) -> Result<&'a Value, String> {
@@ -216,7 +226,29 @@ impl Table {
                 }
             })
             .collect();
-        Ok(Table { rows, catches })
+        let mut guided: Vec<(String, Vec<String>, u64, u64)> = Vec::new();
+        let mut guided_seeds = 0;
+        for f in figures.iter().filter(|f| f["bench"] == "guided-total") {
+            guided_seeds = f["seeds_per_mode"].as_u64().unwrap_or(0);
+            let row = f["row"].as_str().unwrap_or("?").to_string();
+            let ranges = figures
+                .iter()
+                .filter(|g| g["bench"] == "guided" && g["row"] == f["row"])
+                .map(|g| format!("{}/{}", g["unguided"], g["guided"]))
+                .collect();
+            guided.push((
+                row,
+                ranges,
+                f["unguided"].as_u64().unwrap_or(0),
+                f["guided"].as_u64().unwrap_or(0),
+            ));
+        }
+        Ok(Table {
+            rows,
+            catches,
+            guided,
+            guided_seeds,
+        })
     }
 
     fn text(&self) -> String {
@@ -238,6 +270,16 @@ impl Table {
             out.push_str(&format!(
                 "  {bug:<32} {seeds:>16}  {wall:>9}  {}\n",
                 invariant.replace("**", "")
+            ));
+        }
+        out.push_str(&format!(
+            "\nruns reaching each fixed row, unguided / guided ({} seeds per mode, five ranges):\n",
+            self.guided_seeds
+        ));
+        for (row, ranges, u, g) in &self.guided {
+            out.push_str(&format!(
+                "  {row:<58} {u:>5} / {g:<5} ({})\n",
+                ranges.join(", ")
             ));
         }
         out
@@ -273,6 +315,16 @@ impl Table {
         );
         for (bug, seeds, wall, invariant) in &self.catches {
             out.push_str(&format!("| `{bug}` | {seeds} | {wall} | {invariant} |\n"));
+        }
+        out.push_str(&format!(
+            "\nGuided versus unguided sweeps (`ccr-sim sweep --guided`): five seed ranges of {} \
+             ten-minute seeds each, swept both ways; runs that reached each row fixed in advance \
+             (`bench::GUIDED_ROWS`), per range as unguided/guided, then in total.\n\n\
+             | situation | per range | unguided | guided |\n|---|---|---:|---:|\n",
+            self.guided_seeds / 5
+        ));
+        for (row, ranges, u, g) in &self.guided {
+            out.push_str(&format!("| {row} | {} | {u} | {g} |\n", ranges.join(", ")));
         }
         out.push_str("\nEvery figure as its benchmark reported it:\n\n```json\n");
         for f in figures {
