@@ -46,7 +46,7 @@ pub async fn run(file: HubFile) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     }
-    eprintln!("ccr: hub up on {}", file.addresses.hub.public);
+    tracing::info!(hub = "hub", address = %file.addresses.hub.public, "hub up");
 
     let mut hub = Hub::new(file.hub.clone());
     let mut witness = Witness::new(&file.cluster);
@@ -88,7 +88,7 @@ pub async fn run(file: HubFile) -> Result<(), String> {
                     }
                 }
                 HubAction::Redelivering { epoch, count } => {
-                    eprintln!("ccr hub: redelivering {count} message(s) from the dumpster for epoch {epoch}")
+                    tracing::info!(hub = "hub", count, epoch, "redelivering from the dumpster")
                 }
                 HubAction::Evicted { .. } => {}
             }

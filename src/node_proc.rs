@@ -54,13 +54,63 @@ struct LogObserver;
 
 impl Observer for LogObserver {
     fn node_event(&self, node: NodeId, now: Now, event: &NodeEvent) {
-        if matches!(
-            event,
-            NodeEvent::LogReplayed { .. } | NodeEvent::LogCopied { .. }
-        ) {
-            return;
+        let node = node.name();
+        let t = now.mono as f64 / 1000.0;
+        // What an administrator acts on is info or warn, with its reason; routine copying
+        // and replay are debug.
+        match event {
+            NodeEvent::LogCopied { generation } => {
+                tracing::debug!(node, t, generation, "log copied")
+            }
+            NodeEvent::LogReplayed { generation } => {
+                tracing::debug!(node, t, generation, "log replayed")
+            }
+            NodeEvent::Mounted { view, lost, forced } => tracing::info!(
+                node,
+                t,
+                epoch = view.epoch,
+                lost,
+                forced,
+                "mounted: this node serves the database"
+            ),
+            NodeEvent::Dismounted { reason } => {
+                tracing::warn!(node, t, reason = reason.as_str(), "dismounted")
+            }
+            NodeEvent::TakeoverStarted => {
+                tracing::warn!(node, t, "the active is down: taking over (failover)")
+            }
+            NodeEvent::StayDismounted { missing, allowed } => tracing::warn!(
+                node,
+                t,
+                missing,
+                allowed,
+                "mount dial: stays dismounted, too many logs missing"
+            ),
+            NodeEvent::MoveRefused { reason } => {
+                tracing::warn!(node, t, reason = reason.as_str(), "move refused")
+            }
+            NodeEvent::AdminRefused { reason } => {
+                tracing::warn!(node, t, reason = reason.as_str(), "admin command refused")
+            }
+            NodeEvent::CopyFailed { reason } => {
+                tracing::warn!(node, t, reason = reason.as_str(), "copy failed")
+            }
+            NodeEvent::LogRejected { reason } => {
+                tracing::warn!(
+                    node,
+                    t,
+                    reason = reason.as_str(),
+                    "copied log failed inspection"
+                )
+            }
+            NodeEvent::StoreFailed { reason } => {
+                tracing::warn!(node, t, reason = reason.as_str(), "store failed")
+            }
+            NodeEvent::Reseeded { checkpoint } => {
+                tracing::info!(node, t, checkpoint, "copy reseeded")
+            }
+            other => tracing::info!(node, t, event = ?other, "node event"),
         }
-        eprintln!("{:>10.3}s {node}: {event:?}", now.mono as f64 / 1000.0);
     }
 
     fn stepped(&self, _node: &Node, _now: Now) {}
@@ -133,10 +183,11 @@ pub async fn run(file: NodeFile) -> Result<(), String> {
     .await
     .map_err(|e| format!("cannot listen on {} (admin): {e}", file.admin))?;
 
-    eprintln!(
-        "ccr: {id} up, data in {}, admin on {}",
-        file.data.display(),
-        file.admin
+    tracing::info!(
+        node = id.name(),
+        data = %file.data.display(),
+        admin = %file.admin,
+        "node up"
     );
     let network: Arc<dyn Network> = Arc::new(network);
     run_node(

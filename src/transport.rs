@@ -157,7 +157,7 @@ where
                         Ok(wire) => deliver(wire, tx.clone()),
                         Err(frame::FrameError::Closed) => break,
                         Err(e) => {
-                            eprintln!("ccr: closing connection from {peer}: {e}");
+                            tracing::warn!(%peer, error = %e, "closing connection");
                             break;
                         }
                     }

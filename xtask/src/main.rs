@@ -1,6 +1,7 @@
 //! `cargo xtask test`: every check CI runs, in order, stopping at the first failure.
 //! `cargo xtask sim [ARGS…]`: builds the simulator (`--cfg madsim`) and runs `ccr-sim`.
 //! `cargo xtask bench [--quick]`: the benchmarks, into `BENCHMARKS.md` (see `bench.rs`).
+//! `cargo xtask mutants [--shard K/N]`: `ccr-core`'s mutation score (see `mutants.rs`).
 //!
 //! The simulator build uses `RUSTFLAGS="--cfg madsim"`, which changes every crate's flags, so
 //! it gets its own target folder (`target/madsim`): the two builds never evict each other.
@@ -9,6 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
 
 mod bench;
+mod mutants;
 
 const MADSIM_TARGET: &str = "target/madsim";
 /// Where `cargo xtask sim` with no arguments writes its reports.
@@ -50,14 +52,20 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("sim") => sim(&args[1..]),
         Some("bench") => bench::bench(&args[1..]),
+        Some("mutants") => mutants::mutants(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test | sim [ARGS…] | bench [--quick]>");
+            eprintln!(
+                "usage: cargo xtask <test | sim [ARGS…] | bench [--quick] | mutants [--shard K/N]>"
+            );
             eprintln!("  test  fmt, clippy and tests in the normal and the --cfg madsim build");
             eprintln!(
                 "  sim   build the simulator and run ccr-sim (default: the whole library, reports into target/ccr-sim-report)"
             );
             eprintln!(
                 "  bench time compression, overhead, seeds/hour, replay, shrink, real failover and log shipping; writes BENCHMARKS.md"
+            );
+            eprintln!(
+                "  mutants  ccr-core's mutation score against the tests of both builds (installs cargo-mutants)"
             );
             return ExitCode::from(2);
         }
