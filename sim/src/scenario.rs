@@ -67,13 +67,14 @@ pub enum Fault {
         factor: u32,
     },
     /// Flip a bit at rest in a closed log on the node's disk: the given generation, or else
-    /// one drawn from those the other node's disk holds identically (so another copy still
-    /// holds what is damaged), or else the newest.
+    /// one drawn from those the other node's disk holds identically while the other copy is
+    /// whole (so another copy still holds what is damaged); with none such, nothing.
     CorruptLog {
         node: NodeId,
         generation: Option<u32>,
     },
-    /// Flip a bit at rest in the first frame of the node's database file.
+    /// Flip a bit at rest in the first half of the node's database file, unless the other
+    /// copy is not whole.
     CorruptDatabase {
         node: NodeId,
     },

@@ -1,9 +1,12 @@
 //! `cargo xtask mutants [--shard K/N]`: the mutation score of `ccr-core`, the logic every
 //! other crate trusts. cargo-mutants (installed on first use) mutates `ccr-core` and runs its
-//! own tests (normal build, seconds per mutant); the mutants they miss are tried again against
-//! the simulator's tests (`--cfg madsim`: the scenario library, the swarm, the checkers), so a
-//! mutant counts as caught when either catches it. Prints the score and every survivor, and
+//! own tests (normal build, seconds per mutant). Prints the score and every survivor, and
 //! writes them to `target/mutants/summary.md`.
+//!
+//! Not yet: trying the survivors against the simulator's tests (`--cfg madsim`). With
+//! cargo-mutants 27, `--test-package ccr-sim` and `--test-workspace=true` together with
+//! `--package ccr-core` still ran only ccr-core's tests, so that pass is left out rather than
+//! reported as done.
 
 use std::process::Command;
 
@@ -39,48 +42,28 @@ pub fn mutants(args: &[String]) -> Result<(), String> {
     // cargo-mutants exits non-zero when mutants survive: the outcomes say what happened.
     let _ = first.status();
     let outcomes = read_outcomes(&normal_out)?;
-    let missed: Vec<String> = outcomes
-        .iter()
-        .filter(|(_, o)| o == "MissedMutant")
-        .map(|(name, _)| name.clone())
-        .collect();
-    let mut still_missed = Vec::new();
-    if !missed.is_empty() {
-        let madsim_out = format!("{OUT}/madsim");
-        let mut second = mutants_cmd(&madsim_out, None);
-        let flags = std::env::var("RUSTFLAGS").unwrap_or_default();
-        second
-            .env("RUSTFLAGS", format!("{flags} --cfg madsim").trim())
-            .args(["--test-package", "ccr-sim"]);
-        for name in &missed {
-            second.args(["--re", &format!("^{}$", escape(name))]);
-        }
-        let _ = second.status();
-        still_missed = read_outcomes(&madsim_out)?
-            .into_iter()
-            .filter(|(_, o)| o == "MissedMutant")
-            .map(|(name, _)| name)
-            .collect();
-    }
     let count = |what: &str| outcomes.iter().filter(|(_, o)| o == what).count();
     let viable = count("CaughtMutant") + count("MissedMutant") + count("Timeout");
-    let caught = viable - still_missed.len();
+    let missed: Vec<&String> = outcomes
+        .iter()
+        .filter(|(_, o)| o == "MissedMutant")
+        .map(|(name, _)| name)
+        .collect();
+    let caught = viable - missed.len();
     let score = if viable == 0 {
         100.0
     } else {
         100.0 * caught as f64 / viable as f64
     };
     let mut summary = format!(
-        "ccr-core mutation score{}: {caught} of {viable} viable mutants caught ({score:.1} %); \
-         {} unviable; caught by ccr-core's own tests {}, by the simulator's {} more.\n\n",
+        "ccr-core mutation score{} against its own tests: {caught} of {viable} viable mutants \
+         caught ({score:.1} %); {} unviable.\n\n",
         shard.map(|s| format!(" (shard {s})")).unwrap_or_default(),
         count("Unviable"),
-        viable - missed.len(),
-        missed.len() - still_missed.len(),
     );
-    if !still_missed.is_empty() {
+    if !missed.is_empty() {
         summary.push_str("Survivors (each either a test to write or an equivalent mutant):\n\n");
-        for m in &still_missed {
+        for m in &missed {
             summary.push_str(&format!("- `{m}`\n"));
         }
     }
@@ -105,6 +88,8 @@ fn ensure_installed() -> Result<(), String> {
 }
 
 fn mutants_cmd(out: &str, shard: Option<&str>) -> Command {
+    // cargo-mutants creates `out/mutants.out` but not `out` itself.
+    let _ = std::fs::create_dir_all(out);
     let mut c = Command::new("cargo");
     c.args([
         "mutants",
@@ -136,17 +121,4 @@ fn read_outcomes(out: &str) -> Result<Vec<(String, String)>, String> {
             Some((name.to_string(), o["summary"].as_str()?.to_string()))
         })
         .collect())
-}
-
-/// `text` as a regular expression matching exactly itself.
-fn escape(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
-            special
-                .then_some('\\')
-                .into_iter()
-                .chain(std::iter::once(c))
-        })
-        .collect()
 }
