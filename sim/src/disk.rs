@@ -41,6 +41,12 @@ impl SimDisk {
             .set_hiccup(std::time::Duration::from_millis(extra_ms));
     }
 
+    /// Brings the disk's clock to now without drawing anything: work that has finished
+    /// stops counting as in flight, so [`MemDisk::durable`] reads what survives now.
+    pub fn catch_up(&mut self) {
+        self.mem.set_now(self.clock.ns());
+    }
+
     /// The machine loses power now.
     pub fn power_loss(&mut self, rng: &mut dyn RngCore) -> PowerLossEffect {
         self.tick();

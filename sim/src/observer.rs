@@ -259,7 +259,9 @@ impl Obs {
 
     fn facts(&self, node: NodeId) -> Option<DiskFacts> {
         let disks = self.disks.get()?;
-        Some(DiskFacts::read(&disks[node.index()].lock().expect("disk")))
+        let mut disk = disks[node.index()].lock().expect("disk");
+        disk.catch_up();
+        Some(DiskFacts::read(&disk))
     }
 
     /// A machine lost power; what it did to the disk's work is coverage.
@@ -416,7 +418,9 @@ impl crate::net::Tap for Obs {
         let at = self.elapsed_ms();
         let sent = self.truth.sent(at, from, to, msg, |n| {
             self.disks.get().map_or(0, |d| {
-                crate::truth::newest_written_quick(&d[n.index()].lock().expect("disk"))
+                let mut disk = d[n.index()].lock().expect("disk");
+                disk.catch_up();
+                crate::truth::newest_written_quick(&disk)
             })
         });
         if let Some((invariant, message)) = sent.verdict {

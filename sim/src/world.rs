@@ -167,7 +167,7 @@ impl World {
         }
         self.net.set_down(Machine::node(id), false);
         let now = m.clock.now();
-        if crate::truth::open_log_torn(&m.disk.lock().expect("disk")) {
+        if crate::truth::open_log_torn(&self.disk(id)) {
             self.obs.cover("torn open-log tail cut at boot");
         }
         let state = {
@@ -500,9 +500,11 @@ impl World {
         }
     }
 
-    /// The machine's disk (ground truth for the checkers).
+    /// The machine's disk (ground truth for the checkers), brought up to now.
     pub fn disk(&self, id: NodeId) -> std::sync::MutexGuard<'_, SimDisk> {
-        self.machine(id).disk.lock().expect("disk")
+        let mut disk = self.machine(id).disk.lock().expect("disk");
+        disk.catch_up();
+        disk
     }
 
     fn clock_of(&self, m: Machine) -> &SimClock {

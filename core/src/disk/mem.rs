@@ -248,10 +248,35 @@ impl MemDisk {
         }
     }
 
-    /// The bytes of `path` that survive a power loss now: its synced prefix. Ground truth for
-    /// the simulator's checkers, which must not ask a node what it holds.
+    /// The bytes of `path` that survive a power loss now: its synced prefix, less what a sync
+    /// still in flight would give back (and, for a file whose creation or renaming onto it is
+    /// still in flight, what the path held before). Ground truth for the simulator's checkers, which must not ask a node
+    /// what it holds. "Now" is the last [`MemDisk::set_now`]: an owner reading the truth
+    /// brings it up to date first.
     pub fn durable(&self, path: &str) -> Option<&[u8]> {
-        self.files.get(path).map(|f| &f.data[..f.synced])
+        let f = self.files.get(path)?;
+        let mut synced = f.synced;
+        let pending = self
+            .in_flight
+            .iter()
+            .filter(|op| self.now.is_some_and(|now| op.end > now));
+        for op in pending {
+            match &op.undo {
+                Undo::Sync {
+                    path: p,
+                    synced: before,
+                } if p == path => synced = synced.min(*before),
+                // Taken back, the path would hold what it held before.
+                Undo::Create { path: p, prev } if p == path => {
+                    return prev.as_ref().map(|f| &f.data[..f.synced])
+                }
+                Undo::Rename { to, prev_to, .. } if to == path => {
+                    return prev_to.as_ref().map(|f| &f.data[..f.synced])
+                }
+                _ => {}
+            }
+        }
+        Some(&f.data[..synced.min(f.data.len())])
     }
 
     /// The last name (in sort order) directly under `dir/`, without listing the folder.
@@ -524,6 +549,23 @@ mod tests {
     }
 
     #[test]
+    fn durable_counts_a_sync_only_once_it_has_finished() {
+        let mut d = MemDisk::default();
+        d.set_now(0);
+        d.create("a/f").unwrap();
+        d.set_now(1_000_000_000);
+        d.append("a/f", b"hello").unwrap();
+        d.sync("a/f").unwrap();
+        // Issued, not finished: a power loss now would take it back, so it is not durable.
+        assert_eq!(d.durable("a/f"), Some(&b""[..]));
+        d.set_now(2_000_000_000);
+        assert_eq!(d.durable("a/f"), Some(&b"hello"[..]));
+        // A file whose creation is still in flight does not survive at all.
+        d.create("a/g").unwrap();
+        assert_eq!(d.durable("a/g"), None);
+    }
+
+    #[test]
     fn a_power_loss_after_the_work_finished_takes_nothing_back() {
         let mut d = MemDisk::default();
         d.set_now(0);
@@ -547,7 +589,8 @@ mod tests {
         for op in crate::disk::replace_atomically("a/old", "a/tmp", b"new".to_vec()) {
             op.execute(&mut d).unwrap();
         }
-        assert_eq!(d.durable("a/old"), Some(&b"new"[..]));
+        // Issued but not finished, the replacement is not durable yet.
+        assert_eq!(d.durable("a/old"), Some(&b"old"[..]));
         d.power_loss(10_000_000_001, &mut rng());
         // The staging file's sync had not finished: the rename never happened.
         assert_eq!(d.durable("a/old"), Some(&b"old"[..]));
