@@ -122,8 +122,7 @@ const MACHINES: [Machine; 4] = [
 impl Swarm {
     /// The scenario seed `seed` stands for. Same seed, same scenario, on any machine.
     pub fn generate(&self, seed: u64) -> Scenario {
-        // A generator stream of its own, so the scenario does not depend on the simulation.
-        let mut r = StdRng::seed_from_u64(seed ^ 0x5753_4152_4d00_0000);
+        let mut r = generator_rng(seed);
         let families = self.draw_families(&mut r);
         let mut scenario = Scenario {
             name: format!("swarm-{seed}"),
@@ -184,7 +183,7 @@ impl Swarm {
 
     /// The families seed `seed` draws (what [`Swarm::generate`] builds its faults from).
     pub fn families_of(&self, seed: u64) -> Vec<Family> {
-        self.draw_families(&mut StdRng::seed_from_u64(seed ^ 0x5753_4152_4d00_0000))
+        self.draw_families(&mut generator_rng(seed))
     }
 
     fn draw_families(&self, r: &mut StdRng) -> Vec<Family> {
@@ -437,6 +436,12 @@ impl Swarm {
             }
         }
     }
+}
+
+/// The generator's stream for `seed`: its own, so a scenario does not depend on the
+/// simulation that runs it.
+fn generator_rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed ^ 0x5753_4152_4d00_0000)
 }
 
 /// Parses `network,process,…` into families.

@@ -55,7 +55,12 @@ impl SweepOptions {
     }
 
     pub fn scenario(&self, seed: u64) -> Scenario {
-        let mut s = self.swarm.generate(seed);
+        self.scenario_of(&self.swarm, seed)
+    }
+
+    /// Seed `seed` of `swarm` (a guided batch's), with this sweep's planted bugs.
+    fn scenario_of(&self, swarm: &Swarm, seed: u64) -> Scenario {
+        let mut s = swarm.generate(seed);
         s.planted = self.planted;
         s
     }
@@ -107,9 +112,7 @@ pub fn sweep(opts: &SweepOptions, mut each: impl FnMut(&RunRecord)) -> SweepResu
                 .iter()
                 .find(|(s, _)| *s == r.seed)
                 .map_or(&opts.swarm, |(_, w)| w);
-            let mut scenario = swarm.generate(r.seed);
-            scenario.planted = opts.planted;
-            let shrunk = shrink(&scenario, r.seed, invariant, 400);
+            let shrunk = shrink(&opts.scenario_of(swarm, r.seed), r.seed, invariant, 400);
             if let Ok(path) = write_shrunk(dir, &shrunk) {
                 result.shrunk.push((r.seed, shrunk, path));
             }
@@ -135,8 +138,7 @@ fn run_seeds(
             scope.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&seed) = seeds.get(i) else { break };
-                let mut scenario = swarm.generate(seed);
-                scenario.planted = opts.planted;
+                let scenario = opts.scenario_of(swarm, seed);
                 let mut record = run(&scenario, seed, false);
                 let same = (opts.determinism_every > 0 && seed % opts.determinism_every == 0)
                     .then(|| run(&scenario, seed, false).trace_hash == record.trace_hash);
