@@ -400,7 +400,9 @@ impl Observer for Obs {
             _ => {}
         }
         match event {
-            NodeEvent::Mounted { lost, .. } => self.truth.node_reported_mount(node, *lost),
+            NodeEvent::Mounted { view, lost, .. } => {
+                self.truth.node_reported_mount(node, view.epoch, *lost)
+            }
             NodeEvent::ServicesRestarted => self.truth.process_started(node),
             _ => {}
         }
@@ -445,8 +447,11 @@ impl crate::net::Tap for Obs {
         }
         // The node a fault took away reaches the hub again with mail or a mount it wrote
         // after the fault: it was never lost (say a short pause), and nothing fails over.
-        if let (Endpoint::Node(n), Endpoint::Hub, Msg::Delivered { .. } | Msg::Mounted { .. }) =
-            (from, to, msg)
+        if let (
+            Endpoint::Node(n),
+            Endpoint::Hub,
+            Msg::Delivered { .. } | Msg::Mounted { .. } | Msg::Redeliver { .. },
+        ) = (from, to, msg)
         {
             let mut s = self.state.lock().expect("obs");
             if s.active_lost_at

@@ -260,8 +260,11 @@ struct State {
     handed_over: BTreeSet<(NodeId, u64)>,
     /// Nodes an administrator told to mount whatever they have, not yet mounted since.
     restore_ordered: BTreeSet<NodeId>,
-    /// What each node's mount event said it lost, waiting for the wire's mount to compare.
-    reported_lost: BTreeMap<NodeId, u32>,
+    /// What each node's first mount event in an epoch said it lost, waiting for the wire's
+    /// mount to compare. The first: a node that mounts again in its own epoch (quorum lost
+    /// and regained before the hub heard of the first mount) has already reported the loss,
+    /// and says 0 the second time (swarm@3 seed 94).
+    reported_lost: BTreeMap<(NodeId, u64), u32>,
     dumpster: DumpsterModel,
     /// When the hub first answered each redelivery request (node, request id).
     redelivery_answered: BTreeMap<(NodeId, u64), u64>,
@@ -340,6 +343,7 @@ impl Truth {
         if let (
             Endpoint::Node(n),
             Msg::Delivered { epoch, .. }
+            | Msg::Redeliver { epoch, .. }
             | Msg::Mounted {
                 view: ccr_core::cluster::wire::View { epoch, .. },
             },
@@ -392,31 +396,30 @@ impl Truth {
             (Endpoint::Node(n), Msg::NotActive { .. }) => {
                 s.announced.retain(|(node, _)| *node != n);
             }
-            (Endpoint::Node(n), Msg::Mounted { view }) => {
-                let new = s.announced.insert((n, view.epoch));
+            // A mount's first word is its redelivery request (the owner announces itself once
+            // the hub has taken that), or the announcement itself when it asks for none.
+            (
+                Endpoint::Node(n),
+                Msg::Redeliver { epoch, .. }
+                | Msg::Mounted {
+                    view: ccr_core::cluster::wire::View { epoch, .. },
+                },
+            ) => {
+                let epoch = *epoch;
+                let new = s.announced.insert((n, epoch));
                 // Mounting again in an epoch it already wrote in (after a restart), a node
                 // follows its own writing: whatever it gave up, it gave up at its first mount.
-                let previous = match s.epochs.get(&view.epoch) {
+                let previous = match s.epochs.get(&epoch) {
                     Some(w) if w.node == n => Some(n),
-                    _ => s
-                        .epochs
-                        .range(..view.epoch)
-                        .next_back()
-                        .map(|(_, w)| w.node),
+                    _ => s.epochs.range(..epoch).next_back().map(|(_, w)| w.node),
                 };
-                let verdict = write_act(
-                    &mut s,
-                    n,
-                    view.epoch,
-                    at,
-                    self.run_gap_ms(),
-                    "announced a mount",
-                );
+                let verdict =
+                    write_act(&mut s, n, epoch, at, self.run_gap_ms(), "announced a mount");
                 let mount = new.then(|| PendingMount {
                     node: n,
-                    epoch: view.epoch,
+                    epoch,
                     previous,
-                    moved: s.handed_over.contains(&(n, view.epoch)),
+                    moved: s.handed_over.contains(&(n, epoch)),
                     forced: s.restore_ordered.remove(&n),
                 });
                 return Sent {
@@ -488,9 +491,12 @@ impl Truth {
         self.state().restore_ordered.insert(node);
     }
 
-    /// What a node said it lost at its latest mount (compared with the truth's count).
-    pub fn node_reported_mount(&self, node: NodeId, lost: u32) {
-        self.state().reported_lost.insert(node, lost);
+    /// What a node said it lost at a mount in `epoch` (compared with the truth's count).
+    pub fn node_reported_mount(&self, node: NodeId, epoch: u64, lost: u32) {
+        self.state()
+            .reported_lost
+            .entry((node, epoch))
+            .or_insert(lost);
     }
 
     /// Judges a mount against the disks as they are at its instant: the previous writer's
@@ -556,7 +562,7 @@ impl Truth {
         }
         let mut over_reported = false;
         let mut s = self.state();
-        if let Some(reported) = s.reported_lost.remove(&mount.node) {
+        if let Some(reported) = s.reported_lost.remove(&(mount.node, mount.epoch)) {
             // Fewer than it had been told of is never right: it hides a loss from the
             // administrator. More is tolerated and counted: a node knows the lost owner's open
             // log from heartbeats (records not yet synced included), and the witness may

@@ -146,7 +146,20 @@ fn move_lossless_fires_when_a_move_hands_over_one_log_short() {
 
 #[test]
 fn loss_fires_when_the_dumpster_evicts_before_its_limits_say() {
-    let mut s = scenario(200, vec![step(60, Fault::PowerLossActive)]);
+    // The passive stops copying four seconds before the active loses power: the failover
+    // loses a few megabytes of mail, which an honest dumpster holds and a too-small one not.
+    let mut s = scenario(
+        200,
+        vec![
+            step(
+                56,
+                Fault::SuspendCopy {
+                    node: NodeId::Node2,
+                },
+            ),
+            step(60, Fault::PowerLossActive),
+        ],
+    );
     s.planted = Planted {
         hub_evicts_early: true,
         ..Planted::default()
@@ -159,9 +172,12 @@ fn loss_fires_when_the_dumpster_evicts_before_its_limits_say() {
         r.summary()
     );
     assert_eq!(r.lost_beyond_dumpster, 0, "no excuse from the hub's word");
+    s.planted = Planted::default();
+    let honest = run(&s, 1, false);
+    assert!(honest.passed(), "{:?}", honest.violation);
+    assert!(honest.mounts[1].lost > 1, "{}", honest.summary());
     // A dumpster that really is that small: the same loss is what its limits allow, and the
     // run says so instead of failing.
-    s.planted = Planted::default();
     s.hub.dumpster_max_bytes /= 64;
     let small = run(&s, 1, false);
     assert!(small.passed(), "{:?}", small.violation);

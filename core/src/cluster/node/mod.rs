@@ -659,6 +659,9 @@ impl Node {
             Msg::RedeliveryAccepted { request } if self.redelivery_pending == Some(request) => {
                 self.redelivery_pending = None;
                 self.persist_state();
+                if self.is_serving() {
+                    self.announce();
+                }
             }
             _ => {}
         }
@@ -798,9 +801,11 @@ impl Node {
         }
     }
 
-    /// Tells the hub this node serves (and, after a takeover, what to redeliver).
+    /// Tells the hub what to redeliver after a mount, and only once it has taken that in, that
+    /// this node serves. In the other order the hub delivers its backlog first, and a backlog
+    /// past the dumpster's size evicts the very mail the mount lost before the request that
+    /// names it arrives (property-test seed 4610043280141519744).
     fn announce(&mut self) {
-        self.send(Endpoint::Hub, Net::Public, Msg::Mounted { view: self.view });
         if let Some(request) = self.redelivery_pending {
             self.send(
                 Endpoint::Hub,
@@ -811,6 +816,8 @@ impl Node {
                     lineage: self.lineage.clone(),
                 },
             );
+        } else {
+            self.send(Endpoint::Hub, Net::Public, Msg::Mounted { view: self.view });
         }
     }
 
