@@ -2,8 +2,12 @@
 //! summary table and, per scenario and seed, a timeline of every machine's state with faults
 //! shaded, failover windows and client outages marked, plots of the passive's queues and of
 //! acknowledged messages, and for a violation the events that led to it.
+//!
+//! Drawn with maud, which escapes every spliced value: scenario names, descriptions, fault
+//! labels and violation messages come from files users write, and none of them can break out
+//! of the page. Only the fixed style sheet goes in unescaped.
 
-use std::fmt::Write;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use crate::record::{RunRecord, Sample, Timeline};
 use crate::stats::by_scenario;
@@ -20,126 +24,150 @@ const LANE: f64 = 22.0;
 const STRIP: f64 = 7.0;
 const GAP: f64 = 8.0;
 
+/// A coordinate as SVG gets it.
+fn c(v: f64) -> String {
+    format!("{v:.1}")
+}
+
+fn pass_class(passed: bool) -> &'static str {
+    if passed {
+        "pass"
+    } else {
+        "fail"
+    }
+}
+
 pub fn render(runs: &[RunRecord], meta: &Meta) -> String {
     let failed = runs.iter().filter(|r| !r.passed()).count();
-    let mut out = String::new();
-    out.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
-    out.push_str("<title>ccr-sim report</title>\n<style>\n");
-    out.push_str(CSS);
-    out.push_str("</style></head><body>\n");
-    let _ = write!(
-        out,
-        "<h1>ccr-sim report</h1>\n<p class=\"total {}\">{} runs: {} passed, {failed} failed</p>\n",
-        if failed == 0 { "pass" } else { "fail" },
-        runs.len(),
-        runs.len() - failed
-    );
-    if !meta.command.is_empty() {
-        let _ = writeln!(out, "<p>Command: <code>{}</code></p>", esc(&meta.command));
-    }
-    out.push_str("<table class=\"summary\"><tr><th>scenario</th><th>runs</th><th>failed</th><th>failover min / median / max</th><th>acknowledged</th><th>lost</th></tr>\n");
-    for s in by_scenario(runs) {
-        let _ = writeln!(
-            out,
-            "<tr class=\"{}\"><td><a href=\"#{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            if s.failed == 0 { "pass" } else { "fail" },
-            anchor(&s.scenario, None),
-            esc(&s.scenario),
-            s.runs,
-            s.failed,
-            s.failover_text(),
-            s.acked,
-            s.lost
-        );
-    }
-    out.push_str("</table>\n");
-    out.push_str("<details><summary>Coverage: the situations these runs reached, rarest first</summary><table class=\"summary\"><tr><th>situation</th><th>runs</th><th>times</th></tr>\n");
-    for row in crate::stats::coverage(runs) {
-        let _ = writeln!(
-            out,
-            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td></tr>",
-            if row.runs == 0 { "fail" } else { "pass" },
-            esc(&row.situation),
-            row.runs,
-            row.count
-        );
-    }
-    out.push_str("</table></details>\n");
-    out.push_str(LEGEND);
-
-    let mut drawn_passing = 0;
-    let mut current = None;
-    for r in runs {
-        if current != Some(&r.scenario) {
-            current = Some(&r.scenario);
-            let _ = writeln!(
-                out,
-                "<h2 id=\"{}\">{}</h2>",
-                anchor(&r.scenario, None),
-                esc(&r.scenario)
-            );
+    let passing = runs.len() - failed;
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { "ccr-sim report" }
+                style { (PreEscaped(CSS)) }
+            }
+            body {
+                h1 { "ccr-sim report" }
+                p class={ "total " (pass_class(failed == 0)) } {
+                    (runs.len()) " runs: " (passing) " passed, " (failed) " failed"
+                }
+                @if !meta.command.is_empty() {
+                    p { "Command: " code { (meta.command) } }
+                }
+                (summary_table(runs))
+                (coverage_table(runs))
+                (legend())
+                (runs_sections(runs))
+                @if runs.iter().filter(|r| r.passed()).count() > DRAW_PASSING {
+                    p class="note" {
+                        "Timelines are drawn for every failure and the first " (DRAW_PASSING)
+                        " passing runs; runs.json holds all of them."
+                    }
+                }
+            }
         }
-        let draw = !r.passed() || drawn_passing < DRAW_PASSING;
-        if r.passed() && draw {
-            drawn_passing += 1;
-        }
-        run_section(&mut out, r, draw);
-    }
-    if runs.iter().filter(|r| r.passed()).count() > DRAW_PASSING {
-        let _ = writeln!(
-            out,
-            "<p class=\"note\">Timelines are drawn for every failure and the first {DRAW_PASSING} passing runs; runs.json holds all of them.</p>"
-        );
-    }
-    out.push_str("</body></html>\n");
+    };
+    let mut out = page.into_string();
+    out.push('\n');
     out
 }
 
-fn run_section(out: &mut String, r: &RunRecord, draw: bool) {
+fn summary_table(runs: &[RunRecord]) -> Markup {
+    html! {
+        table class="summary" {
+            tr {
+                th { "scenario" } th { "runs" } th { "failed" }
+                th { "failover min / median / max" } th { "acknowledged" } th { "lost" }
+            }
+            @for s in by_scenario(runs) {
+                tr class=(pass_class(s.failed == 0)) {
+                    td { a href={ "#" (anchor(&s.scenario, None)) } { (s.scenario) } }
+                    td { (s.runs) } td { (s.failed) } td { (s.failover_text()) }
+                    td { (s.acked) } td { (s.lost) }
+                }
+            }
+        }
+    }
+}
+
+fn coverage_table(runs: &[RunRecord]) -> Markup {
+    html! {
+        details {
+            summary { "Coverage: the situations these runs reached, rarest first" }
+            table class="summary" {
+                tr { th { "situation" } th { "runs" } th { "times" } }
+                @for row in crate::stats::coverage(runs) {
+                    tr class=(pass_class(row.runs > 0)) {
+                        td { (row.situation) } td { (row.runs) } td { (row.count) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn runs_sections(runs: &[RunRecord]) -> Markup {
+    // Which runs open a new scenario's heading, and which get their timeline drawn.
+    let mut drawn_passing = 0;
+    let plan: Vec<(bool, bool, &RunRecord)> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let heading = i == 0 || runs[i - 1].scenario != r.scenario;
+            let draw = !r.passed() || drawn_passing < DRAW_PASSING;
+            if r.passed() && draw {
+                drawn_passing += 1;
+            }
+            (heading, draw, r)
+        })
+        .collect();
+    html! {
+        @for (heading, draw, r) in plan {
+            @if heading {
+                h2 id=(anchor(&r.scenario, None)) { (r.scenario) }
+                @if !r.description.is_empty() {
+                    p class="description" { (r.description) }
+                }
+            }
+            (run_section(r, draw))
+        }
+    }
+}
+
+fn run_section(r: &RunRecord, draw: bool) -> Markup {
     let failovers: Vec<String> = r
         .failovers
         .iter()
         .map(|f| format!("{:.1} s", f.duration_s))
         .collect();
-    let _ = writeln!(
-        out,
-        "<details id=\"{}\"{}><summary><span class=\"badge {}\">{}</span> seed {} — failovers [{}], acknowledged {}, lost {}, {:.0} s simulated in {} ms</summary>",
-        anchor(&r.scenario, Some(r.seed)),
-        if r.passed() { "" } else { " open" },
-        if r.passed() { "pass" } else { "fail" },
-        esc(&r.outcome),
-        r.seed,
-        failovers.join(", "),
-        r.acked,
-        r.lost,
-        r.sim_seconds,
-        r.wall_ms
-    );
-    if let Some(v) = &r.violation {
-        let _ = writeln!(
-            out,
-            "<div class=\"violation\"><b>{}</b> at {:.3} s: {}<br>Reproduce: <code>{}</code><pre>{}</pre></div>",
-            v.invariant.name(),
-            v.at_s,
-            esc(&v.message),
-            esc(&r.repro()),
-            esc(&v.last_events.join("\n"))
-        );
+    html! {
+        details id=(anchor(&r.scenario, Some(r.seed))) open[!r.passed()] {
+            summary {
+                span class={ "badge " (pass_class(r.passed())) } { (r.outcome) }
+                " seed " (r.seed) " — failovers [" (failovers.join(", ")) "], acknowledged "
+                (r.acked) ", lost " (r.lost) ", " (format!("{:.0}", r.sim_seconds))
+                " s simulated in " (r.wall_ms) " ms"
+            }
+            @if let Some(v) = &r.violation {
+                div class="violation" {
+                    b { (v.invariant.name()) } " at " (format!("{:.3}", v.at_s)) " s: " (v.message)
+                    br;
+                    "Reproduce: " code { (r.repro()) }
+                    pre { (v.last_events.join("\n")) }
+                }
+            }
+            p class="end" { "End: " (r.final_state) " · trace hash " code { (r.trace_hash) } }
+            @if draw && !r.timeline.samples.is_empty() {
+                @let end = r.sim_seconds.max(1.0);
+                (timeline_svg(&r.timeline, end, r.violation.as_ref().map(|v| v.at_s)))
+                (queues_svg(&r.timeline.samples, end))
+                (acked_svg(&r.timeline.samples, end))
+                (steps_list(&r.timeline))
+            }
+        }
     }
-    let _ = writeln!(
-        out,
-        "<p class=\"end\">End: {} · trace hash <code>{}</code></p>",
-        esc(&r.final_state),
-        r.trace_hash
-    );
-    if draw && !r.timeline.samples.is_empty() {
-        let end = r.sim_seconds.max(1.0);
-        timeline_svg(out, &r.timeline, end, r.violation.as_ref().map(|v| v.at_s));
-        queues_svg(out, &r.timeline.samples, end);
-        acked_svg(out, &r.timeline.samples, end);
-        steps_list(out, &r.timeline);
-    }
-    out.push_str("</details>\n");
 }
 
 struct Scale {
@@ -152,7 +180,28 @@ impl Scale {
     }
 }
 
-fn timeline_svg(out: &mut String, tl: &Timeline, end: f64, violation_at: Option<f64>) {
+/// One lane's state at a sample: its label and the faults acting on it.
+fn lane_state(tl: &Timeline, lane: usize, s: &Sample) -> (String, Vec<String>) {
+    let machines = tl.machines.len();
+    match s.machines.get(lane) {
+        Some(m) => (m.state.clone(), m.faults.clone()),
+        None if lane == machines => (
+            if s.network_faults.is_empty() {
+                "clean"
+            } else {
+                "degraded"
+            }
+            .into(),
+            s.network_faults.clone(),
+        ),
+        None => (
+            s.witness_owner.clone().unwrap_or_else(|| "none".into()),
+            Vec::new(),
+        ),
+    }
+}
+
+fn timeline_svg(tl: &Timeline, end: f64, violation_at: Option<f64>) -> Markup {
     let sc = Scale { end };
     let lanes: Vec<String> = tl
         .machines
@@ -165,109 +214,62 @@ fn timeline_svg(out: &mut String, tl: &Timeline, end: f64, violation_at: Option<
     let top = 34.0;
     let height = top + lanes.len() as f64 * lane_h + 22.0;
     let bottom = top + lanes.len() as f64 * lane_h;
-    let _ = writeln!(
-        out,
-        "<svg class=\"timeline\" width=\"{WIDTH}\" height=\"{height}\" viewBox=\"0 0 {WIDTH} {height}\" xmlns=\"http://www.w3.org/2000/svg\">"
-    );
-    if let Some(from) = tl.liveness_from_s {
-        let _ = writeln!(
-            out,
-            "<rect class=\"liveness\" x=\"{:.1}\" y=\"{top}\" width=\"{:.1}\" height=\"{:.1}\"><title>liveness phase: faults stopped, everything healed</title></rect><text class=\"small\" x=\"{:.1}\" y=\"{:.1}\">liveness phase</text>",
-            sc.x(from),
-            sc.x(end) - sc.x(from),
-            bottom - top,
-            sc.x(from) + 3.0,
-            top - 6.0
-        );
-    }
-    for (i, name) in lanes.iter().enumerate() {
-        let y = top + i as f64 * lane_h;
-        let _ = writeln!(
-            out,
-            "<text class=\"lane\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
-            LEFT - 8.0,
-            y + LANE * 0.7,
-            esc(name)
-        );
-        let machines = tl.machines.len();
-        let state_of = |s: &Sample| -> (String, Vec<String>) {
-            match s.machines.get(i) {
-                Some(m) => (m.state.clone(), m.faults.clone()),
-                None if i == machines => (
-                    if s.network_faults.is_empty() {
-                        "clean"
+    let width = |from: f64, to: f64, min: f64| c((sc.x(to) - sc.x(from)).max(min));
+    html! {
+        svg class="timeline" width=(WIDTH) height=(height)
+            viewBox={ "0 0 " (WIDTH) " " (height) } xmlns="http://www.w3.org/2000/svg" {
+            @if let Some(from) = tl.liveness_from_s {
+                rect class="liveness" x=(c(sc.x(from))) y=(top) width=(width(from, end, 0.0))
+                    height=(c(bottom - top)) {
+                    title { "liveness phase: faults stopped, everything healed" }
+                }
+                text class="small" x=(c(sc.x(from) + 3.0)) y=(c(top - 6.0)) { "liveness phase" }
+            }
+            @for (i, name) in lanes.iter().enumerate() {
+                @let y = top + i as f64 * lane_h;
+                text class="lane" x=(c(LEFT - 8.0)) y=(c(y + LANE * 0.7)) { (name) }
+                @for (from, to, (state, faults)) in segments(&tl.samples, end, |s| lane_state(tl, i, s)) {
+                    @let cls = if i > tl.machines.len() {
+                        format!("owner-{}", class_name(&state))
                     } else {
-                        "degraded"
+                        format!("st-{}", class_name(&state))
+                    };
+                    rect class=(cls) x=(c(sc.x(from))) y=(c(y)) width=(width(from, to, 0.5))
+                        height=(LANE) {
+                        title { (name) ": " (state) " (" (format!("{from:.0}–{to:.0}")) " s)" }
                     }
-                    .into(),
-                    s.network_faults.clone(),
-                ),
-                None => (
-                    s.witness_owner.clone().unwrap_or_else(|| "none".into()),
-                    Vec::new(),
-                ),
+                    @if !faults.is_empty() {
+                        rect class="fault" x=(c(sc.x(from))) y=(c(y + LANE))
+                            width=(width(from, to, 0.5)) height=(STRIP) {
+                            title { (faults.join("; ")) " (" (format!("{from:.0}–{to:.0}")) " s)" }
+                        }
+                    }
+                }
             }
-        };
-        for (from, to, (state, faults)) in segments(&tl.samples, end, state_of) {
-            let cls = if i > machines {
-                format!("owner-{}", class_name(&state))
-            } else {
-                format!("st-{}", class_name(&state))
-            };
-            let _ = writeln!(
-                out,
-                "<rect class=\"{cls}\" x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{LANE}\"><title>{}: {} ({from:.0}–{to:.0} s)</title></rect>",
-                sc.x(from),
-                (sc.x(to) - sc.x(from)).max(0.5),
-                esc(name),
-                esc(&state)
-            );
-            if !faults.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "<rect class=\"fault\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{STRIP}\"><title>{} ({from:.0}–{to:.0} s)</title></rect>",
-                    sc.x(from),
-                    y + LANE,
-                    (sc.x(to) - sc.x(from)).max(0.5),
-                    esc(&faults.join("; "))
-                );
+            @for w in &tl.failover_windows {
+                @let took = format!("{:.1}", w.to_s - w.from_s);
+                rect class="window" x=(c(sc.x(w.from_s))) y=(top)
+                    width=(width(w.from_s, w.to_s, 1.0)) height=(c(bottom - top)) {
+                    title { "failover: " (took) " s" }
+                }
+                text class="small" x=(c(sc.x(w.from_s))) y=(c(top - 6.0)) { "failover " (took) " s" }
             }
+            @for (n, m) in tl.steps.iter().enumerate() {
+                @let x = c(sc.x(m.t_s));
+                line class="step" x1=(x) y1=(c(top - 22.0)) x2=(x) y2=(c(bottom)) {
+                    title { (format!("{:.1}", m.t_s)) " s: " (m.label) }
+                }
+                text class="stepno" x=(x) y=(c(top - 24.0)) { (n + 1) }
+            }
+            @if let Some(at) = violation_at {
+                @let x = c(sc.x(at));
+                line class="violation" x1=(x) y1=(top) x2=(x) y2=(c(bottom)) {
+                    title { "violation at " (format!("{at:.3}")) " s" }
+                }
+            }
+            (axis(&sc, bottom + STRIP + 2.0))
         }
     }
-    for w in &tl.failover_windows {
-        let _ = writeln!(
-            out,
-            "<rect class=\"window\" x=\"{:.1}\" y=\"{top}\" width=\"{:.1}\" height=\"{:.1}\"><title>failover: {:.1} s</title></rect><text class=\"small\" x=\"{:.1}\" y=\"{:.1}\">failover {:.1} s</text>",
-            sc.x(w.from_s),
-            (sc.x(w.to_s) - sc.x(w.from_s)).max(1.0),
-            bottom - top,
-            w.to_s - w.from_s,
-            sc.x(w.from_s),
-            top - 6.0,
-            w.to_s - w.from_s
-        );
-    }
-    for (n, m) in tl.steps.iter().enumerate() {
-        let x = sc.x(m.t_s);
-        let _ = writeln!(
-            out,
-            "<line class=\"step\" x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{bottom:.1}\"><title>{:.1} s: {}</title></line><text class=\"stepno\" x=\"{x:.1}\" y=\"{:.1}\">{}</text>",
-            top - 22.0,
-            m.t_s,
-            esc(&m.label),
-            top - 24.0,
-            n + 1
-        );
-    }
-    if let Some(at) = violation_at {
-        let x = sc.x(at);
-        let _ = writeln!(
-            out,
-            "<line class=\"violation\" x1=\"{x:.1}\" y1=\"{top}\" x2=\"{x:.1}\" y2=\"{bottom:.1}\"><title>violation at {at:.3} s</title></line>"
-        );
-    }
-    axis(out, &sc, bottom + STRIP + 2.0);
-    out.push_str("</svg>\n");
 }
 
 /// Runs of equal values: (from, to, value).
@@ -288,25 +290,17 @@ fn segments<T: PartialEq + Clone>(
     out
 }
 
-fn axis(out: &mut String, sc: &Scale, y: f64) {
+fn axis(sc: &Scale, y: f64) -> Markup {
     let step = nice_step(sc.end / 10.0);
-    let mut t = 0.0;
-    while t <= sc.end + 1e-9 {
-        let x = sc.x(t);
-        let _ = write!(
-            out,
-            "<line class=\"tick\" x1=\"{x:.1}\" y1=\"{y:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\"/><text class=\"small\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-            y + 4.0,
-            y + 14.0,
-            fmt_time(t)
-        );
-        t += step;
+    let ticks =
+        std::iter::successors(Some(0.0), |t| Some(t + step)).take_while(|t| *t <= sc.end + 1e-9);
+    html! {
+        @for t in ticks {
+            @let x = c(sc.x(t));
+            line class="tick" x1=(x) y1=(c(y)) x2=(x) y2=(c(y + 4.0)) {}
+            text class="small" x=(x) y=(c(y + 14.0)) text-anchor="middle" { (t) "s" }
+        }
     }
-    out.push('\n');
-}
-
-fn fmt_time(t: f64) -> String {
-    format!("{t}s")
 }
 
 fn nice_step(raw: f64) -> f64 {
@@ -325,11 +319,11 @@ fn nice_step(raw: f64) -> f64 {
     (nice * mag).max(1.0)
 }
 
-/// A line plot of several series over time.
 /// A named line: its label, its CSS class, its (time, value) points.
 type Series<'a> = (&'a str, &'a str, Vec<(f64, f64)>);
 
-fn plot(out: &mut String, title: &str, end: f64, series: &[Series]) {
+/// A line plot of several series over time.
+fn plot(title: &str, end: f64, series: &[Series]) -> Markup {
     let sc = Scale { end };
     let (h, top) = (110.0, 24.0);
     let max = series
@@ -340,44 +334,29 @@ fn plot(out: &mut String, title: &str, end: f64, series: &[Series]) {
     let ymax = nice_step(max / 4.0) * (max / nice_step(max / 4.0)).ceil();
     let y = |v: f64| top + h - v / ymax * h;
     let total = top + h + 22.0;
-    let _ = writeln!(
-        out,
-        "<svg class=\"plot\" width=\"{WIDTH}\" height=\"{total}\" viewBox=\"0 0 {WIDTH} {total}\" xmlns=\"http://www.w3.org/2000/svg\"><text class=\"lane\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
-        LEFT + 10.0,
-        top - 12.0,
-        esc(title)
-    );
-    for v in [0.0, ymax / 2.0, ymax] {
-        let _ = write!(
-            out,
-            "<line class=\"grid\" x1=\"{LEFT}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"/><text class=\"small\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{v}</text>",
-            y(v),
-            WIDTH - RIGHT,
-            y(v),
-            LEFT - 8.0,
-            y(v) + 4.0
-        );
+    html! {
+        svg class="plot" width=(WIDTH) height=(total) viewBox={ "0 0 " (WIDTH) " " (total) }
+            xmlns="http://www.w3.org/2000/svg" {
+            text class="lane" x=(c(LEFT + 10.0)) y=(c(top - 12.0)) { (title) }
+            @for v in [0.0, ymax / 2.0, ymax] {
+                line class="grid" x1=(LEFT) y1=(c(y(v))) x2=(c(WIDTH - RIGHT)) y2=(c(y(v))) {}
+                text class="small" x=(c(LEFT - 8.0)) y=(c(y(v) + 4.0)) text-anchor="end" { (v) }
+            }
+            @for (i, (name, cls, pts)) in series.iter().enumerate() {
+                @let points: Vec<String> = pts
+                    .iter()
+                    .map(|(t, v)| format!("{:.1},{:.1}", sc.x(*t), y(*v)))
+                    .collect();
+                polyline class=(cls) points=(points.join(" ")) {}
+                text class={ "small " (cls) "-label" } x=(c(LEFT + 130.0 + 160.0 * i as f64))
+                    y=(c(top - 12.0)) { "— " (name) }
+            }
+            (axis(&sc, top + h + 2.0))
+        }
     }
-    let mut legend_x = LEFT + 130.0;
-    for (name, cls, pts) in series {
-        let path: Vec<String> = pts
-            .iter()
-            .map(|(t, v)| format!("{:.1},{:.1}", sc.x(*t), y(*v)))
-            .collect();
-        let _ = writeln!(
-            out,
-            "<polyline class=\"{cls}\" points=\"{}\"/><text class=\"small {cls}-label\" x=\"{legend_x:.1}\" y=\"{:.1}\">— {}</text>",
-            path.join(" "),
-            top - 12.0,
-            esc(name)
-        );
-        legend_x += 160.0;
-    }
-    axis(out, &sc, top + h + 2.0);
-    out.push_str("</svg>\n");
 }
 
-fn queues_svg(out: &mut String, samples: &[Sample], end: f64) {
+fn queues_svg(samples: &[Sample], end: f64) -> Markup {
     let nodes = samples.first().map_or(0, |s| s.machines.len().min(2));
     let series = |pick: fn(&crate::record::MachineSample) -> u32| -> Vec<(f64, f64)> {
         samples
@@ -389,40 +368,34 @@ fn queues_svg(out: &mut String, samples: &[Sample], end: f64) {
             .collect()
     };
     plot(
-        out,
         "queues (logs)",
         end,
         &[
             ("copy queue", "copy", series(|m| m.copy_queue)),
             ("replay queue", "replay", series(|m| m.replay_queue)),
         ],
-    );
+    )
 }
 
-fn acked_svg(out: &mut String, samples: &[Sample], end: f64) {
+fn acked_svg(samples: &[Sample], end: f64) -> Markup {
     let pts = samples.iter().map(|s| (s.t_s, s.acked as f64)).collect();
     plot(
-        out,
         "acknowledged",
         end,
         &[("messages acknowledged", "acked", pts)],
-    );
+    )
 }
 
-fn steps_list(out: &mut String, tl: &Timeline) {
-    if tl.steps.is_empty() {
-        return;
+fn steps_list(tl: &Timeline) -> Markup {
+    html! {
+        @if !tl.steps.is_empty() {
+            ol class="steps" {
+                @for m in &tl.steps {
+                    li { span class="t" { (format!("{:.1}", m.t_s)) " s" } " " (m.label) }
+                }
+            }
+        }
     }
-    out.push_str("<ol class=\"steps\">");
-    for m in &tl.steps {
-        let _ = write!(
-            out,
-            "<li><span class=\"t\">{:.1} s</span> {}</li>",
-            m.t_s,
-            esc(&m.label)
-        );
-    }
-    out.push_str("</ol>\n");
 }
 
 fn class_name(state: &str) -> String {
@@ -439,34 +412,25 @@ fn anchor(scenario: &str, seed: Option<u64>) -> String {
     }
 }
 
-/// Escapes text for HTML content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+fn legend() -> Markup {
+    let key = |cls: &str| html! { span class={ "key " (cls) } {} };
+    html! {
+        p class="legend" {
+            "Lanes: "
+            (key("st-active")) " active "
+            (key("st-onlining")) " onlining / draining "
+            (key("st-moving")) " moving "
+            (key("st-passive")) " passive "
+            (key("st-blocked")) " blocked by the mount dial "
+            (key("st-offline")) " offline "
+            (key("st-paused")) " paused "
+            (key("st-down")) " down · "
+            (key("st-outage")) " client outage · "
+            (key("fault")) " fault acting (hover for what) · "
+            (key("window")) " failover window · numbered lines: scenario steps"
         }
     }
-    out
 }
-
-const LEGEND: &str = "<p class=\"legend\">Lanes: \
-<span class=\"key st-active\"></span> active \
-<span class=\"key st-onlining\"></span> onlining / draining \
-<span class=\"key st-moving\"></span> moving \
-<span class=\"key st-passive\"></span> passive \
-<span class=\"key st-blocked\"></span> blocked by the mount dial \
-<span class=\"key st-offline\"></span> offline \
-<span class=\"key st-paused\"></span> paused \
-<span class=\"key st-down\"></span> down · \
-<span class=\"key st-outage\"></span> client outage · \
-<span class=\"key fault\"></span> fault acting (hover for what) · \
-<span class=\"key window\"></span> failover window · numbered lines: scenario steps</p>\n";
 
 const CSS: &str = r#"body{font:14px/1.4 system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#222}
 h1{margin:0 0 6px}h2{margin:28px 0 6px;border-bottom:1px solid #ddd}

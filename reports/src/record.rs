@@ -156,6 +156,9 @@ impl Timeline {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub scenario: String,
+    /// The scenario's own description, as its file says it (shown under its heading).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
     /// Where the scenario came from: a built-in's name or a file path (for repro commands).
     #[serde(default)]
     pub source: String,

@@ -44,6 +44,7 @@ fn record(scenario: &str, seed: u64, violation: Option<Violation>) -> RunRecord 
         .collect();
     RunRecord {
         scenario: scenario.into(),
+        description: format!("the {scenario} scenario"),
         source: format!("scenarios/{scenario}.toml"),
         seed,
         outcome: violation
@@ -192,4 +193,104 @@ fn a_json_line_leaves_the_timeline_out() {
     let line = record("crash", 1, None).json_line();
     assert!(!line.contains("timeline"));
     assert!(line.contains("\"outcome\":\"pass\""));
+}
+
+const HOSTILE: &str = r#"a<b & "c" 'd' </details><script>alert(1)</script>"#;
+
+/// A failing and a passing run whose user-written text is all `HOSTILE`.
+fn hostile_page() -> String {
+    let mut fail = record(HOSTILE, 3, Some(broken()));
+    fail.description = format!("described {HOSTILE}");
+    fail.violation.as_mut().unwrap().message = format!("message {HOSTILE}");
+    fail.timeline.steps[0].label = format!("step {HOSTILE}");
+    fail.timeline.samples[35].machines[0].faults = vec![format!("fault {HOSTILE}")];
+    let pass = record(HOSTILE, 4, None);
+    ccr_reports::html::render(&[fail, pass], &Default::default())
+}
+
+/// What a reader of the page must find, judged on the document as parsed.
+fn check_hostile_page(doc: &scraper::Html) {
+    use scraper::Selector;
+    let sel = |s: &str| Selector::parse(s).unwrap();
+    let texts = |s: &str| -> Vec<String> {
+        doc.select(&sel(s))
+            .map(|e| e.text().collect::<String>())
+            .collect()
+    };
+    assert_eq!(
+        doc.select(&sel("script")).count(),
+        0,
+        "no element from the text"
+    );
+    assert_eq!(texts("h2"), vec![HOSTILE.to_string()]);
+    assert_eq!(texts("table.summary td a"), vec![HOSTILE.to_string()]);
+    assert_eq!(texts("p.description"), vec![format!("described {HOSTILE}")]);
+    assert!(texts("div.violation")[0].contains(&format!("message {HOSTILE}")));
+    assert!(texts("ol.steps li")
+        .iter()
+        .any(|t| t.ends_with(&format!("step {HOSTILE}"))));
+    assert!(texts("svg.timeline rect.fault title")
+        .iter()
+        .any(|t| t.starts_with(&format!("fault {HOSTILE}"))));
+    // Both runs' sections survive whole: the text closed no `details` early.
+    assert_eq!(doc.select(&sel("body > details[id]")).count(), 2);
+    assert_eq!(
+        doc.select(&sel("details[open]")).count(),
+        1,
+        "the failure opens"
+    );
+    assert_eq!(doc.select(&sel("details[open] .badge.fail")).count(), 1);
+    // Every shape of the timeline stays inside its svg.
+    assert_eq!(
+        doc.select(&sel("svg.timeline")).count(),
+        2,
+        "one timeline per run"
+    );
+    assert_eq!(doc.select(&sel("body > rect, body > text")).count(), 0);
+}
+
+/// Text users write (a scenario's name and description, a fault's label, a violation's
+/// message) goes into the page as text: parsed by a browser-grade HTML parser (html5ever),
+/// every such string reads back exactly as written and adds no element of its own.
+#[test]
+fn html_escapes_what_users_write_as_a_parser_reads_it() {
+    check_hostile_page(&scraper::Html::parse_document(&hostile_page()));
+}
+
+/// The same page in headless Chromium: the DOM it builds (after running whatever scripts it
+/// found) passes the same checks. Without a Chromium on the machine the test says so and
+/// passes, unless `CCR_REQUIRE_BROWSER=1` (set by `.ci/run`, which installs one).
+#[test]
+fn html_reads_the_same_in_headless_chromium() {
+    let Some(browser) = ["chromium-headless-shell", "chromium", "chromium-browser"]
+        .into_iter()
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+    else {
+        assert!(
+            std::env::var("CCR_REQUIRE_BROWSER").is_err(),
+            "CCR_REQUIRE_BROWSER is set and no Chromium was found"
+        );
+        eprintln!("skipped: no headless Chromium on this machine");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.html");
+    std::fs::write(&path, hostile_page()).unwrap();
+    let out = std::process::Command::new(browser)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+        .arg(format!("file://{}", path.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{browser} failed: {out:?}");
+    let dom = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        dom.contains("<svg"),
+        "{browser} rendered the page: {dom:.200}"
+    );
+    check_hostile_page(&scraper::Html::parse_document(&dom));
 }

@@ -49,6 +49,7 @@ pub fn run_measured(scenario: &Scenario, seed: u64, full_trace: bool) -> (RunRec
 fn stuck_record(scenario: &Scenario, seed: u64, report: StuckReport) -> RunRecord {
     RunRecord {
         scenario: scenario.name.clone(),
+        description: scenario.description.clone(),
         source: scenario.source.clone(),
         seed,
         outcome: report.violation.invariant.name().to_string(),
@@ -170,6 +171,7 @@ async fn simulate(
     let violation = obs.violation();
     let record = RunRecord {
         scenario: scenario.name.clone(),
+        description: scenario.description.clone(),
         source: scenario.source.clone(),
         seed,
         outcome: violation
