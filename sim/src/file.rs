@@ -61,11 +61,9 @@ struct ScenarioFile {
     /// How much later than scheduled a step may run (drawn from the seed); "0s" for an
     /// exact schedule.
     jitter: Option<toml::Spanned<String>>,
-    #[serde(default)]
-    workload: Workload,
+    workload: Option<toml::Spanned<Workload>>,
     cluster: Option<toml::Spanned<ClusterConfig>>,
-    #[serde(default)]
-    hub: HubConfig,
+    hub: Option<toml::Spanned<HubConfig>>,
     #[serde(default)]
     step: Vec<toml::Spanned<toml::Table>>,
     expect: Option<toml::Spanned<Expect>>,
@@ -73,6 +71,30 @@ struct ScenarioFile {
     /// from its file. Never in the library.
     #[serde(default)]
     planted: Planted,
+}
+
+/// The longest a scenario may simulate (its duration, and separately its settle phase):
+/// long enough to fill a log disk, short of a typo's billion hours.
+const MAX_SIMULATED_MS: u64 = 30 * 86_400_000;
+
+/// The busiest workload a scenario may ask for, and the biggest message.
+const MAX_MESSAGES_PER_S: f64 = 10_000.0;
+const MAX_MESSAGE_SIZE: u32 = 64 * 1024 * 1024;
+
+fn check_workload(w: &Workload) -> Result<(), String> {
+    if !w.messages_per_s.is_finite() || !(0.0..=MAX_MESSAGES_PER_S).contains(&w.messages_per_s) {
+        return Err(format!(
+            "messages_per_s {} is not between 0 and {MAX_MESSAGES_PER_S}",
+            w.messages_per_s
+        ));
+    }
+    if !(1..=MAX_MESSAGE_SIZE).contains(&w.message_size) {
+        return Err(format!(
+            "message_size {} is not between 1 and {MAX_MESSAGE_SIZE} bytes",
+            w.message_size
+        ));
+    }
+    Ok(())
 }
 
 /// Parses a duration such as `90s`, `2m`, `1m30s`, `500ms` or `1h` into milliseconds.
@@ -158,6 +180,55 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, FileError> {
         }
         None => crate::scenario::DEFAULT_JITTER_MS,
     };
+    let too_long = |what: &str, ms: u64, spanned: &toml::Spanned<String>| {
+        (ms > MAX_SIMULATED_MS).then(|| {
+            at(
+                spanned.span().start,
+                format!(
+                    "{what}: {} is longer than the {} days a scenario may simulate",
+                    spanned.get_ref(),
+                    MAX_SIMULATED_MS / 86_400_000
+                ),
+            )
+        })
+    };
+    if let Some(e) = too_long("duration", duration_ms, &file.duration) {
+        return Err(e);
+    }
+    if let Some(e) = file
+        .settle
+        .as_ref()
+        .and_then(|s| too_long("settle", settle_ms, s))
+    {
+        return Err(e);
+    }
+    if duration_ms == 0 {
+        return Err(at(
+            file.duration.span().start,
+            "duration: must be above 0".into(),
+        ));
+    }
+    if jitter_ms > duration_ms {
+        let offset = file.jitter.as_ref().map_or(0, |j| j.span().start);
+        return Err(at(
+            offset,
+            "jitter: longer than the scenario's duration".into(),
+        ));
+    }
+    let workload_at = file.workload.as_ref().map_or(0, |w| w.span().start);
+    let workload = file.workload.map(|w| w.into_inner()).unwrap_or_default();
+    check_workload(&workload).map_err(|m| at(workload_at, format!("[workload] {m}")))?;
+    let hub_at = file.hub.as_ref().map_or(0, |h| h.span().start);
+    let hub = file.hub.map(|h| h.into_inner()).unwrap_or_default();
+    if hub.redelivery_timeout_ms < 10 {
+        return Err(at(
+            hub_at,
+            format!(
+                "[hub] redelivery_timeout_ms {} is below 10: the hub would resend without pause",
+                hub.redelivery_timeout_ms
+            ),
+        ));
+    }
     let cluster_at = file.cluster.as_ref().map_or(0, |c| c.span().start);
     let cluster = file.cluster.map(|c| c.into_inner()).unwrap_or_default();
     cluster
@@ -197,6 +268,15 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, FileError> {
 
     let expect_at = file.expect.as_ref().map_or(0, |e| e.span().start);
     let expect = file.expect.map(|e| e.into_inner()).unwrap_or_default();
+    if ![expect.failover_min_s, expect.failover_max_s]
+        .iter()
+        .all(|v| v.is_finite() && *v >= 0.0)
+    {
+        return Err(at(
+            expect_at,
+            "[expect] failover_min_s and failover_max_s must be seconds, 0 or more".into(),
+        ));
+    }
     if expect.failover_min_s > expect.failover_max_s {
         return Err(at(
             expect_at,
@@ -225,9 +305,9 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, FileError> {
         duration_s: duration_ms.div_ceil(1000),
         settle_s: settle_ms.div_ceil(1000),
         jitter_ms,
-        workload: file.workload,
+        workload,
         cluster,
-        hub: file.hub,
+        hub,
         steps,
         expect,
         planted: file.planted,
@@ -332,6 +412,45 @@ failover = true
 
     fn error(text: &str) -> FileError {
         parse("bad.toml", text).unwrap_err()
+    }
+
+    #[test]
+    fn absurd_numbers_are_refused_with_their_place() {
+        let cases = [
+            (
+                "[workload]\nmessages_per_s = -5.0\n",
+                4,
+                "messages_per_s -5",
+            ),
+            (
+                "[workload]\nmessages_per_s = nan\n",
+                4,
+                "messages_per_s NaN",
+            ),
+            ("[workload]\nmessage_size = 0\n", 4, "message_size 0"),
+            (
+                "[hub]\nredelivery_timeout_ms = 0\n",
+                4,
+                "redelivery_timeout_ms 0",
+            ),
+            ("[expect]\nfailover_max_s = -1.0\n", 4, "failover_min_s and"),
+        ];
+        for (tail, line, says) in cases {
+            let e = error(&format!("name = \"x\"\nduration = \"5m\"\n\n{tail}"));
+            assert_eq!(e.line, line, "{e}");
+            assert!(e.message.contains(says), "{e}");
+        }
+        let e = error("name = \"x\"\nduration = \"1000000000h\"\n");
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("longer than the 30 days"), "{e}");
+        let e = error("name = \"x\"\nduration = \"99999999999999999999h\"\n");
+        assert_eq!(e.line, 2, "{e}");
+        let e = error("name = \"x\"\nduration = \"0s\"\n");
+        assert!(e.message.contains("above 0"), "{e}");
+        let e = error("name = \"x\"\nduration = \"5m\"\nsettle = \"999h\"\n");
+        assert_eq!(e.line, 3, "{e}");
+        let e = error("name = \"x\"\nduration = \"5m\"\njitter = \"6m\"\n");
+        assert_eq!(e.line, 3, "{e}");
     }
 
     #[test]
