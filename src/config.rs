@@ -46,7 +46,12 @@ pub struct HubFile {
 pub fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| {
+    parse(path, &text)
+}
+
+/// Parses a config file's text; `path` only names it in errors (`path:line:column: …`).
+pub fn parse<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, String> {
+    toml::from_str(text).map_err(|e| {
         let (line, col) = e
             .span()
             .map(|s| {

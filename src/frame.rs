@@ -45,15 +45,23 @@ impl Key {
 
 /// Encodes `value` as one authenticated frame.
 pub fn encode<T: serde::Serialize>(key: &Key, value: &T) -> Vec<u8> {
-    let body = serde_json::to_vec(value).expect("messages serialise");
-    let mut mac = key.mac();
-    mac.update(&body);
-    let tag = mac.finalize().into_bytes();
+    seal(key, &serde_json::to_vec(value).expect("messages serialise"))
+}
+
+/// `body`, whatever it holds, as one frame signed with `key`.
+pub fn seal(key: &Key, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + TAG + body.len());
     out.extend_from_slice(&((TAG + body.len()) as u32).to_be_bytes());
-    out.extend_from_slice(&tag);
-    out.extend_from_slice(&body);
+    out.extend_from_slice(&tag(key, body));
+    out.extend_from_slice(body);
     out
+}
+
+/// The HMAC-SHA256 tag of `body` under `key`.
+pub fn tag(key: &Key, body: &[u8]) -> [u8; TAG] {
+    let mut mac = key.mac();
+    mac.update(body);
+    mac.finalize().into_bytes().into()
 }
 
 pub async fn write<W, T>(w: &mut W, key: &Key, value: &T) -> Result<(), FrameError>
@@ -77,6 +85,30 @@ where
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
         Err(e) => return Err(e.into()),
     }
+    let len = check_len(len)?;
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf).await?;
+    open(key, &buf)
+}
+
+/// Decodes one whole frame held in memory (length, tag, body) — what [`read`] does with a
+/// stream, for inputs that are not one (the fuzzer's).
+pub fn decode<T: serde::de::DeserializeOwned>(key: &Key, frame: &[u8]) -> Result<T, FrameError> {
+    let Some((len, rest)) = frame.split_first_chunk::<4>() else {
+        return Err(FrameError::Closed);
+    };
+    let len = check_len(*len)?;
+    if rest.len() != len {
+        return Err(FrameError::Garbage(format!(
+            "frame declares {len} bytes and holds {}",
+            rest.len()
+        )));
+    }
+    open(key, rest)
+}
+
+/// The declared length, refused before anything is allocated for it when it cannot be ours.
+fn check_len(len: [u8; 4]) -> Result<usize, FrameError> {
     let len = u32::from_be_bytes(len) as usize;
     if len > MAX_FRAME {
         return Err(FrameError::TooLong(len));
@@ -84,9 +116,12 @@ where
     if len < TAG {
         return Err(FrameError::TooShort(len));
     }
-    let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf).await?;
-    let (tag, body) = buf.split_at(TAG);
+    Ok(len)
+}
+
+/// Checks the tag over the body, then parses the body: nothing unauthenticated is parsed.
+fn open<T: serde::de::DeserializeOwned>(key: &Key, tagged: &[u8]) -> Result<T, FrameError> {
+    let (tag, body) = tagged.split_at(TAG);
     let mut mac = key.mac();
     mac.update(body);
     mac.verify_slice(tag).map_err(|_| FrameError::BadTag)?;

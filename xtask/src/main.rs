@@ -2,6 +2,7 @@
 //! `cargo xtask sim [ARGS…]`: builds the simulator (`--cfg madsim`) and runs `ccr-sim`.
 //! `cargo xtask bench [--quick]`: the benchmarks, into `BENCHMARKS.md` (see `bench.rs`).
 //! `cargo xtask mutants [--shard K/N]`: `ccr-core`'s mutation score (see `mutants.rs`).
+//! `cargo xtask fuzz [TARGET…] [--secs N]`: AFL++ on the input targets (see `fuzz.rs`).
 //!
 //! The simulator build uses `RUSTFLAGS="--cfg madsim"`, which changes every crate's flags, so
 //! it gets its own target folder (`target/madsim`): the two builds never evict each other.
@@ -10,6 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
 
 mod bench;
+mod fuzz;
 mod mutants;
 
 const MADSIM_TARGET: &str = "target/madsim";
@@ -53,9 +55,10 @@ fn main() -> ExitCode {
         Some("sim") => sim(&args[1..]),
         Some("bench") => bench::bench(&args[1..]),
         Some("mutants") => mutants::mutants(&args[1..]),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test | sim [ARGS…] | bench [--quick] | mutants [--shard K/N]>"
+                "usage: cargo xtask <test | sim [ARGS…] | bench [--quick] | mutants [--shard K/N] | fuzz [TARGET…] [--secs N] [--jobs J]>"
             );
             eprintln!("  test  fmt, clippy and tests in the normal and the --cfg madsim build");
             eprintln!(
@@ -66,6 +69,9 @@ fn main() -> ExitCode {
             );
             eprintln!(
                 "  mutants  ccr-core's mutation score against the tests of both builds (installs cargo-mutants)"
+            );
+            eprintln!(
+                "  fuzz  AFL++ on the input targets of fuzz/ (installs cargo-afl); crashes become regression tests"
             );
             return ExitCode::from(2);
         }
