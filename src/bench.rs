@@ -2,6 +2,7 @@
 //! simulator's and writes `BENCHMARKS.md`): `kill -9` failovers of a loopback cluster, and
 //! log shipping to a passive that starts behind. Each prints one JSON line.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -174,4 +175,131 @@ fn closed_logs(dir: &Path) -> Result<(u64, u64), String> {
         }
     }
     Ok((newest, bytes))
+}
+
+/// What one soak run does to the cluster.
+#[derive(Debug, Clone, Copy)]
+enum Blow {
+    KillActive,
+    KillPassive,
+    RestartHub,
+}
+
+/// `runs` faults in turn — `kill -9` of the active, of the passive, of the hub (restarted from
+/// its state file) — each during a client stream, each followed by recovery: the killed node
+/// restarted and caught up. After each run the run's acknowledged messages must be in the
+/// serving node's database (within a minute: redelivery from the dumpster takes its time); at
+/// the end, every message acknowledged during the whole soak.
+/// Network partitions are left to `tests/real_cluster_netns.rs` (they need root and network
+/// namespaces).
+pub async fn soak(bin: &Path, runs: usize) -> Result<Value, String> {
+    let mut c = LocalCluster::start(bin, KEY, &NodeId::ALL)?;
+    c.wait_for(
+        Condition::Serves(NodeId::Node1),
+        Duration::from_secs(30),
+        POLL,
+    )
+    .await?;
+    let mut active = NodeId::Node1;
+    let (mut failovers, mut all_acked, mut lost_per_run) = (Vec::new(), Vec::new(), Vec::new());
+    let mut counts = BTreeMap::new();
+    for run in 0..runs {
+        let blow = [Blow::KillActive, Blow::KillPassive, Blow::RestartHub][run % 3];
+        *counts.entry(format!("{blow:?}")).or_insert(0usize) += 1;
+        let passive = active.peer();
+        c.wait_for(Condition::CaughtUp(passive), Duration::from_secs(120), POLL)
+            .await?;
+        let (hub, key) = (c.hub_address()?, c.key());
+        let first_id = 1 + run as u64 * 1_000_000;
+        let stream = tokio::spawn(async move {
+            client::load(
+                hub,
+                &key,
+                first_id,
+                25.0,
+                Duration::from_secs(12),
+                4_000,
+                Duration::from_secs(90),
+            )
+            .await
+        });
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        match blow {
+            Blow::KillActive => {
+                c.kill9(active)?;
+                let took = c
+                    .wait_for(Condition::Serves(passive), Duration::from_secs(120), POLL)
+                    .await?;
+                failovers.push(took.as_secs_f64());
+                eprintln!(
+                    "soak run {}: failover in {:.2} s",
+                    run + 1,
+                    took.as_secs_f64()
+                );
+                c.start_node(active)?;
+                active = passive;
+            }
+            Blow::KillPassive => {
+                c.kill9(passive)?;
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                c.start_node(passive)?;
+            }
+            Blow::RestartHub => c.restart_hub(Duration::from_secs(2)).await?,
+        }
+        let report = stream.await.map_err(|e| format!("client stream: {e}"))??;
+        c.wait_for(Condition::Serves(active), Duration::from_secs(120), POLL)
+            .await?;
+        // A lossy failover's mail comes back by redelivery from the dumpster, which may still
+        // be under way: give it a minute before calling anything lost.
+        let since = Instant::now();
+        let missing = loop {
+            let missing = c.missing(active, &report.acked).await?;
+            if missing.is_empty() || since.elapsed() > Duration::from_secs(60) {
+                break missing;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        eprintln!(
+            "soak run {}: {blow:?}: {} acknowledged, {} missing on {active}{}",
+            run + 1,
+            report.acked.len(),
+            missing.len(),
+            if since.elapsed() > Duration::from_millis(100) {
+                format!(
+                    " (waited {:.1} s for redelivery)",
+                    since.elapsed().as_secs_f64()
+                )
+            } else {
+                String::new()
+            }
+        );
+        lost_per_run.push(missing.len());
+        all_acked.extend(report.acked);
+    }
+    c.wait_for(
+        Condition::CaughtUp(active.peer()),
+        Duration::from_secs(120),
+        POLL,
+    )
+    .await?;
+    let lost = c.missing(active, &all_acked).await?;
+    let kept = (!lost.is_empty()).then(|| c.keep().display().to_string());
+    if let Some(dir) = &kept {
+        eprintln!("acknowledged mail was lost: the cluster's folder is kept in {dir}");
+    }
+    let mut sorted = failovers.clone();
+    sorted.sort_by(f64::total_cmp);
+    Ok(json!({
+        "bench": "real-soak",
+        "runs": runs,
+        "faults": counts,
+        "failovers": failovers.len(),
+        "failover_median_s": sorted.get(sorted.len() / 2),
+        "failover_worst_s": sorted.last(),
+        "acked": all_acked.len(),
+        "lost": lost.len(),
+        "lost_examples": &lost[..lost.len().min(10)],
+        "missing_after_each_run": lost_per_run.iter().sum::<usize>(),
+        "kept": kept,
+    }))
 }

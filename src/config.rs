@@ -36,6 +36,11 @@ fn default_admin() -> SocketAddr {
 #[serde(deny_unknown_fields)]
 pub struct HubFile {
     pub key: String,
+    /// Where the hub keeps its queue, dumpster and witness state (`hub-state.json`), so a
+    /// restart loses none of them; created if missing. Without it the hub keeps them in
+    /// memory only.
+    #[serde(default)]
+    pub data: Option<PathBuf>,
     pub addresses: Addresses,
     #[serde(default)]
     pub hub: HubConfig,

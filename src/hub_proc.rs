@@ -3,6 +3,7 @@
 //! durable in the active store.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use ccr_core::cluster::witness::Witness;
 use ccr_core::cluster::{Endpoint, Net};
 use ccr_core::host::{Clock, Network};
 use ccr_core::storage::MessageId;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::config::HubFile;
@@ -29,6 +31,20 @@ pub async fn run(file: HubFile) -> Result<(), String> {
     file.cluster
         .validate()
         .map_err(|e| format!("[cluster]: {e}"))?;
+    // A damaged state file stops the hub before it listens: nothing answers in its name.
+    let store = file.data.as_deref().map(StateFile::open).transpose()?;
+    let (mut hub, mut witness) = match store.as_ref().map(StateFile::load).transpose()? {
+        Some(Some(saved)) => {
+            tracing::info!(
+                hub = "hub",
+                dumpster = saved.hub.dumpster_len(),
+                "hub state restored"
+            );
+            (saved.hub, saved.witness)
+        }
+        _ => (Hub::new(file.hub.clone()), Witness::new(&file.cluster)),
+    };
+    hub.reconfigure(file.hub.clone());
     let clock = Arc::new(RealClock::new());
     let network = TcpNetwork::new(key.clone(), file.addresses.clone());
     let (tx, mut rx) = mpsc::unbounded_channel::<In>();
@@ -48,8 +64,6 @@ pub async fn run(file: HubFile) -> Result<(), String> {
     }
     tracing::info!(hub = "hub", address = %file.addresses.hub.public, "hub up");
 
-    let mut hub = Hub::new(file.hub.clone());
-    let mut witness = Witness::new(&file.cluster);
     let mut clients: BTreeMap<u64, mpsc::UnboundedSender<Wire>> = BTreeMap::new();
     loop {
         let sleep = hub
@@ -60,21 +74,30 @@ pub async fn run(file: HubFile) -> Result<(), String> {
             m = rx.recv() => {
                 let Some(m) = m else { break };
                 let now = clock.now();
-                match m {
-                    In::Cluster(from, Endpoint::Witness, msg) => {
-                        if let Endpoint::Node(n) = from {
-                            witness.handle(now, n, msg);
+                // Whatever else has arrived is taken in the same batch: one state write each.
+                let batch = std::iter::once(m).chain(std::iter::from_fn(|| rx.try_recv().ok()).take(255));
+                for m in batch {
+                    match m {
+                        In::Cluster(from, Endpoint::Witness, msg) => {
+                            if let Endpoint::Node(n) = from {
+                                witness.handle(now, n, msg);
+                            }
                         }
-                    }
-                    In::Cluster(Endpoint::Node(n), Endpoint::Hub, msg) => hub.handle(now, n, msg),
-                    In::Cluster(..) => {}
-                    In::Submit(id, size, reply) => {
-                        clients.insert(id, reply);
-                        hub.submit(now, MessageId(id), size);
+                        In::Cluster(Endpoint::Node(n), Endpoint::Hub, msg) => hub.handle(now, n, msg),
+                        In::Cluster(..) => {}
+                        In::Submit(id, size, reply) => {
+                            clients.insert(id, reply);
+                            hub.submit(now, MessageId(id), size);
+                        }
                     }
                 }
             }
             _ = tokio::time::sleep(sleep) => hub.handle_timeout(clock.now()),
+        }
+        // Written before anything is acted on: no client hears "acknowledged", and no node is
+        // granted the witness, unless the file already says so.
+        if let Some(store) = &store {
+            store.save(&hub, &witness)?;
         }
         while let Some((to, msg)) = witness.poll_send() {
             network.send(Endpoint::Witness, to, Net::Public, msg);
@@ -95,4 +118,77 @@ pub async fn run(file: HubFile) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The hub's state file: queue, dumpster and witness, as one JSON document replaced
+/// atomically (written beside, synced, renamed) whenever it changed.
+struct StateFile {
+    path: PathBuf,
+    last: std::cell::RefCell<Vec<u8>>,
+}
+
+#[derive(Serialize)]
+struct SavedRef<'a> {
+    hub: &'a Hub,
+    witness: &'a Witness,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Saved {
+    hub: Hub,
+    witness: Witness,
+}
+
+impl StateFile {
+    fn open(dir: &Path) -> Result<StateFile, String> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("{}: cannot create: {e}", dir.display()))?;
+        Ok(StateFile {
+            path: dir.join("hub-state.json"),
+            last: Default::default(),
+        })
+    }
+
+    /// The saved state, or `None` for a hub that never ran. A damaged file stops the hub with
+    /// its name and place, and is left as it is: it may be all that holds acknowledged mail.
+    fn load(&self) -> Result<Option<Saved>, String> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("{}: cannot read: {e}", self.path.display())),
+        };
+        let saved = serde_json::from_slice(&bytes).map_err(|e| {
+            format!(
+                "{}:{}:{}: not a hub state file: {e}",
+                self.path.display(),
+                e.line(),
+                e.column()
+            )
+        })?;
+        *self.last.borrow_mut() = bytes;
+        Ok(Some(saved))
+    }
+
+    fn save(&self, hub: &Hub, witness: &Witness) -> Result<(), String> {
+        let bytes = serde_json::to_vec(&SavedRef { hub, witness }).expect("hub state serialises");
+        if *self.last.borrow() == bytes {
+            return Ok(());
+        }
+        let staging = self.path.with_extension("json.tmp");
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&staging)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&staging, &self.path)?;
+            if let Some(dir) = self.path.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        };
+        write().map_err(|e| format!("{}: cannot write: {e}", self.path.display()))?;
+        *self.last.borrow_mut() = bytes;
+        Ok(())
+    }
 }

@@ -123,6 +123,20 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// `kill -9` of the hub's process (hub, dumpster and witness), then a fresh one from the
+    /// same config: what it knew comes back from its state file.
+    pub async fn restart_hub(&mut self, down_for: Duration) -> Result<(), String> {
+        static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        if let Some(mut c) = self.children[2].take() {
+            c.kill().map_err(|e| format!("kill the hub: {e}"))?;
+            c.wait().map_err(|e| format!("wait for the hub: {e}"))?;
+        }
+        tokio::time::sleep(down_for).await;
+        let nth = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.children[2] = Some(self.spawn("hub", 2, &format!("hub-{nth}"))?);
+        Ok(())
+    }
+
     /// `kill -9` of a node's process.
     pub fn kill9(&mut self, n: NodeId) -> Result<(), String> {
         let mut c = self.children[n.index()]

@@ -137,6 +137,12 @@ enum BenchCmd {
         #[arg(long, default_value_t = 500)]
         logs: u64,
     },
+    /// RUNS faults in turn (kill -9 of the active, of the passive, of the hub) under a client
+    /// stream; every acknowledged message must be there at the end.
+    Soak {
+        #[arg(long, default_value_t = 30)]
+        runs: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -275,6 +281,14 @@ mod real {
                 let figure = match what {
                     BenchCmd::Failover { runs } => ccr::bench::failover(&bin, runs).await?,
                     BenchCmd::Shipping { logs } => ccr::bench::shipping(&bin, logs).await?,
+                    BenchCmd::Soak { runs } => {
+                        let figure = ccr::bench::soak(&bin, runs).await?;
+                        if figure["lost"].as_u64() != Some(0) {
+                            println!("{figure}");
+                            return Err("acknowledged mail was lost".into());
+                        }
+                        figure
+                    }
                 };
                 println!("{figure}");
                 Ok(())

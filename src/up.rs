@@ -41,6 +41,7 @@ pub fn write_configs(dir: &Path, base: u16, key: &str) -> Result<[PathBuf; 3], S
     }
     let hub = HubFile {
         key: key.to_string(),
+        data: Some(dir.join("hub")),
         addresses,
         hub: Default::default(),
         cluster: Default::default(),

@@ -211,3 +211,73 @@ async fn unauthenticated_and_malformed_connections_get_nothing_and_harm_nothing(
     let r = load(&c, 3_000_000, 2.0).await;
     assert_eq!(r.acked.len() as u64, r.sent);
 }
+
+/// The hub keeps its queue, dumpster and witness state in a file: after `kill -9` of the hub
+/// and a restart, a lossy mount still gets back every acknowledged message from the dumpster.
+/// node1 serves alone while a client stream is acknowledged; the hub is killed and restarted;
+/// node1 is killed; node2, which never held a log, is restored by the administrator
+/// (`Restore-StorageGroupCopy`, accepting the loss) and mounts — and the restarted hub
+/// redelivers everything node1 had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_hub_still_redelivers_from_its_dumpster() {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_ccr"));
+    let mut c = Cluster(LocalCluster::start(bin, KEY, &[NodeId::Node1]).unwrap());
+    c.wait_for(
+        "node1 online alone",
+        Duration::from_secs(30),
+        Serves(NodeId::Node1),
+    )
+    .await;
+    let report = load(&c, 3_000_000, 3.0).await;
+    assert!(
+        report.acked.len() > 50,
+        "acknowledged {}",
+        report.acked.len()
+    );
+
+    c.0.restart_hub(Duration::from_secs(1)).await.unwrap();
+    c.wait_for(
+        "node1 serves through the new hub",
+        Duration::from_secs(30),
+        Serves(NodeId::Node1),
+    )
+    .await;
+    c.kill9(NodeId::Node1);
+    c.start_node(NodeId::Node2);
+    // node2 cannot reach node1's logs: the dial keeps it from mounting until the
+    // administrator accepts the loss.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let mut restored = false;
+    for _ in 0..30 {
+        if c.serving(NodeId::Node2).await {
+            break;
+        }
+        if !restored {
+            restored = matches!(
+                c.ask(NodeId::Node2, AdminRequest::RestoreCopy).await,
+                Some(AdminReply::Accepted)
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    c.wait_for(
+        "node2 mounts",
+        Duration::from_secs(60),
+        Serves(NodeId::Node2),
+    )
+    .await;
+    let mut left = report.acked.clone();
+    for _ in 0..60 {
+        left = missing(&c, NodeId::Node2, &report.acked).await;
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        left,
+        Vec::<u64>::new(),
+        "acknowledged before the hub restarted, redelivered after it\n{}",
+        c.log_tails(20)
+    );
+}

@@ -176,6 +176,7 @@ fn a_partitioned_active_fails_over_without_split_brain_or_loss() {
     }
     let hub = ccr::config::HubFile {
         key: KEY.into(),
+        data: Some(dir.join("hub")),
         addresses,
         hub: Default::default(),
         cluster: Default::default(),

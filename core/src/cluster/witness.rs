@@ -3,11 +3,13 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 use super::config::ClusterConfig;
 use super::wire::{Msg, View};
 use super::{Endpoint, NodeId, Now};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lock {
     pub holder: NodeId,
     pub epoch: u64,
@@ -15,7 +17,10 @@ pub struct Lock {
     pub renewed_at: u64,
 }
 
-#[derive(Debug, Clone)]
+/// Serialisable (less its pending answers and planted bug): the real hub keeps it in a file,
+/// as the witness's state lives on a file share that outlives the service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Witness {
     /// How long after a renewal the lock stays the holder's, on the witness's clock.
     hold_ms: u64,
@@ -28,8 +33,10 @@ pub struct Witness {
     known_heads: [u32; 2],
     /// The newest ownership view any arbitrating node reported (kept in the witness file).
     known_view: Option<View>,
+    #[serde(skip)]
     out: VecDeque<(Endpoint, Msg)>,
     /// Test-only planted bug: grant every request, as a broken witness would.
+    #[serde(skip)]
     grants_everyone: bool,
 }
 
