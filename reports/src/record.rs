@@ -24,6 +24,7 @@ pub const SITUATIONS: &[&str] = &[
     "diverged logs rolled back",
     "copy asked for a reseed",
     "witness denied a node",
+    "one-way isolation of the active",
     "run ended stuck",
 ];
 

@@ -40,9 +40,14 @@ pub fn draw(r: &mut StdRng, scenario: &mut Scenario) {
     if flip(r) {
         c.lease_margin_ms = r.random_range(50..=1_000);
     }
+    // A quarter of the seeds that draw leases draw a peer lease longer than the survivor's
+    // fastest way to a mount, so that the takeover guard (not the failover's own slowness)
+    // is what keeps a still-leased old owner from serving beside the new one.
+    let mut long_lease = false;
     if flip(r) || c.peer_lease_ms <= c.witness_prefetch_ms + hb {
         c.witness_prefetch_ms = r.random_range(hb..=3 * hb);
         c.peer_lease_ms = c.witness_prefetch_ms + hb + r.random_range(hb..=8 * hb);
+        long_lease = r.random_bool(0.25);
     }
     if flip(r) || c.witness_lease_ms <= hb {
         c.witness_lease_ms = r.random_range(hb + 1..=10 * hb);
@@ -101,6 +106,14 @@ pub fn draw(r: &mut StdRng, scenario: &mut Scenario) {
     let (shortest, _) = c.failover_bounds_ms();
     if shortest < 10_000 {
         c.online_delay_ms += 10_000 - shortest;
+    }
+    if long_lease {
+        let (shortest, _) = c.failover_bounds_ms();
+        c.peer_lease_ms = c.peer_lease_ms.max(shortest + r.random_range(0..=10_000));
+    }
+    // However long the leases, an automatic failover ends within a minute.
+    while c.failover_bounds_ms().1 > 60_000 && c.peer_lease_ms > c.witness_prefetch_ms + hb + 1 {
+        c.peer_lease_ms = (c.peer_lease_ms - 500).max(c.witness_prefetch_ms + hb + 1);
     }
     debug_assert!(c.validate().is_ok(), "{:?}", c.validate());
     c.mount_dial = scenario.cluster.mount_dial;

@@ -43,10 +43,14 @@ pub enum Fault {
         #[serde(default)]
         one_way: bool,
     },
-    /// Cut a machine off from every other machine on the given networks.
+    /// Cut a machine off from every other machine on the given networks. `one_way`: only
+    /// what it sends is lost, it still hears everyone — a NIC or a firewall that lets packets
+    /// in and not out, the gray failure where a node is told it is fine while nobody hears it.
     Isolate {
         machine: Machine,
         net: Option<Net>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        one_way: bool,
     },
     IsolateActive,
     /// Ends every partition and link degradation.

@@ -57,7 +57,11 @@ pub fn fault_of(family: Family) -> BoxedStrategy<Fault> {
                     }
                 }
             }),
-            (machine(), net()).prop_map(|(machine, net)| Fault::Isolate { machine, net }),
+            (machine(), net(), any::<bool>()).prop_map(|(machine, net, one_way)| Fault::Isolate {
+                machine,
+                net,
+                one_way
+            }),
             Just(Fault::IsolateActive),
             Just(Fault::Heal),
         ]

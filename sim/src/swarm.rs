@@ -80,7 +80,7 @@ impl Family {
 /// The generator's version: `swarm@V:SEED` names the scenario version V made of SEED. A
 /// change to what a seed generates raises it, so a seed quoted in an old report says that it
 /// now means something else instead of silently replaying another scenario.
-pub const GENERATOR_VERSION: u32 = 3;
+pub const GENERATOR_VERSION: u32 = 4;
 
 /// The shape of every swarm run.
 #[derive(Debug, Clone, PartialEq)]
@@ -226,6 +226,7 @@ impl Swarm {
                     1 => Fault::Isolate {
                         machine: MACHINES[r.random_range(0..4)],
                         net,
+                        one_way: r.random_bool(0.3),
                     },
                     _ => {
                         let a = MACHINES[r.random_range(0..4)];

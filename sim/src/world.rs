@@ -530,6 +530,10 @@ impl World {
             (Some(_), _) => "the passive",
         };
         self.obs.cover(format!("fault {} on {role}", fault.kind()));
+        if let Fault::Isolate { one_way: true, .. } = fault {
+            // Heard by all, heard by none: the takeover guard's case when it is the active.
+            self.obs.cover(format!("one-way isolation of {role}"));
+        }
         let takes_active = |n: NodeId| active == Some(n);
         match fault {
             Fault::Crash { node } => {
@@ -554,7 +558,7 @@ impl World {
                     Fault::CrashActive => self.crash(node),
                     Fault::PowerLossActive => self.power_loss(node),
                     Fault::PauseActive => self.pause(node, true),
-                    _ => self.isolate(Machine::node(node), None),
+                    _ => self.isolate(Machine::node(node), None, false),
                 }
             }
             Fault::Pause { node } => {
@@ -581,7 +585,11 @@ impl World {
                     }
                 }
             }
-            Fault::Isolate { machine, net } => self.isolate(*machine, *net),
+            Fault::Isolate {
+                machine,
+                net,
+                one_way,
+            } => self.isolate(*machine, *net, *one_way),
             Fault::Heal => {
                 self.net.heal();
                 self.obs.set_lossy_links(false);
@@ -625,7 +633,7 @@ impl World {
         }
     }
 
-    fn isolate(&self, machine: Machine, net: Option<Net>) {
+    fn isolate(&self, machine: Machine, net: Option<Net>, one_way: bool) {
         for other in [
             Machine::Node1,
             Machine::Node2,
@@ -635,7 +643,9 @@ impl World {
             if other != machine {
                 for n in nets(net) {
                     self.net.cut(machine, other, n);
-                    self.net.cut(other, machine, n);
+                    if !one_way {
+                        self.net.cut(other, machine, n);
+                    }
                 }
             }
         }

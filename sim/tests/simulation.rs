@@ -598,6 +598,7 @@ fn a_public_network_failure_on_the_active_moves_the_server_losslessly() {
             Fault::Isolate {
                 machine: Machine::Node1,
                 net: Some(Net::Public),
+                one_way: false,
             },
         )],
     );
