@@ -37,20 +37,7 @@ pub async fn failover(bin: &Path, runs: usize) -> Result<Value, String> {
         let survivor = active.peer();
         c.wait_for(Condition::CaughtUp(survivor), Duration::from_secs(90), POLL)
             .await?;
-        let (hub, key) = (c.hub_address()?, c.key());
-        let first_id = 1 + run as u64 * 1_000_000;
-        let stream = tokio::spawn(async move {
-            client::load(
-                hub,
-                &key,
-                first_id,
-                25.0,
-                Duration::from_secs(24),
-                4_000,
-                Duration::from_secs(60),
-            )
-            .await
-        });
+        let stream = background_stream(&c, 1 + run as u64 * 1_000_000, 24, 60)?;
         tokio::time::sleep(Duration::from_secs(3)).await;
         c.kill9(active)?;
         let took = c
@@ -177,6 +164,29 @@ fn closed_logs(dir: &Path) -> Result<(u64, u64), String> {
     Ok((newest, bytes))
 }
 
+/// A client stream in the background: 25 messages/s of 4 KB for `secs`, ids from
+/// `first_id`, acknowledgements awaited up to `grace_secs` after it ends.
+fn background_stream(
+    c: &LocalCluster,
+    first_id: u64,
+    secs: u64,
+    grace_secs: u64,
+) -> Result<tokio::task::JoinHandle<Result<client::LoadReport, String>>, String> {
+    let (hub, key) = (c.hub_address()?, c.key());
+    Ok(tokio::spawn(async move {
+        client::load(
+            hub,
+            &key,
+            first_id,
+            25.0,
+            Duration::from_secs(secs),
+            4_000,
+            Duration::from_secs(grace_secs),
+        )
+        .await
+    }))
+}
+
 /// What one soak run does to the cluster.
 #[derive(Debug, Clone, Copy)]
 enum Blow {
@@ -209,20 +219,7 @@ pub async fn soak(bin: &Path, runs: usize) -> Result<Value, String> {
         let passive = active.peer();
         c.wait_for(Condition::CaughtUp(passive), Duration::from_secs(120), POLL)
             .await?;
-        let (hub, key) = (c.hub_address()?, c.key());
-        let first_id = 1 + run as u64 * 1_000_000;
-        let stream = tokio::spawn(async move {
-            client::load(
-                hub,
-                &key,
-                first_id,
-                25.0,
-                Duration::from_secs(12),
-                4_000,
-                Duration::from_secs(90),
-            )
-            .await
-        });
+        let stream = background_stream(&c, 1 + run as u64 * 1_000_000, 12, 90)?;
         tokio::time::sleep(Duration::from_secs(3)).await;
         match blow {
             Blow::KillActive => {
