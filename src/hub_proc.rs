@@ -32,8 +32,8 @@ pub async fn run(file: HubFile) -> Result<(), String> {
         .validate()
         .map_err(|e| format!("[cluster]: {e}"))?;
     // A damaged state file stops the hub before it listens: nothing answers in its name.
-    let store = file.data.as_deref().map(StateFile::open).transpose()?;
-    let (mut hub, mut witness) = match store.as_ref().map(StateFile::load).transpose()? {
+    let mut store = file.data.as_deref().map(StateFile::open).transpose()?;
+    let (mut hub, mut witness) = match store.as_mut().map(StateFile::load).transpose()? {
         Some(Some(saved)) => {
             tracing::info!(
                 hub = "hub",
@@ -96,7 +96,7 @@ pub async fn run(file: HubFile) -> Result<(), String> {
         }
         // Written before anything is acted on: no client hears "acknowledged", and no node is
         // granted the witness, unless the file already says so.
-        if let Some(store) = &store {
+        if let Some(store) = &mut store {
             store.save(&hub, &witness)?;
         }
         while let Some((to, msg)) = witness.poll_send() {
@@ -124,7 +124,8 @@ pub async fn run(file: HubFile) -> Result<(), String> {
 /// atomically (written beside, synced, renamed) whenever it changed.
 struct StateFile {
     path: PathBuf,
-    last: std::cell::RefCell<Vec<u8>>,
+    /// The bytes last written (or read): an unchanged state is not written again.
+    last: Vec<u8>,
 }
 
 #[derive(Serialize)]
@@ -152,7 +153,7 @@ impl StateFile {
 
     /// The saved state, or `None` for a hub that never ran. A damaged file stops the hub with
     /// its name and place, and is left as it is: it may be all that holds acknowledged mail.
-    fn load(&self) -> Result<Option<Saved>, String> {
+    fn load(&mut self) -> Result<Option<Saved>, String> {
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -166,13 +167,13 @@ impl StateFile {
                 e.column()
             )
         })?;
-        *self.last.borrow_mut() = bytes;
+        self.last = bytes;
         Ok(Some(saved))
     }
 
-    fn save(&self, hub: &Hub, witness: &Witness) -> Result<(), String> {
+    fn save(&mut self, hub: &Hub, witness: &Witness) -> Result<(), String> {
         let bytes = serde_json::to_vec(&SavedRef { hub, witness }).expect("hub state serialises");
-        if *self.last.borrow() == bytes {
+        if self.last == bytes {
             return Ok(());
         }
         let staging = self.path.with_extension("json.tmp");
@@ -188,7 +189,7 @@ impl StateFile {
             Ok(())
         };
         write().map_err(|e| format!("{}: cannot write: {e}", self.path.display()))?;
-        *self.last.borrow_mut() = bytes;
+        self.last = bytes;
         Ok(())
     }
 }
