@@ -24,13 +24,7 @@ const POLL: Duration = Duration::from_millis(50);
 /// restarted and must catch up before the next run. Every acknowledged message is checked on
 /// the survivor.
 pub async fn failover(bin: &Path, runs: usize) -> Result<Value, String> {
-    let mut c = LocalCluster::start(bin, KEY, &NodeId::ALL)?;
-    c.wait_for(
-        Condition::Serves(NodeId::Node1),
-        Duration::from_secs(30),
-        POLL,
-    )
-    .await?;
+    let mut c = both_nodes_up(bin).await?;
     let mut active = NodeId::Node1;
     let (mut times, mut acked, mut lost) = (Vec::new(), 0, Vec::new());
     for run in 0..runs {
@@ -164,6 +158,18 @@ fn closed_logs(dir: &Path) -> Result<(u64, u64), String> {
     Ok((newest, bytes))
 }
 
+/// Both nodes and the hub, node1 serving.
+async fn both_nodes_up(bin: &Path) -> Result<LocalCluster, String> {
+    let c = LocalCluster::start(bin, KEY, &NodeId::ALL)?;
+    c.wait_for(
+        Condition::Serves(NodeId::Node1),
+        Duration::from_secs(30),
+        POLL,
+    )
+    .await?;
+    Ok(c)
+}
+
 /// A client stream in the background: 25 messages/s of 4 KB for `secs`, ids from
 /// `first_id`, acknowledgements awaited up to `grace_secs` after it ends.
 fn background_stream(
@@ -203,13 +209,7 @@ enum Blow {
 /// Network partitions are left to `tests/real_cluster_netns.rs` (they need root and network
 /// namespaces).
 pub async fn soak(bin: &Path, runs: usize) -> Result<Value, String> {
-    let mut c = LocalCluster::start(bin, KEY, &NodeId::ALL)?;
-    c.wait_for(
-        Condition::Serves(NodeId::Node1),
-        Duration::from_secs(30),
-        POLL,
-    )
-    .await?;
+    let mut c = both_nodes_up(bin).await?;
     let mut active = NodeId::Node1;
     let (mut failovers, mut all_acked, mut lost_per_run) = (Vec::new(), Vec::new(), Vec::new());
     let mut counts = BTreeMap::new();
