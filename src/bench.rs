@@ -95,11 +95,14 @@ pub async fn shipping(bin: &Path, logs: u64) -> Result<Value, String> {
     let report = client::load(
         c.hub_address()?,
         &c.key(),
+        &c.links(),
         1,
-        rate,
-        Duration::from_secs_f64(logs as f64 / rate),
-        u32::try_from(log_size).map_err(|_| "log size above 4 GB".to_string())?,
-        Duration::from_secs(60),
+        client::Stream {
+            rate,
+            duration: Duration::from_secs_f64(logs as f64 / rate),
+            size: u32::try_from(log_size).map_err(|_| "log size above 4 GB".to_string())?,
+            grace: Duration::from_secs(60),
+        },
     )
     .await?;
     let (closed, bytes) = closed_logs(&c.dir().join("node1").join("logs"))?;
@@ -160,7 +163,10 @@ fn closed_logs(dir: &Path) -> Result<(u64, u64), String> {
 
 /// Both nodes and the hub, node1 serving.
 async fn both_nodes_up(bin: &Path) -> Result<LocalCluster, String> {
-    let c = LocalCluster::start(bin, KEY, &NodeId::ALL)?;
+    up(LocalCluster::start(bin, KEY, &NodeId::ALL)?).await
+}
+
+async fn up(c: LocalCluster) -> Result<LocalCluster, String> {
     c.wait_for(
         Condition::Serves(NodeId::Node1),
         Duration::from_secs(30),
@@ -178,16 +184,19 @@ fn background_stream(
     secs: u64,
     grace_secs: u64,
 ) -> Result<tokio::task::JoinHandle<Result<client::LoadReport, String>>, String> {
-    let (hub, key) = (c.hub_address()?, c.key());
+    let (hub, key, tls) = (c.hub_address()?, c.key(), c.links());
     Ok(tokio::spawn(async move {
         client::load(
             hub,
             &key,
+            &tls,
             first_id,
-            25.0,
-            Duration::from_secs(secs),
-            4_000,
-            Duration::from_secs(grace_secs),
+            client::Stream {
+                rate: 25.0,
+                duration: Duration::from_secs(secs),
+                size: 4_000,
+                grace: Duration::from_secs(grace_secs),
+            },
         )
         .await
     }))
@@ -199,6 +208,7 @@ enum Blow {
     KillActive,
     KillPassive,
     RestartHub,
+    PartitionActive,
 }
 
 /// `runs` faults in turn — `kill -9` of the active, of the passive, of the hub (restarted from
@@ -206,15 +216,30 @@ enum Blow {
 /// restarted and caught up. After each run the run's acknowledged messages must be in the
 /// serving node's database (within a minute: redelivery from the dumpster takes its time); at
 /// the end, every message acknowledged during the whole soak.
-/// Network partitions are left to `tests/real_cluster_netns.rs` (they need root and network
-/// namespaces).
-pub async fn soak(bin: &Path, runs: usize) -> Result<Value, String> {
-    let mut c = both_nodes_up(bin).await?;
+///
+/// With `partitions`, the machines run in network namespaces (root only) and a fourth fault
+/// joins the turn: the active's network link goes down — it runs on, heard by nobody — until
+/// the passive has taken over and the old active, asked on its own machine, no longer serves
+/// (no split brain); then the link comes back and the old active must rejoin as the passive.
+pub async fn soak(bin: &Path, runs: usize, partitions: bool) -> Result<Value, String> {
+    let (mut c, blows) = if partitions {
+        let c = LocalCluster::start_in_namespaces(bin, KEY, &NodeId::ALL)?;
+        let blows = vec![
+            Blow::KillActive,
+            Blow::KillPassive,
+            Blow::RestartHub,
+            Blow::PartitionActive,
+        ];
+        (up(c).await?, blows)
+    } else {
+        let blows = vec![Blow::KillActive, Blow::KillPassive, Blow::RestartHub];
+        (both_nodes_up(bin).await?, blows)
+    };
     let mut active = NodeId::Node1;
     let (mut failovers, mut all_acked, mut lost_per_run) = (Vec::new(), Vec::new(), Vec::new());
     let mut counts = BTreeMap::new();
     for run in 0..runs {
-        let blow = [Blow::KillActive, Blow::KillPassive, Blow::RestartHub][run % 3];
+        let blow = blows[run % blows.len()];
         *counts.entry(format!("{blow:?}")).or_insert(0usize) += 1;
         let passive = active.peer();
         c.wait_for(Condition::CaughtUp(passive), Duration::from_secs(120), POLL)
@@ -242,6 +267,29 @@ pub async fn soak(bin: &Path, runs: usize) -> Result<Value, String> {
                 c.start_node(passive)?;
             }
             Blow::RestartHub => c.restart_hub(Duration::from_secs(2)).await?,
+            Blow::PartitionActive => {
+                c.partition(active)?;
+                let took = c
+                    .wait_for(Condition::Serves(passive), Duration::from_secs(120), POLL)
+                    .await?;
+                failovers.push(took.as_secs_f64());
+                if c.serving_asked_on_its_machine(active)? {
+                    c.heal(active)?;
+                    return Err(format!(
+                        "soak run {}: split brain: {active}, cut off, still serves while \
+                         {passive} serves\n{}",
+                        run + 1,
+                        c.log_tails(20)
+                    ));
+                }
+                eprintln!(
+                    "soak run {}: partition: failover in {:.2} s, {active} stopped serving",
+                    run + 1,
+                    took.as_secs_f64()
+                );
+                c.heal(active)?;
+                active = passive;
+            }
         }
         let report = stream.await.map_err(|e| format!("client stream: {e}"))??;
         c.wait_for(Condition::Serves(active), Duration::from_secs(120), POLL)
@@ -289,6 +337,7 @@ pub async fn soak(bin: &Path, runs: usize) -> Result<Value, String> {
     Ok(json!({
         "bench": "real-soak",
         "runs": runs,
+        "partitions": partitions,
         "faults": counts,
         "failovers": failovers.len(),
         "failover_median_s": sorted.get(sorted.len() / 2),

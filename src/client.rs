@@ -3,24 +3,33 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpStream;
-
 use crate::frame::{self, Key};
+use crate::tls::Links;
 use crate::wire::{AdminReply, AdminRequest, Wire};
 
 /// Sends `req` to a node's admin endpoint and returns its answer.
-pub async fn admin(addr: SocketAddr, key: &Key, req: AdminRequest) -> Result<AdminReply, String> {
+pub async fn admin(
+    addr: SocketAddr,
+    key: &Key,
+    tls: &Links,
+    req: AdminRequest,
+) -> Result<AdminReply, String> {
     let work = async {
-        let mut s = TcpStream::connect(addr)
+        let mut s = tls
+            .connect(addr)
             .await
-            .map_err(|e| format!("cannot reach the admin endpoint {addr}: {e}"))?;
+            .map_err(|e| format!("the admin endpoint: {e}"))?;
         frame::write(&mut s, key, &Wire::Admin(req))
             .await
             .map_err(|e| e.to_string())?;
         match frame::read::<_, Wire>(&mut s, key).await {
             Ok(Wire::AdminReply(r)) => Ok(r),
             Ok(_) => Err("unexpected answer".to_string()),
-            Err(e) => Err(format!("{addr}: {e} (is the cluster key right?)")),
+            Err(e) if tls.is_tls() => Err(format!("{addr}: {e} (is the cluster key right?)")),
+            Err(e) => Err(format!(
+                "{addr}: {e} (is the cluster key right? does the node run TLS — then give its \
+                 config, or --tls-ca, --tls-cert and --tls-key?)"
+            )),
         }
     };
     tokio::time::timeout(Duration::from_secs(5), work)
@@ -33,28 +42,42 @@ pub struct LoadReport {
     pub acked: Vec<u64>,
 }
 
-/// Submits messages at `rate` per second for `duration`, then waits up to `grace` for the
-/// last acknowledgements. Reconnects when the hub connection drops.
+/// A client's stream of mail: `rate` messages of `size` bytes a second for `duration`, then up
+/// to `grace` for the last acknowledgements.
+#[derive(Debug, Clone, Copy)]
+pub struct Stream {
+    pub rate: f64,
+    pub duration: Duration,
+    pub size: u32,
+    pub grace: Duration,
+}
+
+/// Submits `stream` to the hub, ids from `first_id` on; reconnects when the hub connection
+/// drops.
 pub async fn load(
     hub: SocketAddr,
     key: &Key,
+    tls: &Links,
     first_id: u64,
-    rate: f64,
-    duration: Duration,
-    size: u32,
-    grace: Duration,
+    stream: Stream,
 ) -> Result<LoadReport, String> {
+    let Stream {
+        rate,
+        duration,
+        size,
+        grace,
+    } = stream;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
     let start = Instant::now();
     let every = Duration::from_secs_f64(1.0 / rate.max(0.001));
     let mut sent = 0u64;
     let mut acked = Vec::new();
-    let mut conn: Option<tokio::net::tcp::OwnedWriteHalf> = None;
+    let mut conn: Option<tokio::io::WriteHalf<crate::tls::Conn>> = None;
     let mut next = start;
     while start.elapsed() < duration {
         if conn.is_none() {
-            if let Ok(s) = TcpStream::connect(hub).await {
-                let (mut r, w) = s.into_split();
+            if let Ok(s) = tls.connect(hub).await {
+                let (mut r, w) = tokio::io::split(s);
                 let tx = tx.clone();
                 let key = key.clone();
                 tokio::spawn(async move {

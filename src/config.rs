@@ -8,6 +8,7 @@ use ccr_core::cluster::hub::HubConfig;
 use ccr_core::cluster::NodeId;
 use serde::{Deserialize, Serialize};
 
+use crate::tls::TlsFiles;
 use crate::transport::Addresses;
 
 /// `ccr node --config node1.toml`
@@ -23,6 +24,9 @@ pub struct NodeFile {
     #[serde(default = "default_admin")]
     pub admin: SocketAddr,
     pub addresses: Addresses,
+    /// TLS on every link of this process (to peers, the hub, admin tools); plain TCP without.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsFiles>,
     #[serde(default)]
     pub cluster: ClusterConfig,
 }
@@ -42,6 +46,9 @@ pub struct HubFile {
     #[serde(default)]
     pub data: Option<PathBuf>,
     pub addresses: Addresses,
+    /// TLS on every link of this process (nodes, clients); plain TCP without.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsFiles>,
     #[serde(default)]
     pub hub: HubConfig,
     #[serde(default)]

@@ -70,6 +70,8 @@ where
     T: serde::Serialize,
 {
     w.write_all(&encode(key, value)).await?;
+    // A TLS stream may hold what it encrypted until flushed; for TCP this costs nothing.
+    w.flush().await?;
     Ok(())
 }
 

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use crate::config::HubFile;
 use crate::frame::Key;
 use crate::node_proc::RealClock;
+use crate::tls::Links;
 use crate::transport::{listen, TcpNetwork};
 use crate::wire::Wire;
 
@@ -28,6 +29,7 @@ enum In {
 
 pub async fn run(file: HubFile) -> Result<(), String> {
     let key = Key::new(&file.key)?;
+    let tls = Links::load(file.tls.as_ref())?;
     file.cluster
         .validate()
         .map_err(|e| format!("[cluster]: {e}"))?;
@@ -46,23 +48,28 @@ pub async fn run(file: HubFile) -> Result<(), String> {
     };
     hub.reconfigure(file.hub.clone());
     let clock = Arc::new(RealClock::new());
-    let network = TcpNetwork::new(key.clone(), file.addresses.clone());
+    let network = TcpNetwork::new(key.clone(), tls.clone(), file.addresses.clone());
     let (tx, mut rx) = mpsc::unbounded_channel::<In>();
     for addr in file.addresses.listen_on(Endpoint::Hub) {
         let tx = tx.clone();
-        listen(addr, key.clone(), move |wire, reply| match wire {
-            Wire::Cluster { from, to, msg, .. } => {
-                let _ = tx.send(In::Cluster(from, to, msg));
-            }
-            Wire::Submit { id, size } => {
-                let _ = tx.send(In::Submit(id, size, reply));
-            }
-            _ => {}
-        })
+        listen(
+            addr,
+            key.clone(),
+            tls.clone(),
+            move |wire, reply| match wire {
+                Wire::Cluster { from, to, msg, .. } => {
+                    let _ = tx.send(In::Cluster(from, to, msg));
+                }
+                Wire::Submit { id, size } => {
+                    let _ = tx.send(In::Submit(id, size, reply));
+                }
+                _ => {}
+            },
+        )
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     }
-    tracing::info!(hub = "hub", address = %file.addresses.hub.public, "hub up");
+    tracing::info!(hub = "hub", address = %file.addresses.hub.public, tls = tls.is_tls(), "hub up");
 
     let mut clients: BTreeMap<u64, mpsc::UnboundedSender<Wire>> = BTreeMap::new();
     loop {

@@ -2,11 +2,12 @@
 //! files and the real clock.
 //!
 //! Rooms: `frame` (authenticated, length-limited frames), `wire` (what travels between
-//! processes), `transport` (TCP network for the host), `config` (node and hub files),
+//! processes), `tls` (TLS on those links, and `ccr up`'s throwaway CA), `transport` (TCP network
+//! for the host), `config` (node and hub files),
 //! `node_proc` (a mailbox node process: node, log share, admin endpoint), `hub_proc` (hub,
 //! dumpster and witness), `client` (mail submission and admin commands), `up` (a whole local
 //! cluster in one command), `local` (such a cluster as child processes, for the loopback
-//! tests and `ccr bench`), `bench` (the real binary's benchmarks).
+//! tests and `ccr bench`), `netns` (the three machines in network namespaces, for partitions), `bench` (the real binary's benchmarks).
 //!
 //! Under `--cfg madsim` (the simulator build) none of this is compiled: it talks to real
 //! sockets.
@@ -24,7 +25,11 @@ pub mod hub_proc;
 #[cfg(not(madsim))]
 pub mod local;
 #[cfg(not(madsim))]
+pub mod netns;
+#[cfg(not(madsim))]
 pub mod node_proc;
+#[cfg(not(madsim))]
+pub mod tls;
 #[cfg(not(madsim))]
 pub mod transport;
 #[cfg(not(madsim))]

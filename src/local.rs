@@ -12,6 +12,9 @@ use ccr_core::cluster::NodeId;
 
 use crate::client;
 use crate::frame::Key;
+use crate::netns::{Lab, MACHINES};
+use crate::tls::Links;
+use crate::transport::{Addresses, MachineAddr};
 use crate::wire::{AdminReply, AdminRequest};
 
 pub struct LocalCluster {
@@ -22,6 +25,10 @@ pub struct LocalCluster {
     pub configs: [PathBuf; 3],
     children: [Option<Child>; 3],
     admin: [SocketAddr; 2],
+    /// How the tests' clients connect: with node1's certificate when the cluster runs TLS.
+    tls: Links,
+    /// The namespaces the machines run in, when they do (dropped after the processes).
+    lab: Option<Lab>,
 }
 
 impl Drop for LocalCluster {
@@ -43,8 +50,19 @@ pub enum Condition {
 }
 
 impl LocalCluster {
-    /// The hub and `nodes`, each a process of `bin`, on ports of their own.
+    /// The hub and `nodes`, each a process of `bin`, on ports of their own, TLS on every
+    /// link (a throwaway CA, as `ccr up` makes).
     pub fn start(bin: &Path, key: &str, nodes: &[NodeId]) -> Result<LocalCluster, String> {
+        LocalCluster::start_with(bin, key, nodes, true)
+    }
+
+    /// As [`LocalCluster::start`], choosing whether the links use TLS.
+    pub fn start_with(
+        bin: &Path,
+        key: &str,
+        nodes: &[NodeId],
+        tls: bool,
+    ) -> Result<LocalCluster, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("temporary folder: {e}"))?;
         // Each cluster of a process gets its own ports, and processes rarely share them. All
         // stay below Linux's ephemeral range (32768 and up), where any outgoing connection on
@@ -52,11 +70,49 @@ impl LocalCluster {
         static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
         let nth = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let base = 20_000 + (std::process::id() % 120) as u16 * 100 + (nth % 5) * 20;
-        let configs = crate::up::write_configs(dir.path(), base, key)?;
-        let admin = [
-            SocketAddr::from(([127, 0, 0, 1], base + 11)),
-            SocketAddr::from(([127, 0, 0, 1], base + 12)),
-        ];
+        let configs = crate::up::write_configs(dir.path(), base, key, tls)?;
+        LocalCluster::launch(bin, key, nodes, dir, configs, None)
+    }
+
+    /// The hub, node1 and node2 each in a network namespace of its own (see [`Lab`]), TLS on,
+    /// so that [`LocalCluster::partition`] can cut one off for real. Needs root.
+    pub fn start_in_namespaces(
+        bin: &Path,
+        key: &str,
+        nodes: &[NodeId],
+    ) -> Result<LocalCluster, String> {
+        if let Some(why) = crate::netns::unavailable() {
+            return Err(why);
+        }
+        let dir = tempfile::tempdir().map_err(|e| format!("temporary folder: {e}"))?;
+        let lab = Lab::build()?;
+        let machine = |name: &str| MachineAddr {
+            public: lab.addr(name, 7000),
+            private: None,
+        };
+        let addresses = Addresses {
+            hub: machine("hub"),
+            node1: machine("node1"),
+            node2: machine("node2"),
+        };
+        // Admin endpoints on the machines' own addresses: the host reaches them over the bridge.
+        let admin = [lab.addr("node1", 7100), lab.addr("node2", 7100)];
+        let configs = crate::up::write_configs_at(dir.path(), key, addresses, admin, true)?;
+        LocalCluster::launch(bin, key, nodes, dir, configs, Some(lab))
+    }
+
+    fn launch(
+        bin: &Path,
+        key: &str,
+        nodes: &[NodeId],
+        dir: tempfile::TempDir,
+        configs: [PathBuf; 3],
+        lab: Option<Lab>,
+    ) -> Result<LocalCluster, String> {
+        let node1: crate::config::NodeFile = crate::config::load(&configs[0])?;
+        let node2: crate::config::NodeFile = crate::config::load(&configs[1])?;
+        let admin = [node1.admin, node2.admin];
+        let tls = Links::load(node1.tls.as_ref())?;
         let mut c = LocalCluster {
             bin: bin.to_path_buf(),
             key: key.to_string(),
@@ -64,6 +120,8 @@ impl LocalCluster {
             dir,
             configs,
             admin,
+            tls,
+            lab,
         };
         let hub = c.spawn("hub", 2, "hub")?;
         c.children[2] = Some(hub);
@@ -95,6 +153,11 @@ impl LocalCluster {
         Key::new(&self.key).expect("a key the cluster started with")
     }
 
+    /// How a client of this cluster connects (TLS with node1's certificate, or plain).
+    pub fn links(&self) -> Links {
+        self.tls.clone()
+    }
+
     /// The hub's client address.
     pub fn hub_address(&self) -> Result<SocketAddr, String> {
         let hub: crate::config::HubFile = crate::config::load(&self.configs[2])?;
@@ -105,7 +168,11 @@ impl LocalCluster {
         let log_path = self.dir.path().join(format!("{log_name}.log"));
         let log =
             std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
-        Command::new(&self.bin)
+        let mut command = match &self.lab {
+            Some(lab) => lab.command(MACHINES[(config + 1) % 3], &self.bin),
+            None => Command::new(&self.bin),
+        };
+        command
             .args([role, "--config"])
             .arg(&self.configs[config])
             .stdout(Stdio::null())
@@ -137,6 +204,47 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// Takes `n`'s network link down (a cluster in namespaces only): it runs on, heard by
+    /// nobody, hearing nobody.
+    pub fn partition(&self, n: NodeId) -> Result<(), String> {
+        self.lab
+            .as_ref()
+            .ok_or("partitions need a cluster in network namespaces")?
+            .cut(n.name())
+    }
+
+    /// Brings `n`'s link back up.
+    pub fn heal(&self, n: NodeId) -> Result<(), String> {
+        self.lab
+            .as_ref()
+            .ok_or("partitions need a cluster in network namespaces")?
+            .heal(n.name())
+    }
+
+    /// Whether `n` says it serves, asked from its own machine (`ccr status` run in its
+    /// namespace): the one view of a cut-off node there is.
+    pub fn serving_asked_on_its_machine(&self, n: NodeId) -> Result<bool, String> {
+        let lab = self
+            .lab
+            .as_ref()
+            .ok_or("only a cluster in network namespaces has machines to ask on")?;
+        let out = lab
+            .command(n.name(), &self.bin)
+            .args(["status", "--config"])
+            .arg(&self.configs[n.index()])
+            .output()
+            .map_err(|e| format!("ccr status on {n}'s machine: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(out.status.success()
+            && text.contains("State                : Online")
+            && text.contains(&format!("{} <Active>", n.name())))
+    }
+
+    /// Whether the machines run in network namespaces (and can be partitioned).
+    pub fn in_namespaces(&self) -> bool {
+        self.lab.is_some()
+    }
+
     /// `kill -9` of a node's process.
     pub fn kill9(&mut self, n: NodeId) -> Result<(), String> {
         let mut c = self.children[n.index()]
@@ -148,7 +256,7 @@ impl LocalCluster {
     }
 
     pub async fn ask(&self, n: NodeId, req: AdminRequest) -> Option<AdminReply> {
-        client::admin(self.admin[n.index()], &self.key(), req)
+        client::admin(self.admin[n.index()], &self.key(), &self.tls, req)
             .await
             .ok()
     }

@@ -55,6 +55,15 @@ struct Target {
     /// The cluster key (or set CCR_KEY).
     #[arg(long, env = "CCR_KEY", hide_env_values = true)]
     key: Option<String>,
+    /// With --admin, when the cluster runs TLS: its CA certificate (PEM)…
+    #[arg(long, requires_all = ["admin", "tls_cert", "tls_key"])]
+    tls_ca: Option<PathBuf>,
+    /// …a certificate that CA signed…
+    #[arg(long, requires = "tls_ca")]
+    tls_cert: Option<PathBuf>,
+    /// …and its private key.
+    #[arg(long, requires = "tls_ca")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -84,6 +93,9 @@ enum Command {
         /// First of the ports used (hub = PORT, nodes PORT+1, PORT+2; admin PORT+11, PORT+12).
         #[arg(long, default_value_t = 7400)]
         port: u16,
+        /// Plain TCP between the processes instead of TLS under a throwaway CA (DIR/tls).
+        #[arg(long)]
+        no_tls: bool,
     },
     /// Get-ClusteredMailboxServerStatus
     Status(Target),
@@ -142,7 +154,18 @@ enum BenchCmd {
     Soak {
         #[arg(long, default_value_t = 30)]
         runs: usize,
+        /// Partitions of the active as a fourth fault, the machines in network namespaces:
+        /// `auto` when root and `ip netns` allow it.
+        #[arg(long, value_enum, default_value = "auto")]
+        partitions: Partitions,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Partitions {
+    Auto,
+    On,
+    Off,
 }
 
 #[derive(Subcommand)]
@@ -206,24 +229,35 @@ mod real {
     use ccr::client;
     use ccr::config::{self, HubFile, NodeFile};
     use ccr::frame::Key;
+    use ccr::tls::{Links, TlsFiles};
     use ccr::wire::{AdminReply, AdminRequest};
 
-    use super::{BenchCmd, Cli, ClientCmd, Command, Target};
+    use super::{BenchCmd, Cli, ClientCmd, Command, Partitions, Target};
 
-    fn target_of(t: &Target) -> Result<(std::net::SocketAddr, Key), String> {
+    /// A node's admin address, the key, and how to connect (the node's own certificate when
+    /// its config names one).
+    fn target_of(t: &Target) -> Result<(std::net::SocketAddr, Key, Links), String> {
         if let Some(path) = &t.config {
             let f: NodeFile = config::load(path)?;
-            return Ok((f.admin, Key::new(&f.key)?));
+            return Ok((f.admin, Key::new(&f.key)?, Links::load(f.tls.as_ref())?));
         }
+        let tls = match (&t.tls_ca, &t.tls_cert, &t.tls_key) {
+            (Some(ca), Some(cert), Some(key)) => Some(TlsFiles {
+                ca: ca.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        };
         match (t.admin, &t.key) {
-            (Some(a), Some(k)) => Ok((a, Key::new(k)?)),
+            (Some(a), Some(k)) => Ok((a, Key::new(k)?, Links::load(tls.as_ref())?)),
             _ => Err("say which node: --config NODE.toml, or --admin ADDR --key KEY".into()),
         }
     }
 
     async fn command(t: &Target, req: AdminRequest) -> Result<(), String> {
-        let (addr, key) = target_of(t)?;
-        match client::admin(addr, &key, req).await? {
+        let (addr, key, tls) = target_of(t)?;
+        match client::admin(addr, &key, &tls, req).await? {
             AdminReply::Status { status, .. } => print!("{status}"),
             AdminReply::CopyStatus(s) => print!("{s}"),
             AdminReply::Accepted => println!("accepted"),
@@ -248,6 +282,7 @@ mod real {
             Command::Client { config, what } => {
                 let f: HubFile = config::load(&config)?;
                 let key = Key::new(&f.key)?;
+                let tls = Links::load(f.tls.as_ref())?;
                 let (rate, duration, size, file) = match what {
                     ClientCmd::Send { size } => (1.0, 0.5, size, None),
                     ClientCmd::Load {
@@ -260,11 +295,14 @@ mod real {
                 let report = client::load(
                     f.addresses.hub.public,
                     &key,
+                    &tls,
                     first_id(),
-                    rate,
-                    Duration::from_secs_f64(duration),
-                    size,
-                    Duration::from_secs(90),
+                    client::Stream {
+                        rate,
+                        duration: Duration::from_secs_f64(duration),
+                        size,
+                        grace: Duration::from_secs(90),
+                    },
                 )
                 .await?;
                 println!("sent {}, acknowledged {}", report.sent, report.acked.len());
@@ -274,15 +312,27 @@ mod real {
                 }
                 Ok(())
             }
-            Command::Up { dir, port } => up(dir, port).await,
+            Command::Up { dir, port, no_tls } => up(dir, port, !no_tls).await,
             Command::Bench { what } => {
                 let bin = std::env::current_exe()
                     .map_err(|e| format!("cannot find this binary to start the roles: {e}"))?;
                 let figure = match what {
                     BenchCmd::Failover { runs } => ccr::bench::failover(&bin, runs).await?,
                     BenchCmd::Shipping { logs } => ccr::bench::shipping(&bin, logs).await?,
-                    BenchCmd::Soak { runs } => {
-                        let figure = ccr::bench::soak(&bin, runs).await?;
+                    BenchCmd::Soak { runs, partitions } => {
+                        let why_not = ccr::netns::unavailable();
+                        let partitions = match (partitions, why_not) {
+                            (Partitions::Off, _) => false,
+                            (Partitions::On, Some(why)) => {
+                                return Err(format!("--partitions on: {why}"))
+                            }
+                            (Partitions::On, None) | (Partitions::Auto, None) => true,
+                            (Partitions::Auto, Some(why)) => {
+                                eprintln!("soak without partitions: {why}");
+                                false
+                            }
+                        };
+                        let figure = ccr::bench::soak(&bin, runs, partitions).await?;
                         if figure["lost"].as_u64() != Some(0) {
                             println!("{figure}");
                             return Err("acknowledged mail was lost".into());
@@ -337,8 +387,14 @@ mod real {
                         format!("{}:{}: not a message id: {e}", ids.display(), i + 1)
                     })?);
                 }
-                let (addr, key) = target_of(&target)?;
-                match client::admin(addr, &key, AdminRequest::Missing { ids: list.clone() }).await?
+                let (addr, key, tls) = target_of(&target)?;
+                match client::admin(
+                    addr,
+                    &key,
+                    &tls,
+                    AdminRequest::Missing { ids: list.clone() },
+                )
+                .await?
                 {
                     AdminReply::Missing { ids: missing } if missing.is_empty() => {
                         println!("all {} acknowledged message(s) present", list.len());
@@ -356,7 +412,7 @@ mod real {
         }
     }
 
-    async fn up(dir: Option<std::path::PathBuf>, port: u16) -> Result<(), String> {
+    async fn up(dir: Option<std::path::PathBuf>, port: u16, tls: bool) -> Result<(), String> {
         let dir = match dir {
             Some(d) => d,
             None => tempfile::Builder::new()
@@ -366,9 +422,9 @@ mod real {
                 .keep(),
         };
         let key = format!("{:032x}", rand::random::<u128>());
-        let [n1, n2, hub] = ccr::up::write_configs(&dir, port, &key)?;
+        let [n1, n2, hub] = ccr::up::write_configs(&dir, port, &key, tls)?;
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let mut children = Vec::new();
+        let mut children: Vec<std::process::Child> = Vec::new();
         for (role, cfg) in [("hub", &hub), ("node", &n1), ("node", &n2)] {
             let child = std::process::Command::new(&exe)
                 .args([role, "--config"])
@@ -392,8 +448,17 @@ mod real {
             n1.display()
         );
         println!("Stop with Ctrl-C.");
-        for mut c in children {
-            let _ = tokio::task::spawn_blocking(move || c.wait()).await;
+        // Ctrl-C reaches the children through the terminal; a SIGTERM (a supervisor, `timeout`,
+        // `kill`) reaches only this process, which then stops them itself.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| format!("cannot wait for SIGTERM: {e}"))?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        for c in &mut children {
+            let _ = c.kill();
+            let _ = c.wait();
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::config::NodeFile;
 use crate::frame::Key;
+use crate::tls::Links;
 use crate::transport::{listen, TcpNetwork};
 use crate::wire::{AdminReply, AdminRequest, Wire};
 
@@ -118,6 +119,7 @@ impl Observer for LogObserver {
 
 pub async fn run(file: NodeFile) -> Result<(), String> {
     let key = Key::new(&file.key)?;
+    let tls = Links::load(file.tls.as_ref())?;
     let id = file.node;
     std::fs::create_dir_all(&file.data)
         .map_err(|e| format!("{}: cannot create: {e}", file.data.display()))?;
@@ -137,7 +139,7 @@ pub async fn run(file: NodeFile) -> Result<(), String> {
         state,
         clock.now(),
     )));
-    let network = TcpNetwork::new(key.clone(), file.addresses.clone());
+    let network = TcpNetwork::new(key.clone(), tls.clone(), file.addresses.clone());
     let (inbox_tx, inbox) = mpsc::unbounded_channel::<Incoming>();
     let (admin_tx, admin) = mpsc::unbounded_channel::<Admin>();
     let (_pause, paused) = tokio::sync::watch::channel(false);
@@ -148,7 +150,7 @@ pub async fn run(file: NodeFile) -> Result<(), String> {
         let disk = disk.clone();
         let node = node.clone();
         let network = network.clone();
-        listen(addr, key.clone(), move |wire, _reply| {
+        listen(addr, key.clone(), tls.clone(), move |wire, _reply| {
             let Wire::Cluster { from, to, net, msg } = wire else {
                 return;
             };
@@ -175,7 +177,7 @@ pub async fn run(file: NodeFile) -> Result<(), String> {
 
     let admin_node = node.clone();
     let admin_clock = clock.clone();
-    listen(file.admin, key.clone(), move |wire, reply| {
+    listen(file.admin, key.clone(), tls.clone(), move |wire, reply| {
         let Wire::Admin(req) = wire else { return };
         let answer = answer_admin(&admin_node, admin_clock.now(), &admin_tx, req);
         let _ = reply.send(Wire::AdminReply(answer));
@@ -187,6 +189,7 @@ pub async fn run(file: NodeFile) -> Result<(), String> {
         node = id.name(),
         data = %file.data.display(),
         admin = %file.admin,
+        tls = tls.is_tls(),
         "node up"
     );
     let network: Arc<dyn Network> = Arc::new(network);

@@ -1,6 +1,7 @@
 //! The real network: TCP between processes, one outgoing connection per peer address (opened
 //! on demand, reopened after a failure), authenticated frames both ways. A message that cannot
-//! be sent is dropped — CCR copes with lost messages; it never blocks the sender.
+//! be sent is dropped — CCR copes with lost messages; it never blocks the sender. With a
+//! `[tls]` section every connection is TLS first (`tls`); the frames inside are the same.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,10 +11,11 @@ use std::time::Duration;
 use ccr_core::cluster::wire::Msg;
 use ccr_core::cluster::{Endpoint, Net, NodeId};
 use ccr_core::host::Network;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::frame::{self, Key};
+use crate::tls::{Conn, Links};
 use crate::wire::Wire;
 
 /// Where each machine listens, per network.
@@ -62,14 +64,16 @@ const QUEUE: usize = 4096;
 #[derive(Clone)]
 pub struct TcpNetwork {
     key: Key,
+    tls: Links,
     addrs: Arc<Addresses>,
     links: Arc<Mutex<BTreeMap<SocketAddr, mpsc::Sender<Vec<u8>>>>>,
 }
 
 impl TcpNetwork {
-    pub fn new(key: Key, addrs: Addresses) -> TcpNetwork {
+    pub fn new(key: Key, tls: Links, addrs: Addresses) -> TcpNetwork {
         TcpNetwork {
             key,
+            tls,
             addrs: Arc::new(addrs),
             links: Arc::new(Mutex::new(BTreeMap::new())),
         }
@@ -83,7 +87,7 @@ impl TcpNetwork {
                 .entry(addr)
                 .or_insert_with(|| {
                     let (tx, rx) = mpsc::channel(QUEUE);
-                    tokio::spawn(connection(addr, rx));
+                    tokio::spawn(connection(addr, self.tls.clone(), rx));
                     tx
                 })
                 .clone()
@@ -101,15 +105,27 @@ impl Network for TcpNetwork {
 
 /// Writes queued frames to `addr`, reconnecting as needed; frames queued while the peer is
 /// unreachable are dropped rather than delivered late in a burst.
-async fn connection(addr: SocketAddr, mut rx: mpsc::Receiver<Vec<u8>>) {
+async fn connection(addr: SocketAddr, tls: Links, mut rx: mpsc::Receiver<Vec<u8>>) {
     use tokio::io::AsyncWriteExt;
-    let mut stream: Option<TcpStream> = None;
+    let mut stream: Option<Conn> = None;
+    // Said once per streak of failed handshakes, not with every heartbeat.
+    let mut warned = false;
     while let Some(frame) = rx.recv().await {
         if stream.is_none() {
-            match tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(addr)).await {
+            match tokio::time::timeout(Duration::from_millis(500), tls.connect(addr)).await {
                 Ok(Ok(s)) => {
-                    let _ = s.set_nodelay(true);
                     stream = Some(s);
+                    warned = false;
+                }
+                Ok(Err(e)) if tls.is_tls() && e.contains("TLS") => {
+                    // A peer that is up but fails the handshake is misconfigured, not down:
+                    // say so instead of dropping mail silently.
+                    if !warned {
+                        tracing::warn!(%addr, error = %e, "cannot open a link");
+                        warned = true;
+                    }
+                    while rx.try_recv().is_ok() {}
+                    continue;
                 }
                 _ => {
                     // Unreachable: drop what is queued now; try again with the next message.
@@ -119,15 +135,17 @@ async fn connection(addr: SocketAddr, mut rx: mpsc::Receiver<Vec<u8>>) {
             }
         }
         let s = stream.as_mut().expect("connected");
-        if s.write_all(&frame).await.is_err() {
+        // TLS buffers what it encrypts: flush so each frame leaves now.
+        if s.write_all(&frame).await.is_err() || s.flush().await.is_err() {
             stream = None;
         }
     }
 }
 
 /// Accepts connections on `addr` and hands every authenticated frame to `deliver` with a way
-/// to answer on the same connection. Bad frames close their connection, logged with the reason.
-pub async fn listen<F>(addr: SocketAddr, key: Key, deliver: F) -> std::io::Result<()>
+/// to answer on the same connection. A failed TLS handshake or a bad frame closes its
+/// connection, logged with the reason.
+pub async fn listen<F>(addr: SocketAddr, key: Key, tls: Links, deliver: F) -> std::io::Result<()>
 where
     F: Fn(Wire, mpsc::UnboundedSender<Wire>) + Send + Sync + 'static,
 {
@@ -138,11 +156,18 @@ where
             let Ok((stream, peer)) = listener.accept().await else {
                 continue;
             };
-            let _ = stream.set_nodelay(true);
             let key = key.clone();
             let deliver = deliver.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
-                let (mut r, mut w) = stream.into_split();
+                let stream = match tls.accept(stream).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(%peer, error = %e, "refused a connection");
+                        return;
+                    }
+                };
+                let (mut r, mut w) = tokio::io::split(stream);
                 let (tx, mut rx) = mpsc::unbounded_channel::<Wire>();
                 let writer_key = key.clone();
                 tokio::spawn(async move {

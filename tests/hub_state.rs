@@ -9,7 +9,7 @@ fn a_damaged_hub_state_file_is_refused_by_name_and_kept() {
     let dir = tempfile::tempdir().unwrap();
     let base = 31_000 + (std::process::id() % 100) as u16 * 20;
     let [_, _, hub] =
-        ccr::up::write_configs(dir.path(), base, "a-hub-state-key-0123456789").unwrap();
+        ccr::up::write_configs(dir.path(), base, "a-hub-state-key-0123456789", false).unwrap();
     let state = dir.path().join("hub").join("hub-state.json");
     std::fs::create_dir_all(state.parent().unwrap()).unwrap();
     let damaged = b"{\"hub\": {\"config\": 7,\n \"active\": nul";

@@ -1,6 +1,8 @@
 //! The real binary end to end: node1, node2 and the hub as separate processes on loopback with
 //! temporary data folders, a client stream, `kill -9` of the active, a scheduled move there and
-//! back, and connections without the key or with garbage refused without harm.
+//! back, and connections without the key, with garbage or with a certificate of another CA
+//! refused without harm. The clusters run TLS on every link (a throwaway CA, as `ccr up`
+//! makes), except the one that checks the frames' own authentication on plain TCP.
 #![cfg(not(madsim))]
 
 use std::time::Duration;
@@ -25,8 +27,12 @@ impl std::ops::Deref for Cluster {
 
 impl Cluster {
     fn start() -> Cluster {
+        Cluster::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Cluster {
         let bin = std::path::Path::new(env!("CARGO_BIN_EXE_ccr"));
-        Cluster(LocalCluster::start(bin, KEY, &NodeId::ALL).unwrap())
+        Cluster(LocalCluster::start_with(bin, KEY, &NodeId::ALL, tls).unwrap())
     }
 
     fn start_node(&mut self, n: NodeId) {
@@ -55,11 +61,14 @@ async fn load(c: &Cluster, first_id: u64, secs: f64) -> ccr::client::LoadReport 
     client::load(
         c.hub_address().unwrap(),
         &Key::new(KEY).unwrap(),
+        &c.links(),
         first_id,
-        25.0,
-        Duration::from_secs_f64(secs),
-        4_000,
-        Duration::from_secs(60),
+        client::Stream {
+            rate: 25.0,
+            duration: Duration::from_secs_f64(secs),
+            size: 4_000,
+            grace: Duration::from_secs(60),
+        },
     )
     .await
     .unwrap()
@@ -83,16 +92,19 @@ async fn kill_the_active_then_move_there_and_back() {
 
     // A client stream; eight seconds in, kill -9 the active.
     let stream = {
-        let hub = c.hub_address().unwrap();
+        let (hub, tls) = (c.hub_address().unwrap(), c.links());
         tokio::spawn(async move {
             client::load(
                 hub,
                 &Key::new(KEY).unwrap(),
+                &tls,
                 1_000_000,
-                25.0,
-                Duration::from_secs(40),
-                4_000,
-                Duration::from_secs(60),
+                client::Stream {
+                    rate: 25.0,
+                    duration: Duration::from_secs(40),
+                    size: 4_000,
+                    grace: Duration::from_secs(60),
+                },
             )
             .await
             .unwrap()
@@ -170,7 +182,8 @@ async fn kill_the_active_then_move_there_and_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthenticated_and_malformed_connections_get_nothing_and_harm_nothing() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let c = Cluster::start();
+    // Plain TCP: what is checked here is the frames' own authentication under the key.
+    let c = Cluster::start_with(false);
     c.wait_for(
         "node1 online",
         Duration::from_secs(30),
@@ -202,6 +215,7 @@ async fn unauthenticated_and_malformed_connections_get_nothing_and_harm_nothing(
     let wrong = client::admin(
         node1.admin,
         &Key::new("not-the-cluster-key-at-all").unwrap(),
+        &c.links(),
         AdminRequest::Status,
     )
     .await;
@@ -209,6 +223,101 @@ async fn unauthenticated_and_malformed_connections_get_nothing_and_harm_nothing(
     // And the cluster is unharmed.
     assert!(c.serving(NodeId::Node1).await);
     let r = load(&c, 3_000_000, 2.0).await;
+    assert_eq!(r.acked.len() as u64, r.sent);
+}
+
+/// TLS on: a peer showing a certificate of another CA is refused at the handshake — the node
+/// logs the refusal with its reason, the peer gets an error and nothing else — and so is a
+/// plain TCP peer; the right certificate with the wrong key still gets nothing (TLS does not
+/// replace the key); and the cluster is unharmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_with_a_certificate_of_another_ca_is_refused_with_the_reason_logged() {
+    use ccr::tls::{throwaway_ca, Links, TlsFiles};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let c = Cluster::start();
+    c.wait_for(
+        "node1 online",
+        Duration::from_secs(30),
+        Serves(NodeId::Node1),
+    )
+    .await;
+    let node1: ccr::config::NodeFile = ccr::config::load(&c.configs[0]).unwrap();
+    let ours = node1.tls.clone().expect("the cluster runs TLS");
+    let other = tempfile::tempdir().unwrap();
+    let theirs = throwaway_ca(
+        other.path(),
+        &[("node1", vec!["127.0.0.1".parse().unwrap()])],
+    )
+    .unwrap()
+    .remove(0);
+    // The stranger trusts our CA, so the refusal is the node's, not its own.
+    let stranger = Links::load(Some(&TlsFiles {
+        ca: ours.ca.clone(),
+        ..theirs
+    }))
+    .unwrap();
+    let key = Key::new(KEY).unwrap();
+    for addr in [node1.admin, node1.addresses.node1.public] {
+        let refused = client::admin(addr, &key, &stranger, AdminRequest::Status).await;
+        assert!(
+            refused.is_err(),
+            "{addr}: a stranger was answered: {refused:?}"
+        );
+    }
+    let stream = client::load(
+        c.hub_address().unwrap(),
+        &key,
+        &stranger,
+        5_000_000,
+        client::Stream {
+            rate: 25.0,
+            duration: Duration::from_secs(1),
+            size: 4_000,
+            grace: Duration::from_secs(2),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        stream.acked.is_empty(),
+        "the hub acknowledged a stranger's mail"
+    );
+
+    // The node says who it refused and why.
+    let logs = c.log_tails(200);
+    let refusal = logs
+        .lines()
+        .find(|l| l.contains("refused a connection"))
+        .unwrap_or_else(|| panic!("no refusal logged\n{logs}"));
+    assert!(
+        refusal.contains("invalid peer certificate: UnknownIssuer"),
+        "the refusal gives no reason: {refusal}"
+    );
+
+    // Plain TCP gets nothing from a TLS endpoint.
+    let mut s = tokio::net::TcpStream::connect(node1.admin).await.unwrap();
+    let frame = ccr::frame::encode(&key, &ccr::wire::Wire::Admin(AdminRequest::Status));
+    let _ = s.write_all(&frame).await;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    assert!(
+        !buf.windows(6).any(|w| w == b"Status"),
+        "a plain peer was answered: {buf:?}"
+    );
+
+    // Our certificate with the wrong key: TLS lets it in, the frames' key does not.
+    let wrong = client::admin(
+        node1.admin,
+        &Key::new("not-the-cluster-key-at-all").unwrap(),
+        &c.links(),
+        AdminRequest::Status,
+    )
+    .await;
+    assert!(wrong.is_err());
+
+    assert!(c.serving(NodeId::Node1).await);
+    let r = load(&c, 6_000_000, 2.0).await;
+    assert!(!r.acked.is_empty());
     assert_eq!(r.acked.len() as u64, r.sent);
 }
 

@@ -296,10 +296,16 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             .collect(),
         "node_config" | "hub_config" => {
             let dir = tempfile::tempdir().expect("a temporary folder");
-            let paths = ccr::up::write_configs(dir.path(), 7400, KEY).expect("configs");
+            // With and without a [tls] section.
             let i = if target == "node_config" { 0 } else { 2 };
-            let text = std::fs::read(&paths[i]).expect("written");
-            vec![text]
+            [false, true]
+                .into_iter()
+                .map(|tls| {
+                    let paths =
+                        ccr::up::write_configs(dir.path(), 7400, KEY, tls).expect("configs");
+                    std::fs::read(&paths[i]).expect("written")
+                })
+                .collect()
         }
         "frame" => messages().iter().map(|m| frame::encode(&key, m)).collect(),
         "frame_body" => messages()
