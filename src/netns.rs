@@ -40,12 +40,28 @@ pub fn unavailable() -> Option<String> {
 }
 
 impl Lab {
-    /// Builds the namespaces, links and bridge; a lab of the same process id left over from
-    /// an earlier run is removed first.
+    /// Builds the namespaces, links and bridge under a tag no running lab uses; a lab left
+    /// over from an earlier run (no process in any of its namespaces) is removed and its tag
+    /// reused.
     pub fn build() -> Result<Lab, String> {
-        let lab = Lab {
-            tag: (std::process::id() % 250) as u16,
+        // Candidates are plain tags: a `Lab` value removes its namespaces when dropped, and
+        // one in use by another process must survive being looked at.
+        let free = |tag: u16| {
+            let (bridge, ns) = (Lab::bridge_of(tag), |m: &str| Lab::ns_of(tag, m));
+            if sh(&["ip", "link", "show", &bridge]).is_err() {
+                return true;
+            }
+            MACHINES
+                .iter()
+                .all(|m| sh(&["ip", "netns", "pids", &ns(m)]).map_or(true, |p| p.trim().is_empty()))
         };
+        let first = (std::process::id() % 250) as u16;
+        let tag = (0..250)
+            .map(|i| (first + i) % 250)
+            .find(|&tag| free(tag))
+            .ok_or("every network-namespace lab tag is in use")?;
+        let lab = Lab { tag };
+        // Whatever a crashed run left under this tag goes first.
         lab.remove();
         sh(&["ip", "link", "add", &lab.bridge(), "type", "bridge"])?;
         let host = format!("{}/24", lab.host_ip());
@@ -70,11 +86,19 @@ impl Lab {
 
     /// The namespace of `machine` (one of [`MACHINES`]).
     pub fn ns(&self, machine: &str) -> String {
-        format!("ccr{}-{machine}", self.tag)
+        Lab::ns_of(self.tag, machine)
+    }
+
+    fn ns_of(tag: u16, machine: &str) -> String {
+        format!("ccr{tag}-{machine}")
     }
 
     fn bridge(&self) -> String {
-        format!("ccrbr{}", self.tag)
+        Lab::bridge_of(self.tag)
+    }
+
+    fn bridge_of(tag: u16) -> String {
+        format!("ccrbr{tag}")
     }
 
     /// The host's end of `machine`'s link: down is a partition of that machine.
