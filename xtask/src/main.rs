@@ -41,7 +41,11 @@ impl Build {
         cmd.arg(subcommand);
         if let Build::Madsim = self {
             let flags = std::env::var("RUSTFLAGS").unwrap_or_default();
+            // Doc-tests are compiled by rustdoc, which reads RUSTDOCFLAGS only: without the cfg
+            // it would compile the real-socket modules against dependencies cargo left out.
+            let doc_flags = std::env::var("RUSTDOCFLAGS").unwrap_or_default();
             cmd.env("RUSTFLAGS", format!("{flags} --cfg madsim").trim())
+                .env("RUSTDOCFLAGS", format!("{doc_flags} --cfg madsim").trim())
                 .args(["--target-dir", MADSIM_TARGET]);
         }
         cmd
