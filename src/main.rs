@@ -107,7 +107,8 @@ enum Command {
         target: Target,
         #[arg(long = "target", value_parser = parse_node)]
         to: ccr_core::cluster::NodeId,
-        #[arg(long, default_value = "")]
+        /// Why (Exchange's -MoveComment): required, and kept by the cluster.
+        #[arg(long)]
         comment: String,
         /// Do not ask for confirmation.
         #[arg(long)]

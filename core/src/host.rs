@@ -150,8 +150,12 @@ pub async fn run_node(node: Arc<Mutex<Node>>, inputs: Inputs, env: HostEnv) {
             match booted {
                 Ok(state) => {
                     let bugs = node.planted();
+                    // The cluster service outlives the store it restarts: its restart count
+                    // goes on.
+                    let failures = node.store_failures().to_vec();
                     *node = Node::new(id, node.config().clone(), state, now);
                     node.plant_bugs(bugs);
+                    node.remember_store_failures(&failures);
                     *io = DiskQueue::default();
                     observer.node_event(id, now, &NodeEvent::ServicesRestarted);
                 }

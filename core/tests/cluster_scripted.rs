@@ -219,6 +219,30 @@ fn the_articles_scheduled_moves_are_lossless_and_record_the_comment() {
 }
 
 #[test]
+fn a_move_without_a_comment_is_refused_with_the_reason() {
+    let mut w = world();
+    w.workload(50, 40_000);
+    w.schedule(
+        20_000,
+        Fault::Admin(
+            Node1,
+            Admin::Move {
+                target: Node2,
+                comment: "  ".into(),
+            },
+        ),
+    );
+    w.run_until(60_000);
+    assert!(w.events.iter().any(|(_, _, e)| matches!(
+        e,
+        NodeEvent::MoveRefused { reason } if reason.contains("MoveComment")
+    )));
+    assert_eq!(w.mounts().len(), 1);
+    assert_eq!(w.serving(), vec![Node1]);
+    w.check_settled();
+}
+
+#[test]
 fn a_move_to_an_unhealthy_target_is_refused_and_the_source_stays_active() {
     let mut w = world();
     w.workload(50, 40_000);

@@ -25,6 +25,8 @@ pub const SITUATIONS: &[&str] = &[
     "copy asked for a reseed",
     "witness denied a node",
     "one-way isolation of the active",
+    "failed store restarted in place",
+    "group failed over past the restart policy",
     "run ended stuck",
 ];
 

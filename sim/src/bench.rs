@@ -113,6 +113,23 @@ pub fn planted_bugs() -> Vec<(&'static str, Planted)> {
                 ..none()
             }),
         ),
+        // No invariant judges the restart policy: the library's scenarios
+        // (`store-keeps-failing`, `store-fails-now-and-then`) expect its outcome instead. The
+        // swarm's figures for these two say how far the invariants alone get.
+        (
+            "restart_forever",
+            node(PlantedBugs {
+                restart_forever: true,
+                ..none()
+            }),
+        ),
+        (
+            "restart_count_never_expires",
+            node(PlantedBugs {
+                restart_count_never_expires: true,
+                ..none()
+            }),
+        ),
         (
             "witness_grants_everyone",
             Planted {

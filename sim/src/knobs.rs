@@ -10,7 +10,7 @@
 //! then must fit in lost-log resilience, or the old stream can no longer be rolled back — CCR
 //! as shipped needs an administrator for that, and the swarm is about the automatic envelope.
 
-use ccr_core::cluster::config::{ClusterConfig, DialLimits};
+use ccr_core::cluster::config::{ClusterConfig, DialLimits, Os};
 use ccr_core::cluster::hub::HubConfig;
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -26,28 +26,31 @@ pub fn draw(r: &mut StdRng, scenario: &mut Scenario) {
     // Buggify: each knob is drawn only half the time.
     let flip = |r: &mut StdRng| r.random_bool(0.5);
     if flip(r) {
-        // Windows Server 2003's heartbeat (1.2 s × 6), or anything in a wider range.
-        (c.heartbeat_interval_ms, c.heartbeat_threshold) = if r.random_bool(0.5) {
-            (1_200, 6)
+        // Windows Server 2008's profile, or any heartbeat in a wider range.
+        if r.random_bool(0.5) {
+            c.os = Os::Windows2008;
         } else {
-            (r.random_range(5..=20) * 100, r.random_range(3..=8))
-        };
+            c.heartbeat_interval_ms = Some(r.random_range(5..=20) * 100);
+            c.heartbeat_threshold = Some(r.random_range(3..=8));
+        }
     }
-    let hb = c.heartbeat_interval_ms;
+    let hb = c.heartbeat_interval_ms();
     if flip(r) {
         c.max_drift_ppm = r.random_range(0..=50_000);
     }
     if flip(r) {
         c.lease_margin_ms = r.random_range(50..=1_000);
     }
-    // A quarter of the seeds that draw leases draw a peer lease longer than the survivor's
-    // fastest way to a mount, so that the takeover guard (not the failover's own slowness)
-    // is what keeps a still-leased old owner from serving beside the new one.
+    // Half the seeds that draw leases draw a peer lease longer than the survivor's fastest
+    // way to a mount, so that the takeover guard (not the failover's own slowness) is what
+    // keeps a still-leased old owner from serving beside the new one. (With Windows Server
+    // 2003's slower detection the default lease is already over when the survivor could
+    // mount: only these seeds test the guard.)
     let mut long_lease = false;
     if flip(r) || c.peer_lease_ms <= c.witness_prefetch_ms + hb {
         c.witness_prefetch_ms = r.random_range(hb..=3 * hb);
         c.peer_lease_ms = c.witness_prefetch_ms + hb + r.random_range(hb..=8 * hb);
-        long_lease = r.random_bool(0.25);
+        long_lease = r.random_bool(0.5);
     }
     if flip(r) || c.witness_lease_ms <= hb {
         c.witness_lease_ms = r.random_range(hb + 1..=10 * hb);
@@ -63,6 +66,12 @@ pub fn draw(r: &mut StdRng, scenario: &mut Scenario) {
     }
     if flip(r) {
         c.store_restart_ms = r.random_range(2_000..=30_000);
+    }
+    if flip(r) {
+        // The restart policy, from "fail over at the first failure" to more patient than
+        // either Windows profile.
+        c.restart_threshold = Some(r.random_range(0..=5));
+        c.restart_period_ms = Some(r.random_range(1..=30) * 60_000);
     }
     if flip(r) {
         c.copy_timeout_ms = r.random_range(1_000..=10_000);
@@ -150,13 +159,13 @@ pub fn describe(scenario: &Scenario) -> Vec<String> {
     };
     knob(
         "heartbeat_interval_ms",
-        c.heartbeat_interval_ms,
-        d.heartbeat_interval_ms,
+        c.heartbeat_interval_ms(),
+        d.heartbeat_interval_ms(),
     );
     knob(
         "heartbeat_threshold",
-        c.heartbeat_threshold.into(),
-        d.heartbeat_threshold.into(),
+        c.heartbeat_threshold().into(),
+        d.heartbeat_threshold().into(),
     );
     knob("max_drift_ppm", c.max_drift_ppm, d.max_drift_ppm);
     knob("lease_margin_ms", c.lease_margin_ms, d.lease_margin_ms);
@@ -179,6 +188,9 @@ pub fn describe(scenario: &Scenario) -> Vec<String> {
     );
     knob("online_delay_ms", c.online_delay_ms, d.online_delay_ms);
     knob("store_restart_ms", c.store_restart_ms, d.store_restart_ms);
+    let ((t, p), (dt, dp)) = (c.restart_policy(), d.restart_policy());
+    knob("restart_threshold", t.into(), dt.into());
+    knob("restart_period_ms", p, dp);
     knob("copy_timeout_ms", c.copy_timeout_ms, d.copy_timeout_ms);
     knob("copy_retry_ms", c.copy_retry_ms, d.copy_retry_ms);
     knob("move_timeout_ms", c.move_timeout_ms, d.move_timeout_ms);
@@ -220,5 +232,18 @@ pub fn describe(scenario: &Scenario) -> Vec<String> {
         h.redelivery_timeout_ms,
         dh.redelivery_timeout_ms,
     );
+    if c.os != d.os {
+        out.insert(
+            0,
+            format!(
+                "os={}",
+                if c.os == Os::Windows2008 {
+                    "windows-2008"
+                } else {
+                    "windows-2003"
+                }
+            ),
+        );
+    }
     out
 }

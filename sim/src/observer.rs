@@ -403,7 +403,10 @@ impl Observer for Obs {
             NodeEvent::Mounted { view, lost, .. } => {
                 self.truth.node_reported_mount(node, view.epoch, *lost)
             }
-            NodeEvent::ServicesRestarted => self.truth.process_started(node),
+            NodeEvent::ServicesRestarted => {
+                self.cover("failed store restarted in place");
+                self.truth.process_started(node)
+            }
             _ => {}
         }
     }
@@ -433,6 +436,9 @@ impl crate::net::Tap for Obs {
         }
         if sent.first_redelivery_answer {
             self.cover("redelivery requested after a mount");
+        }
+        if let (Endpoint::Node(_), Msg::HandOver { drain: true, .. }) = (from, msg) {
+            self.cover("group failed over past the restart policy");
         }
     }
 

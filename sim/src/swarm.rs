@@ -80,7 +80,7 @@ impl Family {
 /// The generator's version: `swarm@V:SEED` names the scenario version V made of SEED. A
 /// change to what a seed generates raises it, so a seed quoted in an old report says that it
 /// now means something else instead of silently replaying another scenario.
-pub const GENERATOR_VERSION: u32 = 4;
+pub const GENERATOR_VERSION: u32 = 5;
 
 /// The shape of every swarm run.
 #[derive(Debug, Clone, PartialEq)]

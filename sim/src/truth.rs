@@ -303,7 +303,7 @@ impl Truth {
     pub fn new(config: &ClusterConfig, hub: &HubConfig) -> Truth {
         Truth {
             dial_allowed: config.dial_limits.allowed(config.mount_dial),
-            heartbeat_ms: config.heartbeat_interval_ms,
+            heartbeat_ms: config.heartbeat_interval_ms(),
             state: std::sync::Mutex::new(State {
                 dumpster: DumpsterModel {
                     max_bytes: hub.dumpster_max_bytes,

@@ -183,3 +183,40 @@ fn loss_fires_when_the_dumpster_evicts_before_its_limits_say() {
     assert!(small.passed(), "{:?}", small.violation);
     assert!(small.lost_beyond_dumpster > 0, "{}", small.summary());
 }
+
+/// The restart policy has no invariant of its own: the library's scenarios expect its
+/// outcome. Each catches a node that gets the policy wrong while everything it reports stays
+/// plausible, and passes with the honest node.
+#[test]
+fn the_library_catches_a_restart_policy_that_never_fails_over_or_never_forgets() {
+    let library = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let cases = [
+        (
+            "store-keeps-failing.toml",
+            PlantedBugs {
+                restart_forever: true,
+                ..PlantedBugs::default()
+            },
+        ),
+        (
+            "store-fails-now-and-then.toml",
+            PlantedBugs {
+                restart_count_never_expires: true,
+                ..PlantedBugs::default()
+            },
+        ),
+    ];
+    for (file, bugs) in cases {
+        let mut s = ccr_sim::file::load(&library.join(file)).expect("a library scenario");
+        let honest = run(&s, 1, false);
+        assert!(honest.passed(), "{file}: {}", honest.summary());
+        s.planted = nodes(bugs);
+        let broken = run(&s, 1, false);
+        assert_eq!(
+            broken.outcome,
+            "expectation",
+            "{file}: {}",
+            broken.summary()
+        );
+    }
+}

@@ -30,6 +30,10 @@ pub struct PersistedState {
     /// clock reads (the hub takes a request id it has carried out for a repeat).
     #[serde(default)]
     pub last_redelivery_request: u64,
+    /// The restart policy's count: when the store failed while this node owned the server
+    /// (wall clock, ms), within the policy's period.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub store_failures: Vec<u64>,
 }
 
 impl PersistedState {
@@ -43,6 +47,7 @@ impl PersistedState {
             last_move_comment: None,
             redelivery_pending: None,
             last_redelivery_request: 0,
+            store_failures: Vec::new(),
         }
     }
 

@@ -1,6 +1,7 @@
-//! The numbers a cluster runs by. Defaults are CCR.md's (Windows Server's heartbeat settings,
-//! Exchange 2007's mount dial, dumpster limits, 1 MB logs, LLR depth 10); the lease numbers are
-//! ours and are derived so that the safety argument in ARCHITECTURE.md holds.
+//! The numbers a cluster runs by. Defaults are Exchange 2007's on Windows Server 2003 (the
+//! seed's): the OS profile's heartbeats and resource restart policy, Exchange's mount dial,
+//! dumpster limits, 1 MB logs, LLR depth 10; the lease numbers are ours and are derived so that
+//! the safety argument in ARCHITECTURE.md holds. See docs/ccr-model.md.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +15,30 @@ pub enum MountDial {
     Lossless,
     GoodAvailability,
     BestAvailability,
+}
+
+/// The Windows Server release the cluster runs on: it sets the heartbeats and the resource
+/// restart policy (each can still be set on its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Os {
+    /// A heartbeat every 1.2 s, down after 6 missed; 3 restarts of a failed resource in
+    /// 15 minutes before its group fails over.
+    #[default]
+    #[serde(rename = "windows-2003")]
+    Windows2003,
+    /// A heartbeat every 1 s, down after 5 missed; 1 restart.
+    #[serde(rename = "windows-2008")]
+    Windows2008,
+}
+
+impl Os {
+    /// (heartbeat interval ms, missed heartbeats before down, restarts allowed, in period ms).
+    fn profile(self) -> (u64, u32, u32, u64) {
+        match self {
+            Os::Windows2003 => (1_200, 6, 3, 15 * 60_000),
+            Os::Windows2008 => (1_000, 5, 1, 15 * 60_000),
+        }
+    }
 }
 
 /// The logs each dial setting accepts missing. Exchange 2007: 0, 3, 6 (2010 raised them).
@@ -54,10 +79,22 @@ pub struct ClusterConfig {
     pub signature: Signature,
     /// Who owns the clustered mailbox server when the cluster is first formed.
     pub initial_owner: NodeId,
-    /// Windows' SameSubnetDelay.
-    pub heartbeat_interval_ms: u64,
-    /// Windows' SameSubnetThreshold: missed heartbeats (on every network) before a peer is down.
-    pub heartbeat_threshold: u32,
+    /// The Windows Server profile: heartbeats and restart policy unless set below.
+    pub os: Os,
+    /// Windows' SameSubnetDelay (the profile's when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat_interval_ms: Option<u64>,
+    /// Windows' SameSubnetThreshold: missed heartbeats (on every network) before a peer is
+    /// down (the profile's when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat_threshold: Option<u32>,
+    /// The resource restart policy: a failed store is restarted in place up to this many
+    /// times within `restart_period_ms`; one more failure fails the group over to the other
+    /// node (the profile's when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_threshold: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_period_ms: Option<u64>,
     /// How long a peer's echo of our heartbeat lets us serve (the peer lease).
     pub peer_lease_ms: u64,
     /// How long a witness grant lets its holder count the witness's vote.
@@ -101,8 +138,11 @@ impl Default for ClusterConfig {
             cms_name: "E2K7CCR".into(),
             signature: Signature(0xE2C7_CC12_0000_0001),
             initial_owner: NodeId::Node1,
-            heartbeat_interval_ms: 1_000,
-            heartbeat_threshold: 5,
+            os: Os::default(),
+            heartbeat_interval_ms: None,
+            heartbeat_threshold: None,
+            restart_threshold: None,
+            restart_period_ms: None,
             peer_lease_ms: 8_000,
             witness_lease_ms: 5_000,
             witness_prefetch_ms: 2_000,
@@ -125,9 +165,26 @@ impl Default for ClusterConfig {
 }
 
 impl ClusterConfig {
+    pub fn heartbeat_interval_ms(&self) -> u64 {
+        self.heartbeat_interval_ms.unwrap_or(self.os.profile().0)
+    }
+
+    pub fn heartbeat_threshold(&self) -> u32 {
+        self.heartbeat_threshold.unwrap_or(self.os.profile().1)
+    }
+
+    /// (restarts allowed, within this many ms) before a failing store's group fails over.
+    pub fn restart_policy(&self) -> (u32, u64) {
+        let (_, _, threshold, period) = self.os.profile();
+        (
+            self.restart_threshold.unwrap_or(threshold),
+            self.restart_period_ms.unwrap_or(period),
+        )
+    }
+
     /// A peer is down after this long without a heartbeat on any network.
     pub fn peer_down_after_ms(&self) -> u64 {
-        self.heartbeat_interval_ms * u64::from(self.heartbeat_threshold)
+        self.heartbeat_interval_ms() * u64::from(self.heartbeat_threshold())
     }
 
     /// A local duration `d` that is certain to cover at least `lease` on any other machine's
@@ -165,7 +222,7 @@ impl ClusterConfig {
             .max(self.takeover_guard_ms())
             .max(arbitrate + self.lost_log_copy_timeout_ms);
         let shortest =
-            (arbitrate + self.online_delay_ms).saturating_sub(self.heartbeat_interval_ms);
+            (arbitrate + self.online_delay_ms).saturating_sub(self.heartbeat_interval_ms());
         (shortest, may_mount + self.online_delay_ms)
     }
 
@@ -173,23 +230,26 @@ impl ClusterConfig {
     /// is refused with the field at fault.
     pub fn validate(&self) -> Result<(), String> {
         let fail = |field: &str, why: &str| Err(format!("{field}: {why}"));
-        if self.heartbeat_interval_ms == 0 {
+        if self.heartbeat_interval_ms() == 0 {
             return fail("heartbeat_interval_ms", "must be positive");
         }
-        if self.heartbeat_threshold == 0 {
+        if self.heartbeat_threshold() == 0 {
             return fail("heartbeat_threshold", "must be at least 1");
+        }
+        if self.restart_policy().1 == 0 {
+            return fail("restart_period_ms", "must be positive");
         }
         if self.max_drift_ppm >= 100_000 {
             return fail("max_drift_ppm", "must be below 100000 (10%)");
         }
-        if self.peer_lease_ms <= self.witness_prefetch_ms + self.heartbeat_interval_ms {
+        if self.peer_lease_ms <= self.witness_prefetch_ms + self.heartbeat_interval_ms() {
             return fail(
                 "peer_lease_ms",
                 "must exceed witness_prefetch_ms + heartbeat_interval_ms, or the owner \
                  loses its lease between two heartbeats",
             );
         }
-        if self.witness_lease_ms <= self.heartbeat_interval_ms {
+        if self.witness_lease_ms <= self.heartbeat_interval_ms() {
             return fail(
                 "witness_lease_ms",
                 "must exceed heartbeat_interval_ms (renewals come once per interval)",
@@ -243,17 +303,52 @@ mod tests {
             .max(arbitrate + c.lost_log_copy_timeout_ms);
         let mounted = may_mount + c.online_delay_ms;
         assert!(mounted <= 60_000, "failover too slow: {mounted} ms");
-        assert_eq!((detect, arbitrate, mounted), (5_000, 7_000, 16_302));
+        // Windows Server 2003's heartbeats: 1.2 s × 6.
+        assert_eq!((detect, arbitrate, mounted), (7_200, 9_200, 18_502));
         // The shortest path: the old node returns at once and agrees (no lease waits, nothing
         // to copy). It must still not beat the article's 10 s, counted from a fault that may
         // come up to one heartbeat interval after the last heartbeat.
+        assert_eq!(c.failover_bounds_ms(), (12_000, 18_502));
+        // Windows Server 2008's: 1 s × 5.
+        let c = ClusterConfig {
+            os: Os::Windows2008,
+            ..ClusterConfig::default()
+        };
+        c.validate().unwrap();
+        assert_eq!(c.peer_down_after_ms(), 5_000);
         assert_eq!(c.failover_bounds_ms(), (10_000, 16_302));
+    }
+
+    #[test]
+    fn the_os_profile_sets_heartbeats_and_restart_policy_unless_set_on_their_own() {
+        let c: ClusterConfig = serde_json::from_str(r#"{"os": "windows-2008"}"#).unwrap();
+        assert_eq!(
+            (
+                c.heartbeat_interval_ms(),
+                c.heartbeat_threshold(),
+                c.restart_policy()
+            ),
+            (1_000, 5, (1, 900_000))
+        );
+        let c: ClusterConfig =
+            serde_json::from_str(r#"{"heartbeat_threshold": 8, "restart_threshold": 0}"#).unwrap();
+        assert_eq!(c.os, Os::Windows2003);
+        assert_eq!(
+            (
+                c.heartbeat_interval_ms(),
+                c.heartbeat_threshold(),
+                c.restart_policy()
+            ),
+            (1_200, 8, (0, 900_000))
+        );
+        let e = serde_json::from_str::<ClusterConfig>(r#"{"os": "windows-2012"}"#).unwrap_err();
+        assert!(e.to_string().contains("windows-2003"), "{e}");
     }
 
     #[test]
     fn a_config_that_could_fail_over_in_under_10_seconds_is_refused() {
         let c = ClusterConfig {
-            online_delay_ms: 3_999,
+            online_delay_ms: 1_999,
             ..ClusterConfig::default()
         };
         let e = c.validate().unwrap_err();
@@ -262,7 +357,7 @@ mod tests {
             "{e}"
         );
         let c = ClusterConfig {
-            heartbeat_threshold: 4,
+            heartbeat_threshold: Some(3),
             ..ClusterConfig::default()
         };
         assert!(c.validate().is_err());

@@ -135,6 +135,10 @@ pub enum Msg {
     HandOver {
         view: View,
         comment: String,
+        /// The target must first copy what the old owner's share still holds and apply the
+        /// mount dial (the old owner's store failed; nobody made the target catch up).
+        #[serde(default)]
+        drain: bool,
     },
 
     // Hub ↔ node.

@@ -172,6 +172,12 @@ pub struct PlantedBugs {
     pub report_no_loss: bool,
     /// The target of a scheduled move reports itself caught up one generation early.
     pub move_one_log_short: bool,
+    /// A failing store is restarted in place for ever: the restart policy never fails the
+    /// group over.
+    pub restart_forever: bool,
+    /// The restart policy counts every failure since the node started, not only those
+    /// within its period.
+    pub restart_count_never_expires: bool,
 }
 
 /// What the owner is doing about the clustered mailbox server.
@@ -215,6 +221,8 @@ struct MoveState {
     prepared: Option<Generation>,
     /// Set once the target is ready and the new view is being persisted.
     handing_over: bool,
+    /// The target has not caught up: it drains the old owner's share before it mounts.
+    drain: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -361,6 +369,8 @@ pub struct Node {
     store_failure: Option<String>,
     /// When to ask the host to restart the failed store.
     store_restart_at: Option<u64>,
+    /// The restart policy's count: see [`Node::store_failures`].
+    store_failures: Vec<u64>,
 
     /// The redelivery request of the last mount; repeated until the hub confirms it, and kept
     /// in the cluster state so that a restart does not forget it.
@@ -453,6 +463,7 @@ impl Node {
             commit_in_flight: false,
             store_failure: None,
             store_restart_at: None,
+            store_failures: state.store_failures,
             redelivery_pending: state.redelivery_pending,
             last_redelivery_request: state
                 .last_redelivery_request
@@ -485,12 +496,25 @@ impl Node {
         self.bugs
     }
 
-    /// The host could not restart the services (say the disk is still full): try again later.
+    /// The host could not restart the services (say the disk is still full): another failure
+    /// of the store, for the restart policy to count.
     pub fn restart_failed(&mut self, now: Now, reason: String) {
-        self.emit(NodeEvent::StoreFailed {
-            reason: format!("restart failed: {reason}"),
-        });
-        self.store_restart_at = Some(now.mono + self.config.store_restart_ms);
+        self.store_failure = None;
+        self.store_failed(now, format!("restart failed: {reason}"));
+    }
+
+    /// When the store failed while this node owned the server, within the restart policy's
+    /// period (wall clock, ms). The cluster service keeps counting while the store restarts:
+    /// the host hands this to the node it boots in place, and the cluster state keeps it.
+    pub fn store_failures(&self) -> &[u64] {
+        &self.store_failures
+    }
+
+    /// Takes over the failures an earlier incarnation of this node's services counted.
+    pub fn remember_store_failures(&mut self, earlier: &[u64]) {
+        self.store_failures.extend_from_slice(earlier);
+        self.store_failures.sort_unstable();
+        self.store_failures.dedup();
     }
 
     pub fn id(&self) -> NodeId {
@@ -655,7 +679,11 @@ impl Node {
             Msg::MoveAbandoned { move_id, reason } => {
                 self.abort_move(now, move_id, format!("move abandoned: {reason}"))
             }
-            Msg::HandOver { view, comment } => self.on_hand_over(now, view, comment),
+            Msg::HandOver {
+                view,
+                comment,
+                drain,
+            } => self.on_hand_over(now, view, comment, drain),
             Msg::RedeliveryAccepted { request } if self.redelivery_pending == Some(request) => {
                 self.redelivery_pending = None;
                 self.persist_state();
@@ -698,15 +726,10 @@ impl Node {
                     // disk once `store_restart_ms` has passed — as after a log write failure.
                     self.db.persist_failed();
                     let reason = format!("background write failed: {e}");
-                    self.emit(NodeEvent::StoreFailed {
-                        reason: reason.clone(),
-                    });
                     if self.store_failure.is_none() {
-                        self.store_failure = Some(reason.clone());
-                        self.store_restart_at = Some(now.mono + self.config.store_restart_ms);
-                        if matches!(self.role, Role::Owner(_)) {
-                            self.dismount(now, OwnerState::Offline { reason });
-                        }
+                        self.store_failed(now, reason);
+                    } else {
+                        self.emit(NodeEvent::StoreFailed { reason });
                     }
                 }
             }
@@ -739,6 +762,7 @@ impl Node {
         if ops.is_empty() {
             return;
         }
+
         let token = self.next_token;
         self.next_token += 1;
         self.io.insert(token, io);
@@ -752,6 +776,7 @@ impl Node {
             last_move_comment: self.last_move_comment.clone(),
             redelivery_pending: self.redelivery_pending,
             last_redelivery_request: self.last_redelivery_request,
+            store_failures: self.store_failures.clone(),
         }
     }
 
@@ -764,7 +789,7 @@ impl Node {
         if now.mono < self.next_heartbeat {
             return;
         }
-        self.next_heartbeat = now.mono + self.config.heartbeat_interval_ms;
+        self.next_heartbeat = now.mono + self.config.heartbeat_interval_ms();
         let owner_side = matches!(self.role, Role::Owner(_));
         let hb = Heartbeat {
             stamp: now.mono,

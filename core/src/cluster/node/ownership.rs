@@ -131,10 +131,14 @@ impl Node {
             });
         }
         self.role = Role::Passive { arbitrate_at: None };
-        if self
-            .writer
-            .as_ref()
-            .is_some_and(|w| w.records_in_open_log() == 0)
+        // After a failed write the writer in memory may have rolled on while the disk did
+        // not (the close mark never landed): "empty" would then remove the log that holds the
+        // records. The restart from disk decides instead.
+        if self.store_failure.is_none()
+            && self
+                .writer
+                .as_ref()
+                .is_some_and(|w| w.records_in_open_log() == 0)
         {
             self.writer = None;
             self.disk(
@@ -375,18 +379,81 @@ impl Node {
             "cluster: {target} holds the newest logs; {} cannot mount without them",
             self.id
         );
+        self.hand_over_group(now, target, comment, false);
+    }
+
+    /// The store failed. While this node owns the server that is a failure of a clustered
+    /// resource, which Windows' restart policy counts: within the policy the store restarts in
+    /// place (the host boots the services again from disk after `store_restart_ms`); one
+    /// failure more within the policy's period fails the whole group over to the other node —
+    /// when that node is up with a healthy copy to take it; otherwise it keeps restarting here.
+    pub(super) fn store_failed(&mut self, now: Now, reason: String) {
+        self.store_failure = Some(reason.clone());
+        self.store_restart_at = Some(now.mono + self.config.store_restart_ms);
+        self.emit(NodeEvent::StoreFailed {
+            reason: reason.clone(),
+        });
+        if !matches!(self.role, Role::Owner(_)) {
+            return;
+        }
+        let (threshold, period) = self.config.restart_policy();
+        // A failure from a wall clock that has since gone back stays counted: the policy errs
+        // towards failing over, never towards restarting forever.
+        if !self.bugs.restart_count_never_expires {
+            self.store_failures
+                .retain(|&t| now.wall < t.saturating_add(period));
+        }
+        self.store_failures.push(now.wall);
+        let failures = self.store_failures.len();
+        if failures > threshold as usize
+            && self.peer_can_take_the_group(now)
+            && !self.bugs.restart_forever
+        {
+            self.store_failures.clear();
+            let target = self.id.peer();
+            let comment = format!(
+                "cluster: the store failed {failures} times within {} s, past the restart \
+                 policy's {threshold}: the group fails over to {target} ({reason})",
+                period / 1000
+            );
+            self.hand_over_group(now, target, comment, true);
+        } else {
+            self.dismount(now, OwnerState::Offline { reason });
+            // Kept for a rebuilt node too; on a failing disk this write may fail, and the
+            // host's in-place restart carries the count anyway.
+            self.persist_state();
+        }
+    }
+
+    /// The peer is up and its copy could become the active one.
+    fn peer_can_take_the_group(&self, now: Now) -> bool {
+        !self.peer_down(now)
+            && self.peer.as_ref().is_some_and(|p| {
+                p.copy
+                    .is_some_and(|c| c.status == SummaryCopyStatus::Healthy && !c.reseed_required)
+            })
+    }
+
+    /// Gives the server to `target` at once, without waiting for it to catch up: the cluster
+    /// moving the group. With `drain`, the target copies what this node's share still holds
+    /// and applies the mount dial before it mounts.
+    fn hand_over_group(&mut self, now: Now, target: NodeId, comment: String, drain: bool) {
         self.emit(NodeEvent::MoveStarted {
             target,
             comment: comment.clone(),
         });
-        self.role = Role::Owner(OwnerState::Moving(MoveState {
-            id: now.mono,
-            target,
-            comment,
-            deadline: now.mono + self.config.move_timeout_ms,
-            prepared: Some(self.last_closed()),
-            handing_over: true,
-        }));
+        self.dismount(
+            now,
+            OwnerState::Moving(MoveState {
+                id: now.mono,
+                target,
+                comment,
+                deadline: now.mono + self.config.move_timeout_ms,
+                prepared: Some(self.last_closed()),
+                handing_over: true,
+                drain,
+            }),
+        );
         let view = View {
             epoch: self.view.epoch + 1,
             owner: target,
@@ -427,7 +494,9 @@ impl Node {
     /// with a healthy copy.
     pub(super) fn start_move(&mut self, now: Now, target: NodeId, comment: String) {
         let target_copy = self.peer.as_ref().and_then(|p| p.copy);
-        let refusal = if target == self.id {
+        let refusal = if comment.trim().is_empty() {
+            Some("Move-ClusteredMailboxServer needs a MoveComment saying why".to_string())
+        } else if target == self.id {
             Some(format!(
                 "{target} already owns the clustered mailbox server"
             ))
@@ -460,6 +529,7 @@ impl Node {
                 deadline: now.mono + self.config.move_timeout_ms,
                 prepared: None,
                 handing_over: false,
+                drain: false,
             }),
         );
     }
@@ -537,6 +607,7 @@ impl Node {
                 Msg::HandOver {
                     view,
                     comment: m.comment.clone(),
+                    drain: m.drain,
                 },
             );
         }
@@ -575,14 +646,14 @@ impl Node {
         }
     }
 
-    pub(super) fn on_hand_over(&mut self, now: Now, view: View, comment: String) {
+    pub(super) fn on_hand_over(&mut self, now: Now, view: View, comment: String, drain: bool) {
         if view.epoch > self.view.epoch && view.owner == self.id && self.copy_damaged {
             self.adopt_view(now, view);
         } else if view.epoch > self.view.epoch && view.owner == self.id {
             self.last_move_comment = Some(comment);
             let promised = self.move_promised.take();
             self.adopt_view(now, view);
-            if promised.is_some_and(|g| self.inspector.last_inspected() < g) {
+            if drain || promised.is_some_and(|g| self.inspector.last_inspected() < g) {
                 // This copy no longer holds what it promised the old owner (a reseed slipped
                 // in between, say): take the server as after a failure — copy what the old
                 // owner's share has, and let the mount dial judge what is still missing.

@@ -20,7 +20,7 @@ impl Node {
 
     /// Called with every heartbeat from the peer, before `last_heard` moves on.
     pub(super) fn note_heard(&mut self, now: Now, net: Net) {
-        let gap = 2 * self.config.heartbeat_interval_ms;
+        let gap = 2 * self.config.heartbeat_interval_ms();
         let last = self.last_heard[net.index()];
         if net == Net::Private && last.is_none_or(|t| now.mono > t + gap) {
             self.private_since = now.mono;
@@ -29,7 +29,7 @@ impl Node {
 
     /// Called with every ping sent.
     pub(super) fn note_ping(&mut self, now: Now) {
-        let gap = 2 * self.config.heartbeat_interval_ms;
+        let gap = 2 * self.config.heartbeat_interval_ms();
         if self.last_ping.is_none_or(|t| now.mono > t + gap) {
             self.pinging_since = now.mono;
         }
@@ -53,7 +53,7 @@ impl Node {
         // silent — can take over cleanly; a node cut off from everything, or just back from
         // that, is the quorum rules' business, not this one's.
         let peer_heard_privately = self.last_heard[Net::Private.index()]
-            .is_some_and(|t| now.mono < t + 2 * self.config.heartbeat_interval_ms)
+            .is_some_and(|t| now.mono < t + 2 * self.config.heartbeat_interval_ms())
             && now.mono >= self.private_since + self.config.peer_down_after_ms();
         if !self.config.public_network_failover
             || !self.is_serving()

@@ -156,7 +156,7 @@ impl Node {
         let due = self
             .witness
             .last_request
-            .is_none_or(|t| now.mono >= t + self.config.heartbeat_interval_ms);
+            .is_none_or(|t| now.mono >= t + self.config.heartbeat_interval_ms());
         if wanted && due {
             self.witness.last_request = Some(now.mono);
             let head = self.known_head();

@@ -331,9 +331,12 @@ impl Node {
 
     /// Compares this passive's logs with the serving owner's lineage (see `divergence`).
     pub(super) fn follow_owner_lineage(&mut self, now: Now, owner_lineage: &[LineageEntry]) {
+        // After a failed write memory no longer says what the disk holds: rolling back or
+        // sealing from it would act on logs that are not there. The restart from disk first.
         if !matches!(self.role, Role::Passive { .. })
             || self.seeding
             || self.reseed_required.is_some()
+            || self.store_failure.is_some()
         {
             return;
         }

@@ -1,7 +1,7 @@
 //! The active store: messages from the hub go into the open log; a batch is acknowledged once a
 //! sync made it durable (group commit); full logs roll.
 
-use super::{Io, Node, NodeEvent, OwnerState, DB_FILE};
+use super::{Io, Node, DB_FILE};
 use crate::cluster::wire::Msg;
 use crate::cluster::{Endpoint, Net, Now};
 use crate::disk::{DiskError, DiskOp};
@@ -133,13 +133,7 @@ impl Node {
                 // The log disk failed: what was not synced is not acknowledged, and the store
                 // stops; the host restarts the node's services from disk a little later (its
                 // recovery finds what is durable), again and again while the disk fails.
-                let reason = format!("transaction log write failed: {e}");
-                self.store_failure = Some(reason.clone());
-                self.store_restart_at = Some(now.mono + self.config.store_restart_ms);
-                self.emit(NodeEvent::StoreFailed {
-                    reason: reason.clone(),
-                });
-                self.dismount(now, OwnerState::Offline { reason });
+                self.store_failed(now, format!("transaction log write failed: {e}"));
             }
         }
     }
