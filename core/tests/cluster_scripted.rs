@@ -445,3 +445,32 @@ fn a_paused_active_acknowledges_nothing_once_it_resumes_without_quorum() {
     w.run_until(200_000);
     w.check_settled();
 }
+
+/// Idle log roll (SP1): a quiet store — one small message every 20 s, nowhere near filling a
+/// log — still closes its log 15 min ÷ LLR depth (90 s) after the first record in it, so the
+/// passive holds all but the last interval's mail; without it (RTM, 0) nothing is shipped.
+#[test]
+fn a_quiet_store_rolls_its_log_so_the_passive_keeps_up() {
+    let quiet = |idle_log_roll_ms| {
+        let config = ClusterConfig {
+            idle_log_roll_ms,
+            ..ClusterConfig::default()
+        };
+        let mut w = World::new(1, config, calm());
+        w.workload(20_000, 600_000);
+        w.run_until(620_000);
+        assert_eq!(w.serving(), vec![Node1]);
+        w
+    };
+    let sp1 = quiet(None);
+    let copied = sp1.node(Node2).unwrap().last_closed();
+    // ~600 s of mail in 90 s rolls: six or seven closed logs (the first log opens at boot).
+    assert!((5..=8).contains(&copied), "node2 copied {copied} logs");
+    sp1.check_settled();
+    let rtm = quiet(Some(0));
+    assert_eq!(
+        rtm.node(Node2).unwrap().last_closed(),
+        0,
+        "no roll without a full log"
+    );
+}

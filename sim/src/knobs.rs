@@ -68,6 +68,14 @@ pub fn draw(r: &mut StdRng, scenario: &mut Scenario) {
         c.store_restart_ms = r.random_range(2_000..=30_000);
     }
     if flip(r) {
+        // Idle log roll: off (RTM) in a quarter of the draws, else from 10 s to 10 minutes.
+        c.idle_log_roll_ms = Some(if r.random_bool(0.25) {
+            0
+        } else {
+            r.random_range(10..=600) * 1_000
+        });
+    }
+    if flip(r) {
         // The restart policy, from "fail over at the first failure" to more patient than
         // either Windows profile.
         c.restart_threshold = Some(r.random_range(0..=5));
@@ -188,6 +196,11 @@ pub fn describe(scenario: &Scenario) -> Vec<String> {
     );
     knob("online_delay_ms", c.online_delay_ms, d.online_delay_ms);
     knob("store_restart_ms", c.store_restart_ms, d.store_restart_ms);
+    knob(
+        "idle_log_roll_ms",
+        c.idle_log_roll().unwrap_or(0),
+        d.idle_log_roll().unwrap_or(0),
+    );
     let ((t, p), (dt, dp)) = (c.restart_policy(), d.restart_policy());
     knob("restart_threshold", t.into(), dt.into());
     knob("restart_period_ms", p, dp);

@@ -126,11 +126,15 @@ pub fn open_log_torn(disk: &MemDisk) -> bool {
 /// The newest generation with a durable record on `disk`, read cheaply (the last closed log's
 /// name, and the open log's first frame): taken at every write a node makes, so that what it
 /// had written when it lost ownership is known even if its disk later forgets it (a reseed).
-pub fn newest_written_quick(disk: &MemDisk) -> Generation {
-    let closed = disk
-        .last_in(LOG_DIR)
+/// The newest closed log's generation, from the names alone (no log is read).
+pub fn last_closed_quick(disk: &MemDisk) -> Generation {
+    disk.last_in(LOG_DIR)
         .and_then(parse_closed_log_name)
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+pub fn newest_written_quick(disk: &MemDisk) -> Generation {
+    let closed = last_closed_quick(disk);
     let open = disk
         .durable(&format!("{LOG_DIR}/{OPEN_LOG}"))
         .filter(|b| b.len() > HEADER_LEN)

@@ -129,6 +129,11 @@ pub struct ClusterConfig {
     pub move_timeout_ms: u64,
     /// The database file is rewritten after this many newly completed generations.
     pub db_flush_every: u32,
+    /// Idle log roll (SP1): an open log holding records is closed this long after its first
+    /// record even though it is not full, so a quiet storage group still ships recent mail.
+    /// Absent: 15 minutes ÷ `storage.llr_depth` (1.5 min at depth 10); 0: never (RTM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_log_roll_ms: Option<u64>,
     pub storage: StorageConfig,
 }
 
@@ -159,6 +164,7 @@ impl Default for ClusterConfig {
             copy_retry_ms: 2_000,
             move_timeout_ms: 30_000,
             db_flush_every: 4,
+            idle_log_roll_ms: None,
             storage: StorageConfig::default(),
         }
     }
@@ -180,6 +186,15 @@ impl ClusterConfig {
             self.restart_threshold.unwrap_or(threshold),
             self.restart_period_ms.unwrap_or(period),
         )
+    }
+
+    /// How long an open log with records may stay open; `None`: until it is full.
+    pub fn idle_log_roll(&self) -> Option<u64> {
+        match self.idle_log_roll_ms {
+            Some(0) => None,
+            Some(ms) => Some(ms),
+            None => Some(15 * 60_000 / u64::from(self.storage.llr_depth.max(1))),
+        }
     }
 
     /// A peer is down after this long without a heartbeat on any network.

@@ -371,6 +371,8 @@ pub struct Node {
     store_restart_at: Option<u64>,
     /// The restart policy's count: see [`Node::store_failures`].
     store_failures: Vec<u64>,
+    /// When the open log got its first record (this process's clock): the idle roll's start.
+    open_log_since: Option<u64>,
 
     /// The redelivery request of the last mount; repeated until the hub confirms it, and kept
     /// in the cluster state so that a restart does not forget it.
@@ -464,6 +466,7 @@ impl Node {
             store_failure: None,
             store_restart_at: None,
             store_failures: state.store_failures,
+            open_log_since: None,
             redelivery_pending: state.redelivery_pending,
             last_redelivery_request: state
                 .last_redelivery_request
@@ -613,6 +616,7 @@ impl Node {
             self.fetch.map(|(_, deadline)| deadline),
             Some(self.copy_retry_at),
             self.store_restart_at,
+            self.idle_roll_at(),
             role,
         ];
         // Deadlines at or before the last tick have been dealt with.
@@ -635,6 +639,7 @@ impl Node {
         }
         self.request_witness_if_needed(now);
         self.copy_if_needed(now);
+        self.roll_idle_log(now);
         self.send_heartbeats_if_due(now);
     }
 

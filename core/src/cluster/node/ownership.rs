@@ -321,6 +321,7 @@ impl Node {
             );
             ops.extend(start);
             self.writer = Some(writer);
+            self.open_log_since = None;
         }
         // Every mount asks: the hub redelivers only what our lineage cannot account for, so a
         // clean remount or a move costs nothing, and a stream someone wrote while we could not

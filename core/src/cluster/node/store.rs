@@ -84,6 +84,7 @@ impl Node {
         let generation = writer.generation();
         let mut ops = Vec::new();
         if !self.batch.is_empty() {
+            self.open_log_since.get_or_insert(now.mono);
             ops.push(writer.append(&self.batch));
         }
         ops.push(writer.sync_op());
@@ -138,8 +139,35 @@ impl Node {
         }
     }
 
+    /// When an idle roll is due: the serving owner's open log has held records for the
+    /// configured time.
+    pub(super) fn idle_roll_at(&self) -> Option<u64> {
+        let since = self.open_log_since?;
+        (self.is_serving()).then_some(since + self.config.idle_log_roll()?)
+    }
+
+    /// Idle log roll (SP1): a quiet store closes its partly filled log, so the passive can
+    /// copy it and a lossy failover at low load loses at most that much. Waits for a commit
+    /// in flight (its records belong in the log it is closing).
+    pub(super) fn roll_idle_log(&mut self, now: Now) {
+        if self.idle_roll_at().is_none_or(|at| now.mono < at)
+            || self.commit_in_flight
+            || !self.batch_ids.is_empty()
+            || self.store_failure.is_some()
+            || self
+                .writer
+                .as_ref()
+                .is_none_or(|w| w.records_in_open_log() == 0)
+        {
+            return;
+        }
+        let ops = self.roll_open_log(now);
+        self.disk(ops, Io::Background);
+    }
+
     /// Rolls the open log; returns the writes (and a database flush when one is due).
     pub(super) fn roll_open_log(&mut self, now: Now) -> Vec<DiskOp> {
+        self.open_log_since = None;
         let writer = self.writer.as_mut().expect("rolling needs an open log");
         let rolled = writer.roll(now.wall);
         self.closed.insert(rolled.generation, rolled.checksum);
