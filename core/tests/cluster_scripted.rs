@@ -474,3 +474,52 @@ fn a_quiet_store_rolls_its_log_so_the_passive_keeps_up() {
         "no roll without a full log"
     );
 }
+
+/// Which networks carry log copies: with the public network cut between the nodes (the
+/// private one still carries heartbeats, so nothing fails over), SP1's replication over the
+/// private network keeps the passive copying; RTM's public-only replication stalls until the
+/// public network is back, then catches up.
+#[test]
+fn log_copies_use_the_private_network_only_when_configured_to() {
+    use ccr_core::cluster::config::ReplicationNetworks;
+    let run = |replication_networks| {
+        let config = ClusterConfig {
+            replication_networks,
+            // The serving node keeps its clients: the hub still hears it on the public side.
+            public_network_failover: false,
+            ..ClusterConfig::default()
+        };
+        let mut w = World::new(1, config, calm());
+        w.workload(20, 100_000);
+        for (from, to) in [(Node1, Node2), (Node2, Node1)] {
+            w.schedule(
+                20_000,
+                Fault::Cut {
+                    from: Place::Node(from),
+                    to: Place::Node(to),
+                    net: Net::Public,
+                },
+            );
+        }
+        w.run_until(20_000);
+        let before = w.node(Node2).unwrap().last_closed();
+        w.run_until(70_000);
+        let during = w.node(Node2).unwrap().last_closed();
+        let active = w.node(Node1).unwrap().last_closed();
+        w.schedule(70_000, Fault::HealAll);
+        w.run_until(140_000);
+        assert_eq!(w.mounts().len(), 1, "nothing fails over");
+        w.check_settled();
+        (before, during, active)
+    };
+    let (before, during, active) = run(ReplicationNetworks::PublicAndPrivate);
+    assert!(
+        during > before + 20 && during + 5 >= active,
+        "{before} {during} {active}"
+    );
+    let (before, during, active) = run(ReplicationNetworks::Public);
+    assert!(
+        during <= before + 2 && active > during + 20,
+        "{before} {during} {active}"
+    );
+}

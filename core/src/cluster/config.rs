@@ -41,6 +41,19 @@ impl Os {
     }
 }
 
+/// Which cluster networks carry log copies: Exchange's setting, not Windows'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ReplicationNetworks {
+    /// RTM: the public network only; with it down between the nodes, copying stops.
+    #[serde(rename = "public")]
+    Public,
+    /// SP1 with replication host names on the private network: the public network, or the
+    /// private one while the public one is down between the nodes.
+    #[default]
+    #[serde(rename = "public-and-private")]
+    PublicAndPrivate,
+}
+
 /// The logs each dial setting accepts missing. Exchange 2007: 0, 3, 6 (2010 raised them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -112,6 +125,9 @@ pub struct ClusterConfig {
     pub lost_log_copy_timeout_ms: u64,
     /// Bringing the clustered mailbox server's resources online before the store mounts.
     pub online_delay_ms: u64,
+    /// Which networks carry log copies (`public`, as RTM; `public-and-private`, as SP1 with
+    /// `Enable-ContinuousReplicationHostName`).
+    pub replication_networks: ReplicationNetworks,
     /// Move the server to the peer when the serving node's public network fails and the
     /// peer's works (the IP Address resource's failover). Off: it stays, and clients wait.
     pub public_network_failover: bool,
@@ -156,6 +172,7 @@ impl Default for ClusterConfig {
             lease_margin_ms: 200,
             lost_log_copy_timeout_ms: 5_000,
             online_delay_ms: 4_000,
+            replication_networks: ReplicationNetworks::default(),
             public_network_failover: true,
             store_restart_ms: 10_000,
             mount_dial: MountDial::BestAvailability,

@@ -5,6 +5,7 @@
 
 use super::{Fetch, Io, Node, NodeEvent, OwnerState, Role, INSPECT_DIR, LOG_DIR};
 use crate::cluster::boot::PersistedState;
+use crate::cluster::config::ReplicationNetworks;
 use crate::cluster::divergence::{resolve, OwnStream, Resolution};
 use crate::cluster::wire::{LineageEntry, Msg};
 use crate::cluster::{Endpoint, Net, Now};
@@ -146,7 +147,10 @@ impl Node {
 
     fn request(&mut self, now: Now, what: Fetch, msg: Msg) {
         self.fetch = Some((what, now.mono + self.config.copy_timeout_ms));
-        let net = self.peer_net(now);
+        let net = match self.config.replication_networks {
+            ReplicationNetworks::Public => Net::Public,
+            ReplicationNetworks::PublicAndPrivate => self.peer_net(now),
+        };
         self.send(Endpoint::Share(self.id.peer()), net, msg);
     }
 
