@@ -397,6 +397,11 @@ impl Node {
         if !matches!(self.role, Role::Owner(_)) {
             return;
         }
+        if matches!(&self.role, Role::Owner(OwnerState::Moving(m)) if m.handing_over) {
+            // The server is already going (the new view is being persisted): let the
+            // hand-over finish; this node restarts as the passive.
+            return;
+        }
         let (threshold, period) = self.config.restart_policy();
         // A failure from a wall clock that has since gone back stays counted: the policy errs
         // towards failing over, never towards restarting forever.
