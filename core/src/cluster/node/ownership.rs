@@ -444,22 +444,7 @@ impl Node {
     /// moving the group. With `drain`, the target copies what this node's share still holds
     /// and applies the mount dial before it mounts.
     fn hand_over_group(&mut self, now: Now, target: NodeId, comment: String, drain: bool) {
-        self.emit(NodeEvent::MoveStarted {
-            target,
-            comment: comment.clone(),
-        });
-        self.dismount(
-            now,
-            OwnerState::Moving(MoveState {
-                id: now.mono,
-                target,
-                comment,
-                deadline: now.mono + self.config.move_timeout_ms,
-                prepared: Some(self.last_closed()),
-                handing_over: true,
-                drain,
-            }),
-        );
+        self.begin_move(now, target, comment, true, drain);
         let view = View {
             epoch: self.view.epoch + 1,
             owner: target,
@@ -522,10 +507,25 @@ impl Node {
             self.emit(NodeEvent::MoveRefused { reason });
             return;
         }
+        self.begin_move(now, target, comment, false, false);
+    }
+
+    /// Announces a move of the server to `target` and dismounts into it: a scheduled move
+    /// that waits for the target to catch up, or (`handing_over`) one that gives the server
+    /// at once from what this node has closed.
+    fn begin_move(
+        &mut self,
+        now: Now,
+        target: NodeId,
+        comment: String,
+        handing_over: bool,
+        drain: bool,
+    ) {
         self.emit(NodeEvent::MoveStarted {
             target,
             comment: comment.clone(),
         });
+        let prepared = handing_over.then(|| self.last_closed());
         self.dismount(
             now,
             OwnerState::Moving(MoveState {
@@ -533,9 +533,9 @@ impl Node {
                 target,
                 comment,
                 deadline: now.mono + self.config.move_timeout_ms,
-                prepared: None,
-                handing_over: false,
-                drain: false,
+                prepared,
+                handing_over,
+                drain,
             }),
         );
     }
