@@ -37,6 +37,28 @@ pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 pub type Conn = Box<dyn Stream>;
 
+/// Why a connection could not be opened: the peer is not there, or it is there and the TLS
+/// handshake failed (a misconfiguration worth saying, not an outage).
+#[derive(Debug)]
+pub enum ConnectError {
+    Unreachable(String),
+    Handshake(String),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Unreachable(e) | ConnectError::Handshake(e) => f.write_str(e),
+        }
+    }
+}
+
+impl From<ConnectError> for String {
+    fn from(e: ConnectError) -> String {
+        e.to_string()
+    }
+}
+
 /// How long a peer has to finish the TLS handshake before its connection is dropped.
 const HANDSHAKE: Duration = Duration::from_secs(5);
 
@@ -110,10 +132,10 @@ impl Links {
 
     /// Connects to `addr` and, with TLS, completes the handshake (checking the server's
     /// certificate against the address dialled).
-    pub async fn connect(&self, addr: SocketAddr) -> Result<Conn, String> {
+    pub async fn connect(&self, addr: SocketAddr) -> Result<Conn, ConnectError> {
         let tcp = TcpStream::connect(addr)
             .await
-            .map_err(|e| format!("cannot reach {addr}: {e}"))?;
+            .map_err(|e| ConnectError::Unreachable(format!("cannot reach {addr}: {e}")))?;
         let _ = tcp.set_nodelay(true);
         let Some(tls) = &self.0 else {
             return Ok(Box::new(tcp));
@@ -121,8 +143,12 @@ impl Links {
         let name = ServerName::IpAddress(addr.ip().into());
         match tokio::time::timeout(HANDSHAKE, tls.connector.connect(name, tcp)).await {
             Ok(Ok(s)) => Ok(Box::new(s)),
-            Ok(Err(e)) => Err(format!("{addr}: TLS handshake failed: {e}")),
-            Err(_) => Err(format!("{addr}: no TLS handshake within {HANDSHAKE:?}")),
+            Ok(Err(e)) => Err(ConnectError::Handshake(format!(
+                "{addr}: TLS handshake failed: {e}"
+            ))),
+            Err(_) => Err(ConnectError::Handshake(format!(
+                "{addr}: no TLS handshake within {HANDSHAKE:?}"
+            ))),
         }
     }
 

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::frame::{self, Key};
-use crate::tls::{Conn, Links};
+use crate::tls::{Conn, ConnectError, Links};
 use crate::wire::Wire;
 
 /// Where each machine listens, per network.
@@ -117,7 +117,7 @@ async fn connection(addr: SocketAddr, tls: Links, mut rx: mpsc::Receiver<Vec<u8>
                     stream = Some(s);
                     warned = false;
                 }
-                Ok(Err(e)) if tls.is_tls() && e.contains("TLS") => {
+                Ok(Err(ConnectError::Handshake(e))) => {
                     // A peer that is up but fails the handshake is misconfigured, not down:
                     // say so instead of dropping mail silently.
                     if !warned {
