@@ -33,6 +33,7 @@ pub async fn run(file: HubFile) -> Result<(), String> {
     file.cluster
         .validate()
         .map_err(|e| format!("[cluster]: {e}"))?;
+    file.hub.validate().map_err(|e| format!("[hub]: {e}"))?;
     // A damaged state file stops the hub before it listens: nothing answers in its name.
     let mut store = file.data.as_deref().map(StateFile::open).transpose()?;
     let (mut hub, mut witness) = match store.as_mut().map(StateFile::load).transpose()? {

@@ -19,6 +19,10 @@ pub struct HubConfig {
     pub dumpster_max_age_ms: u64,
     /// A delivery not confirmed in this time is sent again.
     pub redelivery_timeout_ms: u64,
+    /// `MaxConcurrentMailboxDeliveries` (20): deliveries sent and not yet confirmed at most;
+    /// the rest wait in the hub's queue. Without a bound a slow link to the store would fill
+    /// with the whole backlog, each message timing out and being sent again behind itself.
+    pub max_concurrent_deliveries: u32,
 }
 
 impl Default for HubConfig {
@@ -27,7 +31,24 @@ impl Default for HubConfig {
             dumpster_max_bytes: 18 * 1024 * 1024,
             dumpster_max_age_ms: 7 * 24 * 3600 * 1000,
             redelivery_timeout_ms: 2_000,
+            max_concurrent_deliveries: 20,
         }
+    }
+}
+
+impl HubConfig {
+    /// Refuses settings that would make the hub spin or never deliver, naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.redelivery_timeout_ms < 10 {
+            return Err(format!(
+                "redelivery_timeout_ms {} is below 10: the hub would resend without pause",
+                self.redelivery_timeout_ms
+            ));
+        }
+        if self.max_concurrent_deliveries == 0 {
+            return Err("max_concurrent_deliveries must be at least 1".into());
+        }
+        Ok(())
     }
 }
 
@@ -321,7 +342,11 @@ impl Hub {
         if self.owner_quiet {
             return;
         }
-        while let Some((id, size)) = self.waiting.pop_front() {
+        let window = self.config.max_concurrent_deliveries.max(1) as usize;
+        while self.in_flight.len() < window {
+            let Some((id, size)) = self.waiting.pop_front() else {
+                break;
+            };
             self.in_flight.insert(id, (size, now.mono));
             self.out.push_back(HubAction::Send {
                 to: Endpoint::Node(active.owner),
@@ -452,9 +477,56 @@ mod tests {
             hub.submit(Now::at(t * 2_000 + 2), MessageId(1 + t), 10);
         }
         assert_eq!(sends(&mut hub), 0, "nothing sent into the silence");
-        // It speaks again (its heartbeat's ping): everything waiting goes out once.
+        // It speaks again (its heartbeat's ping): what waits goes out once, as many as the
+        // concurrent deliveries allow.
         hub.handle(Now::at(200_000), Node1, Msg::Ping { stamp: 7 });
-        assert_eq!(sends(&mut hub), 60);
+        assert_eq!(sends(&mut hub), 20);
+    }
+
+    #[test]
+    fn no_more_deliveries_are_unconfirmed_than_the_limit_allows() {
+        let mut hub = Hub::new(HubConfig {
+            max_concurrent_deliveries: 3,
+            ..HubConfig::default()
+        });
+        let view = View {
+            epoch: 1,
+            owner: Node1,
+        };
+        hub.handle(Now::at(0), Node1, Msg::Mounted { view });
+        let sent = |hub: &mut Hub| -> Vec<u64> {
+            std::iter::from_fn(|| hub.poll_action())
+                .filter_map(|a| match a {
+                    HubAction::Send {
+                        msg: Msg::Deliver { id, .. },
+                        ..
+                    } => Some(id.0),
+                    _ => None,
+                })
+                .collect()
+        };
+        for id in 1..=10 {
+            hub.submit(Now::at(1), MessageId(id), 10);
+        }
+        assert_eq!(sent(&mut hub), [1, 2, 3]);
+        let delivered = |id| Msg::Delivered {
+            id: MessageId(id),
+            generation: 1,
+            epoch: 1,
+        };
+        hub.handle(Now::at(5), Node1, delivered(2));
+        assert_eq!(
+            sent(&mut hub),
+            [4],
+            "one confirmed, one more sent, in order"
+        );
+        hub.handle(Now::at(6), Node1, delivered(1));
+        hub.handle(Now::at(6), Node1, delivered(3));
+        assert_eq!(sent(&mut hub), [5, 6]);
+        // A timeout sends the unconfirmed again first, still within the limit.
+        hub.handle_timeout(Now::at(3_000));
+        hub.handle(Now::at(3_001), Node1, Msg::Ping { stamp: 1 });
+        assert_eq!(sent(&mut hub), [4, 5, 6]);
     }
 
     #[test]
@@ -594,6 +666,7 @@ mod tests {
             dumpster_max_bytes: 250,
             dumpster_max_age_ms: 1_000,
             redelivery_timeout_ms: 100,
+            ..HubConfig::default()
         });
         let view = View {
             epoch: 0,
