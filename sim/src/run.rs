@@ -446,23 +446,40 @@ fn final_checks(
     let status = passive_node.lock().expect("node").copy_status();
     let active_facts = crate::truth::DiskFacts::read(&world.disk(active));
     let passive_facts = crate::truth::DiskFacts::read(&world.disk(passive_id));
-    if format!("{:?}", status.summary) != "Healthy"
-        || status.copy_queue_length > 0
-        || status.replay_queue_length > 0
-    {
+    // Judged from the disks: the passive must hold what the active had closed a report's
+    // delay before the end (a log rolled in the last instants cannot be copied yet), and its
+    // report may count as queued only what its disk really lacks.
+    let caught_up_to = closed_before_end.map_or(active_facts.last_closed(), |c| c[active.index()]);
+    let holds = passive_facts.contiguous();
+    let lacks = active_facts.last_closed().saturating_sub(holds);
+    let quiet = status.copy_queue_length == 0 && status.replay_queue_length == 0;
+    if format!("{:?}", status.summary) != "Healthy" {
         obs.violate(
             Invariant::Liveness,
             format!("the passive copy is not healthy after healing: {status:?}"),
         );
-    } else if passive_facts.contiguous()
-        < closed_before_end.map_or(active_facts.last_closed(), |c| c[active.index()])
+    } else if holds < caught_up_to && quiet {
+        obs.violate(
+            Invariant::ReportsTruthful,
+            format!(
+                "{passive_id} reports a healthy copy with empty queues, but its disk holds the stream only to {holds:#x} of {active}'s {caught_up_to:#x}"
+            ),
+        );
+    } else if holds < caught_up_to {
+        obs.violate(
+            Invariant::Liveness,
+            format!(
+                "the passive copy has not caught up after healing: {passive_id}'s disk holds the stream to {holds:#x}, {active} had closed {caught_up_to:#x}; it reports {status:?}"
+            ),
+        );
+    } else if status.copy_queue_length > lacks
+        || status.replay_queue_length > holds.saturating_sub(caught_up_to)
     {
         obs.violate(
             Invariant::ReportsTruthful,
             format!(
-                "{passive_id} reports a healthy copy with empty queues, but its disk holds the stream only to {:#x} of {active}'s {:#x}",
-                passive_facts.contiguous(),
-                closed_before_end.map_or(active_facts.last_closed(), |c| c[active.index()])
+                "{passive_id} reports a copy queue of {} and a replay queue of {}, but its disk lacks {lacks} of {active}'s closed logs and holds all it had closed a report's delay before the end",
+                status.copy_queue_length, status.replay_queue_length
             ),
         );
     } else if let Some(why) = {
