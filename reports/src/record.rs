@@ -27,6 +27,8 @@ pub const SITUATIONS: &[&str] = &[
     "one-way isolation of the active",
     "failed store restarted in place",
     "group failed over past the restart policy",
+    "log copied across the WAN",
+    "heartbeat queued 100 ms or more behind other traffic",
     "run ended stuck",
 ];
 

@@ -64,6 +64,7 @@ struct ScenarioFile {
     workload: Option<toml::Spanned<Workload>>,
     cluster: Option<toml::Spanned<ClusterConfig>>,
     hub: Option<toml::Spanned<HubConfig>>,
+    wan: Option<toml::Spanned<crate::topology::Wan>>,
     #[serde(default)]
     step: Vec<toml::Spanned<toml::Table>>,
     expect: Option<toml::Spanned<Expect>>,
@@ -220,20 +221,24 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, FileError> {
     check_workload(&workload).map_err(|m| at(workload_at, format!("[workload] {m}")))?;
     let hub_at = file.hub.as_ref().map_or(0, |h| h.span().start);
     let hub = file.hub.map(|h| h.into_inner()).unwrap_or_default();
-    if hub.redelivery_timeout_ms < 10 {
-        return Err(at(
-            hub_at,
-            format!(
-                "[hub] redelivery_timeout_ms {} is below 10: the hub would resend without pause",
-                hub.redelivery_timeout_ms
-            ),
-        ));
-    }
+    hub.validate()
+        .map_err(|m| at(hub_at, format!("[hub] {m}")))?;
     let cluster_at = file.cluster.as_ref().map_or(0, |c| c.span().start);
     let cluster = file.cluster.map(|c| c.into_inner()).unwrap_or_default();
     cluster
         .validate()
         .map_err(|m| at(cluster_at, format!("[cluster] {m}")))?;
+
+    let wan = match file.wan {
+        Some(w) => {
+            let wan_at = w.span().start;
+            let wan = w.into_inner();
+            wan.check(&cluster)
+                .map_err(|m| at(wan_at, format!("[wan] {m}")))?;
+            Some(wan)
+        }
+        None => None,
+    };
 
     let mut steps = Vec::new();
     for (i, spanned) in file.step.iter().enumerate() {
@@ -263,6 +268,10 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, FileError> {
         }
         let fault = Fault::deserialize(toml::Value::Table(table))
             .map_err(|e| at(offset, format!("step {}: {}", i + 1, e.message().trim())))?;
+        if let Fault::Link { link, .. } = &fault {
+            link.check()
+                .map_err(|m| at(offset, format!("step {}: link: {m}", i + 1)))?;
+        }
         steps.push(Step { at_ms, fault });
     }
 
@@ -308,6 +317,7 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, FileError> {
         workload,
         cluster,
         hub,
+        wan,
         steps,
         expect,
         planted: file.planted,
@@ -344,6 +354,9 @@ pub fn to_toml(scenario: &Scenario, header: &str) -> String {
     t.insert("workload".into(), table(&scenario.workload));
     t.insert("cluster".into(), table(&scenario.cluster));
     t.insert("hub".into(), table(&scenario.hub));
+    if let Some(wan) = &scenario.wan {
+        t.insert("wan".into(), table(wan));
+    }
     let steps = scenario
         .steps
         .iter()
@@ -433,6 +446,11 @@ failover = true
                 4,
                 "redelivery_timeout_ms 0",
             ),
+            (
+                "[hub]\nmax_concurrent_deliveries = 0\n",
+                4,
+                "max_concurrent_deliveries must be at least 1",
+            ),
             ("[expect]\nfailover_max_s = -1.0\n", 4, "failover_min_s and"),
         ];
         for (tail, line, says) in cases {
@@ -484,6 +502,47 @@ failover = true
 
         let e = error("name = \"x\"\nduration = \"5m\"\n[expect]\nfailover_min_s = 30.0\nfailover_max_s = 20.0\n");
         assert!(e.message.contains("above"), "{e}");
+    }
+
+    #[test]
+    fn a_second_site_is_checked_where_it_is_written() {
+        let wan = |body: &str| format!("name = \"x\"\nduration = \"5m\"\n\n[wan]\n{body}");
+        let s = parse(
+            "ok.toml",
+            &wan("remote = [\"node2\"]\n[wan.link]\nmin_delay_ms = 30\nmax_delay_ms = 31\nbandwidth_mbit = 10.0\n"),
+        )
+        .unwrap();
+        let w = s.wan.expect("a wan");
+        assert_eq!(w.remote, vec![crate::topology::Machine::Node2]);
+        assert_eq!(w.link.bandwidth_mbit, 10.0);
+        // Line 4 is `[wan]`; an unknown machine is named where it is written.
+        let cases = [
+            ("remote = []\n", 4, "name the machines"),
+            ("remote = [\"client\"]\n", 4, "clients sit with the hub"),
+            ("remote = [\"node3\"]\n", 5, "node3"),
+            (
+                "remote = [\"node2\"]\n[wan.link]\nbandwidth_mbit = 1.0\n",
+                4,
+                "could never copy a log",
+            ),
+            (
+                "remote = [\"node2\"]\n[wan.link]\nbandwidth_mbit = -1.0\n",
+                4,
+                "bandwidth_mbit -1",
+            ),
+            (
+                "remote = [\"node2\"]\n[wan.link]\nmin_delay_ms = 50\nmax_delay_ms = 5\n",
+                4,
+                "min_delay_ms must not exceed",
+            ),
+        ];
+        for (body, line, says) in cases {
+            let e = error(&wan(body));
+            assert_eq!(e.line, line, "{e}");
+            assert!(e.message.contains(says), "{body}: {e}");
+        }
+        let e = error("name = \"x\"\nduration = \"5m\"\n[[step]]\nat = \"1m\"\ndo = \"link\"\nnet = \"public\"\n[step.link]\nloss = 2.0\n");
+        assert!(e.message.contains("step 1: link: loss 2"), "{e}");
     }
 }
 

@@ -1,7 +1,9 @@
 //! The simulated networks: public and private, with faults per network, per link and per
 //! direction. Heartbeats are datagrams (loss, duplication, reordering); everything else —
 //! log copying, client and hub traffic, the witness share — is a stream: delivered in order,
-//! only delayed or cut.
+//! only delayed or cut. Every message has a size on the wire; a link with a bandwidth sends
+//! through one queue per direction, so a log copy on a slow WAN delays the heartbeats behind
+//! it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -13,7 +15,7 @@ use ccr_core::host::{Incoming, Network};
 use madsim::rand::Rng;
 use tokio::sync::mpsc::UnboundedSender;
 
-pub use crate::topology::{LinkConfig, Machine};
+pub use crate::topology::{LinkConfig, Machine, Wan};
 
 /// A message on its way: delivered at `at` (virtual ms), ties broken by send order.
 struct InFlight {
@@ -52,6 +54,10 @@ struct State {
     cuts: BTreeSet<(Machine, Machine, Net)>,
     down: BTreeSet<Machine>,
     links: [LinkConfig; 2],
+    /// A second site, whose messages to and from the first cross this link instead.
+    wan: Option<Wan>,
+    /// When each direction's queue is next free (virtual µs), per (from, to, net).
+    busy_until_us: BTreeMap<(Machine, Machine, Net), u64>,
     /// Stream ordering: the last scheduled delivery time per (from, to, net).
     last_delivery: BTreeMap<(Endpoint, Endpoint, Net), u64>,
     /// How many of the next log files each endpoint receives arrive damaged.
@@ -69,6 +75,8 @@ pub trait Tap: Send + Sync {
     fn woke(&self);
     /// `sent_at`: when it left its sender (virtual ms).
     fn delivered(&self, sent_at: u64, from: Endpoint, to: Endpoint, msg: &Msg);
+    /// A situation the network itself produced, for the coverage table.
+    fn cover(&self, _situation: &'static str) {}
 }
 
 /// The networks. Messages in flight wait in one heap that a single postman task delivers
@@ -166,6 +174,12 @@ impl SimNet {
         self.state.lock().expect("net").links[net.index()] = link;
     }
 
+    /// Puts the machines of `wan.remote` at a second site (topology, not a fault: `heal`
+    /// keeps it).
+    pub fn set_wan(&self, wan: Option<Wan>) {
+        self.state.lock().expect("net").wan = wan;
+    }
+
     pub fn cut(&self, from: Machine, to: Machine, net: Net) {
         self.state.lock().expect("net").cuts.insert((from, to, net));
     }
@@ -246,16 +260,18 @@ impl SimNet {
         for net in Net::ALL {
             let link = s.links[net.index()];
             if link != LinkConfig::default() {
-                out.push(
-                    format!(
-                        "{net:?} link loss {:.0}% dup {:.0}% delay {}-{} ms",
-                        link.loss * 100.0,
-                        link.duplicate * 100.0,
-                        link.min_delay_ms,
-                        link.max_delay_ms
-                    )
-                    .to_lowercase(),
-                );
+                let mut words = format!(
+                    "{net:?} link loss {:.0}% dup {:.0}% delay {}-{} ms",
+                    link.loss * 100.0,
+                    link.duplicate * 100.0,
+                    link.min_delay_ms,
+                    link.max_delay_ms
+                )
+                .to_lowercase();
+                if link.bandwidth_mbit > 0.0 {
+                    words.push_str(&format!(" at {} Mbit/s", link.bandwidth_mbit));
+                }
+                out.push(words);
             }
         }
         out
@@ -277,6 +293,29 @@ fn is_datagram(msg: &Msg) -> bool {
     matches!(msg, Msg::Heartbeat(_))
 }
 
+/// What a message weighs on the wire, in bytes: a log or a delivered message at its nominal
+/// size (the bodies the simulator leaves out counted), anything else at its encoded size, and
+/// each with a frame's addressing and authentication.
+pub fn wire_bytes(msg: &Msg) -> u64 {
+    const FRAME: u64 = 64;
+    const ENTRY: u64 = 32;
+    FRAME
+        + match msg {
+            Msg::LogFile { bytes, .. } | Msg::OpenLogFile { bytes } => {
+                ccr_core::storage::logfile::nominal_len(bytes)
+            }
+            Msg::DatabaseFile { bytes } | Msg::StateFile { bytes } => bytes.len() as u64,
+            Msg::Deliver { size, .. } => u64::from(*size),
+            Msg::Heartbeat(h) => 128 + ENTRY * h.lineage.len() as u64,
+            Msg::Redeliver { lineage, .. } => ENTRY * (1 + lineage.len() as u64),
+            Msg::NoLog { reason, .. } | Msg::MoveAbandoned { reason, .. } => {
+                ENTRY + reason.len() as u64
+            }
+            Msg::HandOver { comment, .. } => ENTRY + comment.len() as u64,
+            _ => ENTRY,
+        }
+}
+
 impl Network for SimNet {
     fn send(&self, from: Endpoint, to: Endpoint, net: Net, msg: Msg) {
         if let Some(tap) = self.tap.get() {
@@ -284,9 +323,36 @@ impl Network for SimNet {
         }
         let now = self.now_ms();
         let mut deliveries = Vec::new();
+        let mut covered = Vec::new();
         let mut msg = msg;
         {
             let mut s = self.state.lock().expect("net");
+            let (a, b) = (Machine::of(from), Machine::of(to));
+            if s.down.contains(&a) || s.down.contains(&b) || s.cuts.contains(&(a, b, net)) {
+                return;
+            }
+            let link = match &s.wan {
+                Some(wan) if wan.crosses(a, b) => wan.link,
+                _ => s.links[net.index()],
+            };
+            // Leaves the sender once the messages queued before it on this direction have.
+            let leaves = if link.bandwidth_mbit > 0.0 {
+                let now_us = self.start.get().expect("started").ns() / 1000;
+                let queue = s.busy_until_us.entry((a, b, net)).or_default();
+                let waited_us = queue.saturating_sub(now_us);
+                *queue = (*queue).max(now_us) + link.transmit_us(wire_bytes(&msg));
+                if is_datagram(&msg) && waited_us >= 100_000 {
+                    covered.push("heartbeat queued 100 ms or more behind other traffic");
+                }
+                queue.div_ceil(1000)
+            } else {
+                now
+            };
+            if matches!(msg, Msg::LogFile { .. }) && s.wan.as_ref().is_some_and(|w| w.crosses(a, b))
+            {
+                covered.push("log copied across the WAN");
+            }
+
             if let Msg::LogFile { bytes, .. } = &mut msg {
                 let pending = s.corrupt_next.get_mut(&to).filter(|n| **n > 0);
                 if let Some(n) = pending.filter(|_| !bytes.is_empty()) {
@@ -295,11 +361,6 @@ impl Network for SimNet {
                     bytes[at] ^= 0x08;
                 }
             }
-            let (a, b) = (Machine::of(from), Machine::of(to));
-            if s.down.contains(&a) || s.down.contains(&b) || s.cuts.contains(&(a, b, net)) {
-                return;
-            }
-            let link = s.links[net.index()];
             let mut rng = madsim::rand::thread_rng();
             let mut delay = || {
                 let (even, roll, tail) = (rng.gen::<f64>(), rng.gen::<f64>(), rng.gen::<f64>());
@@ -310,15 +371,20 @@ impl Network for SimNet {
                 if rng.gen_bool(link.loss.clamp(0.0, 1.0)) {
                     return;
                 }
-                deliveries.push(now + delay());
+                deliveries.push(leaves + delay());
                 if rng.gen_bool(link.duplicate.clamp(0.0, 1.0)) {
-                    deliveries.push(now + delay());
+                    deliveries.push(leaves + delay());
                 }
             } else {
                 let key = (from, to, net);
-                let at = (now + delay()).max(s.last_delivery.get(&key).copied().unwrap_or(0));
+                let at = (leaves + delay()).max(s.last_delivery.get(&key).copied().unwrap_or(0));
                 s.last_delivery.insert(key, at);
                 deliveries.push(at);
+            }
+        }
+        if let Some(tap) = self.tap.get() {
+            for situation in covered {
+                tap.cover(situation);
             }
         }
         let mut s = self.state.lock().expect("net");

@@ -419,6 +419,10 @@ impl Observer for Obs {
 }
 
 impl crate::net::Tap for Obs {
+    fn cover(&self, situation: &'static str) {
+        Obs::cover(self, situation);
+    }
+
     fn sent(&self, from: Endpoint, to: Endpoint, msg: &Msg) {
         let at = self.elapsed_ms();
         let sent = self.truth.sent(at, from, to, msg, |n| {

@@ -101,6 +101,19 @@ async fn simulate(
             scenario.description
         ));
     }
+    if let Some(wan) = &scenario.wan {
+        let remote: Vec<&str> = wan.remote.iter().map(|m| m.name()).collect();
+        let bandwidth = match wan.link.bandwidth_mbit {
+            b if b > 0.0 => format!("{b} Mbit/s"),
+            _ => "unlimited".into(),
+        };
+        obs.setting(format!(
+            "second site: {} over a WAN of {bandwidth}, {}-{} ms",
+            remote.join(", "),
+            wan.link.min_delay_ms,
+            wan.link.max_delay_ms
+        ));
+    }
     for (step, at) in steps.iter().zip(&times) {
         if *at != step.at_ms {
             obs.setting(format!(

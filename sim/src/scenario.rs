@@ -7,7 +7,7 @@ use ccr_core::cluster::node::PlantedBugs;
 use ccr_core::cluster::{Net, NodeId};
 use serde::{Deserialize, Serialize};
 
-use crate::topology::{LinkConfig, Machine};
+use crate::topology::{LinkConfig, Machine, Wan};
 
 /// One fault or admin action. Node-relative variants (`…Active`) act on whichever node serves
 /// when the step runs, which is what a scenario about "the active" means.
@@ -259,6 +259,9 @@ pub struct Scenario {
     pub workload: Workload,
     pub cluster: ClusterConfig,
     pub hub: HubConfig,
+    /// A second site and the link to it (none: every machine on one site).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wan: Option<Wan>,
     pub steps: Vec<Step>,
     pub expect: Expect,
     /// Test-only broken logic, to show each checker firing (and to replay a shrunk failure of
@@ -325,6 +328,7 @@ impl Default for Scenario {
             workload: Workload::default(),
             cluster: ClusterConfig::default(),
             hub: HubConfig::default(),
+            wan: None,
             steps: Vec::new(),
             expect: Expect::default(),
             planted: Planted::default(),

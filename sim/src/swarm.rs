@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::knobs;
 use crate::scenario::{Expect, Fault, Scenario, Step, Workload};
-use crate::topology::{LinkConfig, Machine};
+use crate::topology::{LinkConfig, Machine, Wan};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -80,7 +80,7 @@ impl Family {
 /// The generator's version: `swarm@V:SEED` names the scenario version V made of SEED. A
 /// change to what a seed generates raises it, so a seed quoted in an old report says that it
 /// now means something else instead of silently replaying another scenario.
-pub const GENERATOR_VERSION: u32 = 5;
+pub const GENERATOR_VERSION: u32 = 6;
 
 /// The shape of every swarm run.
 #[derive(Debug, Clone, PartialEq)]
@@ -165,9 +165,26 @@ impl Swarm {
         steps.retain(|s| s.at_ms < self.duration_s * 1000);
         steps.sort_by_key(|s| s.at_ms);
         scenario.steps = steps;
+        // Version 6: drawn last, so each seed's faults keep the shape version 5 gave them.
+        if r.random_bool(0.25) {
+            scenario.wan = Some(draw_wan(&mut r, &scenario));
+        }
+        if r.random_bool(0.25) {
+            scenario.hub.max_concurrent_deliveries = r.random_range(1..=40);
+        }
         let knobs = knobs::describe(&scenario);
+        let site = scenario.wan.as_ref().map_or(String::new(), |w| {
+            let remote: Vec<&str> = w.remote.iter().map(|m| m.name()).collect();
+            format!(
+                "; second site {} over {:.1} Mbit/s, {}-{} ms",
+                remote.join("+"),
+                w.link.bandwidth_mbit,
+                w.link.min_delay_ms,
+                w.link.max_delay_ms
+            )
+        });
         scenario.description = format!(
-            "Swarm seed {seed}: {}; {} messages/s of {} bytes; mount dial {:?}; knobs: {}.",
+            "Swarm seed {seed}: {}; {} messages/s of {} bytes; mount dial {:?}{site}; knobs: {}.",
             rates.join(", "),
             scenario.workload.messages_per_s,
             scenario.workload.message_size,
@@ -441,6 +458,37 @@ impl Swarm {
 
 /// The generator's stream for `seed`: its own, so a scenario does not depend on the
 /// simulation that runs it.
+/// A second site: one machine (or a node with the hub) far away, behind a WAN with a delay of
+/// 1–50 ms each way and a bandwidth, evenly on a log scale, from ten times what the workload
+/// needs (so a backlog drains within the settle) — and never below what copies a log within
+/// the copy timeouts — up to a gigabit. Heartbeats queue behind log copies on it.
+fn draw_wan(r: &mut StdRng, scenario: &Scenario) -> Wan {
+    let remote = match r.random_range(0..4) {
+        0 => vec![Machine::Node1],
+        1 => vec![Machine::Node2],
+        2 => vec![Machine::Hub],
+        _ => vec![Machine::Node2, Machine::Hub],
+    };
+    let delay = r.random_range(1..=50u64);
+    let mut link = LinkConfig {
+        min_delay_ms: delay,
+        max_delay_ms: delay + r.random_range(0..=delay / 5),
+        ..LinkConfig::default()
+    };
+    let w = &scenario.workload;
+    let load_mbit = w.messages_per_s * f64::from(w.message_size) * 8.0 / 1e6;
+    let c = &scenario.cluster;
+    let timeout_ms = c.copy_timeout_ms.min(c.lost_log_copy_timeout_ms);
+    let budget_ms = (timeout_ms / 2).saturating_sub(link.max_delay_ms).max(1) as f64;
+    let copy_mbit = c.storage.log_size as f64 * 8.0 / 1e3 / budget_ms;
+    let low = (10.0 * load_mbit).max(1.25 * copy_mbit).min(1_000.0);
+    let u = r.random_range(0.0..1.0f64);
+    link.bandwidth_mbit = (low * (1_000.0 / low).powf(u) * 10.0).round() / 10.0;
+    let wan = Wan { remote, link };
+    debug_assert!(wan.check(c).is_ok(), "{:?}", wan.check(c));
+    wan
+}
+
 fn generator_rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed ^ 0x5753_4152_4d00_0000)
 }

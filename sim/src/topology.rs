@@ -55,6 +55,11 @@ pub struct LinkConfig {
     /// Datagram loss and duplication rates (0..1).
     pub loss: f64,
     pub duplicate: f64,
+    /// Each direction of each machine pair sends through one first-in-first-out queue at this
+    /// rate (megabits per second; 0: unlimited), heartbeats and log copies alike, as on a real
+    /// NIC or WAN circuit: a message leaves when the ones before it have, taking its size over
+    /// the bandwidth, and then travels the delay above.
+    pub bandwidth_mbit: f64,
 }
 
 impl Default for LinkConfig {
@@ -66,7 +71,60 @@ impl Default for LinkConfig {
             tail_max_ms: 200,
             loss: 0.0,
             duplicate: 0.0,
+            bandwidth_mbit: 0.0,
         }
+    }
+}
+
+/// A second site. The machines in `remote` sit there (the clients sit with the hub), and
+/// every message between the two sites crosses `link` instead of the local network's link — a stretched subnet, whose
+/// copy queue is what administrators of a two-site CCR cluster watch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wan {
+    pub remote: Vec<Machine>,
+    #[serde(default)]
+    pub link: LinkConfig,
+}
+
+impl Wan {
+    /// Refuses a second site nobody is at, the clients on their own, or a link so slow that
+    /// one log could not cross it within the copy timeouts of `cluster` (the passive would
+    /// never copy anything: a configuration error, not a finding).
+    pub fn check(&self, cluster: &ccr_core::cluster::config::ClusterConfig) -> Result<(), String> {
+        if self.remote.is_empty() {
+            return Err("remote: name the machines at the second site".into());
+        }
+        if self.remote.contains(&Machine::Client) {
+            return Err("remote: the clients sit with the hub; name the hub".into());
+        }
+        self.link.check().map_err(|m| format!("link: {m}"))?;
+        let log_ms = self.link.transmit_us(cluster.storage.log_size) / 1000;
+        let timeout = cluster
+            .copy_timeout_ms
+            .min(cluster.lost_log_copy_timeout_ms);
+        if 2 * (log_ms + self.link.max_delay_ms) > timeout {
+            return Err(format!(
+                "link: one {} KB log takes {log_ms} ms at {} Mbit/s, more than half the copy \
+                 timeout ({timeout} ms): the passive could never copy a log",
+                cluster.storage.log_size / 1024,
+                self.link.bandwidth_mbit
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether a message between `a` and `b` crosses the WAN.
+    pub fn crosses(&self, a: Machine, b: Machine) -> bool {
+        let remote = |m: Machine| {
+            let m = if m == Machine::Client {
+                Machine::Hub
+            } else {
+                m
+            };
+            self.remote.contains(&m)
+        };
+        remote(a) != remote(b)
     }
 }
 
@@ -84,7 +142,45 @@ impl LinkConfig {
         }
     }
 
-    /// The longest delay a message can take.
+    /// Refuses settings no network has: rates outside 0..1, a delay range upside down or over
+    /// a minute, a bandwidth that is not a number of megabits.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, rate) in [
+            ("tail", self.tail),
+            ("loss", self.loss),
+            ("duplicate", self.duplicate),
+        ] {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(format!("{name} {rate} is not a rate between 0 and 1"));
+            }
+        }
+        if self.min_delay_ms > self.max_delay_ms || self.max_delay_ms > 60_000 {
+            return Err(format!(
+                "delays {}..{} ms: min_delay_ms must not exceed max_delay_ms, nor that a minute",
+                self.min_delay_ms, self.max_delay_ms
+            ));
+        }
+        if !(self.bandwidth_mbit.is_finite() && (0.0..=1_000_000.0).contains(&self.bandwidth_mbit))
+        {
+            return Err(format!(
+                "bandwidth_mbit {} is not between 0 (unlimited) and 1000000",
+                self.bandwidth_mbit
+            ));
+        }
+        Ok(())
+    }
+
+    /// How long `bytes` take to leave through this link's queue, in microseconds (0 when the
+    /// bandwidth is unlimited): a megabit per second is a bit per microsecond.
+    pub fn transmit_us(&self, bytes: u64) -> u64 {
+        if self.bandwidth_mbit > 0.0 {
+            ((bytes * 8) as f64 / self.bandwidth_mbit).ceil() as u64
+        } else {
+            0
+        }
+    }
+
+    /// The longest delay a message can take (less any time queued behind others).
     pub fn worst_ms(&self) -> u64 {
         self.max_delay_ms.max(self.min_delay_ms)
             + if self.tail > 0.0 { self.tail_max_ms } else { 0 }
@@ -121,5 +217,29 @@ mod tests {
         let no_tail = LinkConfig { tail: 0.0, ..link };
         assert_eq!(no_tail.worst_ms(), 5);
         assert_eq!(no_tail.delay_ms(0.999, 0.0, 0.999), 5);
+    }
+
+    #[test]
+    fn bandwidth_turns_size_into_time() {
+        let ten = LinkConfig {
+            bandwidth_mbit: 10.0,
+            ..LinkConfig::default()
+        };
+        // A 1 MB log over 10 Mbit/s: 0.84 s.
+        assert_eq!(ten.transmit_us(1 << 20), 838_861);
+        assert_eq!(LinkConfig::default().transmit_us(1 << 20), 0);
+    }
+
+    #[test]
+    fn the_wan_is_crossed_between_sites_only() {
+        let wan = Wan {
+            remote: vec![Machine::Node2],
+            link: LinkConfig::default(),
+        };
+        assert!(wan.crosses(Machine::Node1, Machine::Node2));
+        assert!(wan.crosses(Machine::Node2, Machine::Hub));
+        assert!(wan.crosses(Machine::Client, Machine::Node2));
+        assert!(!wan.crosses(Machine::Node1, Machine::Hub));
+        assert!(!wan.crosses(Machine::Client, Machine::Hub));
     }
 }

@@ -115,6 +115,7 @@ impl World {
             services: Mutex::new(Vec::new()),
         };
         world.net.set_tap(world.obs.clone());
+        world.net.set_wan(scenario.wan.clone());
         world
             .obs
             .attach_disks([world.nodes[0].disk.clone(), world.nodes[1].disk.clone()]);

@@ -175,6 +175,24 @@ pub fn scan(bytes: &[u8]) -> Result<Scan, LogError> {
     })
 }
 
+/// The bytes a log stands for (the bodies its records leave out counted at their size): what
+/// it would weigh on a real disk or wire. Unreadable bytes count as they are.
+pub fn nominal_len(bytes: &[u8]) -> u64 {
+    match scan(bytes) {
+        Ok(found) => {
+            let records: u64 = found.records.iter().map(Record::nominal_len).sum();
+            let unread = bytes.len().saturating_sub(found.valid_len) as u64;
+            let close = if found.closed_at.is_some() {
+                CloseMark::FRAME_LEN as u64
+            } else {
+                0
+            };
+            HEADER_LEN as u64 + records + close + unread
+        }
+        Err(_) => bytes.len() as u64,
+    }
+}
+
 /// Turns a copy of another node's open log into the closed log its writer would have produced:
 /// its valid prefix plus a close mark. Used when a survivor copies the last, still open log of
 /// a node whose store failed.
@@ -211,5 +229,36 @@ mod tests {
             bad[bit / 8] ^= 1 << (bit % 8);
             assert!(LogHeader::decode(&bad).is_err(), "bit {bit} flip accepted");
         }
+    }
+
+    #[test]
+    fn a_log_weighs_what_its_messages_do() {
+        let header = LogHeader {
+            signature: Signature(1),
+            generation: 1,
+            created_ms: 0,
+            prev_checksum: 0,
+        };
+        let mut bytes = header.encode().to_vec();
+        let records = [
+            Record::Insert {
+                id: crate::storage::MessageId(1),
+                size: 20_000,
+                body: Vec::new(),
+            },
+            Record::Insert {
+                id: crate::storage::MessageId(2),
+                size: 10,
+                body: b"0123456789".to_vec(),
+            },
+        ];
+        for r in &records {
+            r.encode_into(&mut bytes);
+        }
+        let open = nominal_len(&bytes);
+        assert_eq!(open, bytes.len() as u64 + 20_000);
+        let closed = seal(&bytes).expect("seals");
+        assert_eq!(nominal_len(&closed), closed.len() as u64 + 20_000);
+        assert_eq!(nominal_len(b"not a log"), 9);
     }
 }
