@@ -80,12 +80,14 @@ fn summary_table(runs: &[RunRecord]) -> Markup {
             tr {
                 th { "scenario" } th { "runs" } th { "failed" }
                 th { "failover min / median / max" } th { "acknowledged" } th { "lost" }
+                th { "resubmitted" } th { "duplicates" }
             }
             @for s in by_scenario(runs) {
                 tr class=(pass_class(s.failed == 0)) {
                     td { a href={ "#" (anchor(&s.scenario, None)) } { (s.scenario) } }
                     td { (s.runs) } td { (s.failed) } td { (s.failover_text()) }
                     td { (s.acked) } td { (s.lost) }
+                    td { (s.resubmitted) } td { (s.duplicated) }
                 }
             }
         }
@@ -147,7 +149,8 @@ fn run_section(r: &RunRecord, draw: bool) -> Markup {
             summary {
                 span class={ "badge " (pass_class(r.passed())) } { (r.outcome) }
                 " seed " (r.seed) " — failovers [" (failovers.join(", ")) "], acknowledged "
-                (r.acked) ", lost " (r.lost) ", " (format!("{:.0}", r.sim_seconds))
+                (r.acked) ", lost " (r.lost) ", resubmitted " (r.resubmitted) ", duplicates "
+                (r.duplicated) ", " (format!("{:.0}", r.sim_seconds))
                 " s simulated in " (r.wall_ms) " ms"
             }
             @if let Some(v) = &r.violation {

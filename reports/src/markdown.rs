@@ -21,18 +21,20 @@ pub fn render(runs: &[RunRecord], meta: &Meta) -> String {
         out.push_str(&format!(" — `{}`", meta.command));
     }
     out.push_str(
-        "\n\n| scenario | runs | failed | failover (min / median / max) | acknowledged | lost |\n",
+        "\n\n| scenario | runs | failed | failover (min / median / max) | acknowledged | lost | resubmitted | duplicates |\n",
     );
-    out.push_str("|---|---:|---:|---:|---:|---:|\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for s in by_scenario(runs) {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             s.scenario,
             s.runs,
             s.failed,
             s.failover_text(),
             s.acked,
-            s.lost
+            s.lost,
+            s.resubmitted,
+            s.duplicated
         ));
     }
     out.push_str("\n## Coverage (rarest first)\n\n| situation | runs | times |\n|---|---:|---:|\n");

@@ -12,6 +12,8 @@ pub struct ScenarioStats {
     pub failovers: usize,
     pub acked: usize,
     pub lost: usize,
+    pub resubmitted: u64,
+    pub duplicated: usize,
     pub wall_ms: u64,
 }
 
@@ -46,6 +48,8 @@ pub fn by_scenario(runs: &[RunRecord]) -> Vec<ScenarioStats> {
                 failovers: durations.len(),
                 acked: these.iter().map(|r| r.acked).sum(),
                 lost: these.iter().map(|r| r.lost).sum(),
+                resubmitted: these.iter().map(|r| r.resubmitted).sum(),
+                duplicated: these.iter().map(|r| r.duplicated).sum(),
                 wall_ms: these.iter().map(|r| r.wall_ms).sum(),
             }
         })

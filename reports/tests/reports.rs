@@ -58,6 +58,8 @@ fn record(scenario: &str, seed: u64, violation: Option<Violation>) -> RunRecord 
         lost: 0,
         lost_beyond_dumpster: 0,
         duplicated: 0,
+        resubmitted: 3,
+        lost_to_clock_skew: 0,
         violation,
         mounts: vec![Mount {
             at_s: 45.5,

@@ -131,6 +131,13 @@ pub fn planted_bugs() -> Vec<(&'static str, Planted)> {
             }),
         ),
         (
+            "store_keeps_resubmissions",
+            node(PlantedBugs {
+                store_keeps_resubmissions: true,
+                ..none()
+            }),
+        ),
+        (
             "witness_grants_everyone",
             Planted {
                 witness_grants_everyone: true,

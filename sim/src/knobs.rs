@@ -245,6 +245,14 @@ pub fn describe(scenario: &Scenario) -> Vec<String> {
         h.redelivery_timeout_ms,
         dh.redelivery_timeout_ms,
     );
+    knob(
+        "hub.max_concurrent_deliveries",
+        h.max_concurrent_deliveries.into(),
+        dh.max_concurrent_deliveries.into(),
+    );
+    if h.redelivery != dh.redelivery {
+        out.push("hub.redelivery=time-window".into());
+    }
     if c.os != d.os {
         out.insert(
             0,

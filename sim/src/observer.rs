@@ -31,8 +31,6 @@ struct State {
     active_lost_at: Option<(u64, NodeId)>,
     failovers: Vec<f64>,
     acked: BTreeSet<MessageId>,
-    /// Acknowledgements of an id already acknowledged (a client told twice).
-    duplicated: usize,
     violation: Option<Violation>,
     /// How often each kind of notable event happened (for scenario expectations).
     seen: BTreeMap<&'static str, u64>,
@@ -66,6 +64,7 @@ pub struct Obs {
     truth: Truth,
     /// The node machines' disks, read (never asked) when a mount is judged.
     disks: std::sync::OnceLock<[Arc<std::sync::Mutex<SimDisk>>; 2]>,
+    hub_clock: std::sync::OnceLock<Arc<crate::clock::SimClock>>,
     /// How long a node waits without heartbeats before it calls its peer down.
     detection_ms: u64,
     /// `CCR_SIM_LIVE_TRACE=1`: every trace line also goes to stderr as it happens (for a run
@@ -102,6 +101,7 @@ impl Obs {
             expect,
             truth: Truth::new(config, hub),
             disks: Default::default(),
+            hub_clock: Default::default(),
             detection_ms: config.peer_down_after_ms(),
             live: std::env::var_os("CCR_SIM_LIVE_TRACE").is_some(),
             node_steps: Default::default(),
@@ -116,7 +116,6 @@ impl Obs {
                 active_lost_at: None,
                 failovers: Vec::new(),
                 acked: BTreeSet::new(),
-                duplicated: 0,
                 violation: None,
                 seen: BTreeMap::new(),
                 steps: Vec::new(),
@@ -179,14 +178,7 @@ impl Obs {
     }
 
     pub fn acked(&self, id: MessageId) {
-        let mut s = self.state.lock().expect("obs");
-        if !s.acked.insert(id) {
-            s.duplicated += 1;
-        }
-    }
-
-    pub fn duplicated(&self) -> usize {
-        self.state.lock().expect("obs").duplicated
+        self.state.lock().expect("obs").acked.insert(id);
     }
 
     /// Whether a network is losing datagrams: heartbeats lost before a crash let the
@@ -255,6 +247,11 @@ impl Obs {
     /// The node machines' disks, for judging mounts against what they hold.
     pub fn attach_disks(&self, disks: [Arc<std::sync::Mutex<SimDisk>>; 2]) {
         let _ = self.disks.set(disks);
+    }
+
+    /// The hub machine's clock: time-window redelivery is judged by what it read.
+    pub fn attach_hub_clock(&self, clock: Arc<crate::clock::SimClock>) {
+        let _ = self.hub_clock.set(clock);
     }
 
     fn facts(&self, node: NodeId) -> Option<DiskFacts> {
@@ -452,6 +449,14 @@ impl crate::net::Tap for Obs {
 
     fn delivered(&self, sent_at: u64, from: Endpoint, to: Endpoint, msg: &Msg) {
         self.truth.delivered(self.elapsed_ms(), to, msg);
+        if let (Endpoint::Hub, Msg::Delivered { id, .. }, Some(clock)) =
+            (to, msg, self.hub_clock.get())
+        {
+            if self.truth.wants_hub_stamps() {
+                self.truth
+                    .hub_stamped(*id, ccr_core::host::Clock::now(clock.as_ref()).wall);
+            }
+        }
         if let (Endpoint::Node(_), Msg::WitnessDenied { .. }) = (to, msg) {
             self.cover("witness denied a node");
         }

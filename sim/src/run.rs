@@ -61,6 +61,8 @@ fn stuck_record(scenario: &Scenario, seed: u64, report: StuckReport) -> RunRecor
         lost: 0,
         lost_beyond_dumpster: 0,
         duplicated: 0,
+        resubmitted: 0,
+        lost_to_clock_skew: 0,
         violation: Some(report.violation),
         mounts: Vec::new(),
         final_state: "stuck: the run did not finish".into(),
@@ -181,8 +183,15 @@ async fn simulate(
         .rev()
         .find(|(at, _)| at + report_delay_ms <= end_ms)
         .map(|(_, closed)| *closed);
+    let mut figures = Figures::default();
     let (acked, lost) = if obs.violation().is_none() {
-        final_checks(&world, &obs, closed_before_end)
+        final_checks(
+            &world,
+            &obs,
+            closed_before_end,
+            &scenario.expect,
+            &mut figures,
+        )
     } else {
         (obs.acked_ids().len(), 0)
     };
@@ -218,7 +227,9 @@ async fn simulate(
         acked,
         lost,
         lost_beyond_dumpster: obs.seen("lost-beyond-dumpster") as usize,
-        duplicated: obs.duplicated(),
+        duplicated: figures.duplicated,
+        resubmitted: obs.truth().redelivered(),
+        lost_to_clock_skew: figures.lost_to_clock_skew,
         violation,
         mounts: obs
             .truth()
@@ -368,10 +379,19 @@ fn start_plus(obs: &Obs, ms: u64) -> tokio::time::Instant {
 /// what the nodes report is compared with that.
 /// `closed_before_end`: each node's newest closed log a report's delay before the end (see
 /// the settle loop); the active's at the end when there is none.
+/// What the final checks counted on the disks, for the run record.
+#[derive(Default)]
+struct Figures {
+    duplicated: usize,
+    lost_to_clock_skew: usize,
+}
+
 fn final_checks(
     world: &World,
     obs: &Obs,
     closed_before_end: Option<[Generation; 2]>,
+    expect: &crate::scenario::Expect,
+    figures: &mut Figures,
 ) -> (usize, usize) {
     let acked = obs.acked_ids();
     let truth = obs.truth();
@@ -414,10 +434,12 @@ fn final_checks(
     let missing: Vec<MessageId> = acked.difference(&held).copied().collect();
     let mut lost = Vec::new();
     let mut excused = Vec::new();
+    let mut skewed = Vec::new();
     for id in missing {
-        match truth.loss_excuse(id) {
-            Some(evidence) => excused.push(evidence),
-            None => lost.push(id),
+        match (truth.loss_excuse(id), truth.skew_loss(id)) {
+            (Some(evidence), _) => excused.push(evidence),
+            (None, Some(evidence)) => skewed.push(evidence),
+            (None, None) => lost.push(id),
         }
     }
     if !excused.is_empty() {
@@ -442,6 +464,38 @@ fn final_checks(
             ),
         );
         return (acked.len(), lost.len());
+    }
+    figures.lost_to_clock_skew = skewed.len();
+    if !skewed.is_empty() {
+        obs.cover("acknowledged mail lost to wall-clock skew");
+        let evidence = format!(
+            "{} acknowledged message(s) lost to wall-clock skew by time-window redelivery; {}",
+            skewed.len(),
+            skewed[..skewed.len().min(2)].join("; ")
+        );
+        obs.trace("check", &evidence);
+        if !expect.lost_to_clock_skew {
+            obs.violate(Invariant::LostToClockSkew, evidence);
+            return (acked.len(), 0);
+        }
+    } else if expect.lost_to_clock_skew {
+        obs.violate(
+            Invariant::Expectation,
+            "time-window redelivery was expected to lose mail to a skewed clock; nothing was lost"
+                .into(),
+        );
+        return (acked.len(), 0);
+    }
+    figures.duplicated = crate::truth::duplicates(&world.disk(active));
+    if figures.duplicated as u64 > expect.duplicates_max {
+        obs.violate(
+            Invariant::Duplicates,
+            format!(
+                "{active}'s mailbox holds {} acknowledged message(s) more than once (at most {} allowed)",
+                figures.duplicated, expect.duplicates_max
+            ),
+        );
+        return (acked.len(), 0);
     }
     let passive_id: NodeId = active.peer();
     let Some(passive_node) = world.node(passive_id) else {

@@ -223,6 +223,11 @@ pub struct Expect {
     /// Clients may be without service at most this long at a stretch once the cluster first
     /// served (seconds, measured to the simulator's one-second sampling).
     pub outage_max_s: Option<f64>,
+    /// Acknowledged mail the mailbox may hold twice (invariant `duplicates`).
+    pub duplicates_max: u64,
+    /// Time-window redelivery must lose acknowledged mail to a skewed hub clock — the
+    /// Exchange weakness the scenario shows (otherwise such a loss is the run's outcome).
+    pub lost_to_clock_skew: bool,
 }
 
 impl Default for Expect {
@@ -238,6 +243,8 @@ impl Default for Expect {
             rolled_back: false,
             ends_on: None,
             outage_max_s: None,
+            duplicates_max: 0,
+            lost_to_clock_skew: false,
         }
     }
 }

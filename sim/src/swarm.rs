@@ -172,6 +172,11 @@ impl Swarm {
         if r.random_bool(0.25) {
             scenario.hub.max_concurrent_deliveries = r.random_range(1..=40);
         }
+        // Exchange's time-window redelivery, where no clock fault makes it lose mail by
+        // design (a skewed clock's losses are its own outcome, shown by the library).
+        if !families.contains(&Family::Clock) && r.random_bool(0.25) {
+            scenario.hub.redelivery = ccr_core::cluster::hub::RedeliveryMode::TimeWindow;
+        }
         let knobs = knobs::describe(&scenario);
         let site = scenario.wan.as_ref().map_or(String::new(), |w| {
             let remote: Vec<&str> = w.remote.iter().map(|m| m.name()).collect();

@@ -11,9 +11,9 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use ccr_core::cluster::config::ClusterConfig;
-use ccr_core::cluster::hub::HubConfig;
+use ccr_core::cluster::hub::{HubConfig, RedeliveryMode};
 use ccr_core::cluster::node::{DB_FILE, LOG_DIR};
-use ccr_core::cluster::wire::Msg;
+use ccr_core::cluster::wire::{Msg, TimeWindow};
 use ccr_core::cluster::{Endpoint, NodeId};
 use ccr_core::disk::MemDisk;
 use ccr_core::storage::database::Database;
@@ -153,6 +153,48 @@ fn db_file(disk: &MemDisk) -> Option<Database> {
         .and_then(|b| Database::from_image(b, 0).ok())
 }
 
+/// Acknowledged mail a disk's mailbox holds more than once: messages the stream inserts
+/// again while it holds them. Read from the logs from generation 1 on; a copy seeded from a
+/// database file (whose earlier logs it never had) is read from that file's content and the
+/// logs after its checkpoint — the file itself keeps one entry per id, so a duplicate written
+/// before the seed's checkpoint is not seen there (it is on the disk of the copy it came
+/// from).
+pub fn duplicates(disk: &MemDisk) -> usize {
+    let mut logs: Vec<(Generation, Vec<Record>)> = disk
+        .names_in(LOG_DIR)
+        .into_iter()
+        .filter_map(|name| {
+            let scanned = scan(disk.durable(&format!("{LOG_DIR}/{name}"))?).ok()?;
+            Some((scanned.header.generation, scanned.records))
+        })
+        .collect();
+    logs.sort_by_key(|(g, _)| *g);
+    let mut held = BTreeSet::new();
+    if logs.first().is_none_or(|(g, _)| *g > 1) {
+        if let Some(db) = db_file(disk) {
+            let checkpoint = db.applied();
+            held = db.message_ids().collect();
+            logs.retain(|(g, _)| *g > checkpoint);
+        }
+    }
+    let mut twice = BTreeSet::new();
+    for (_, records) in logs {
+        for r in records {
+            match r {
+                Record::Insert { id, .. } => {
+                    if !held.insert(id) {
+                        twice.insert(id);
+                    }
+                }
+                Record::Delete { id } => {
+                    held.remove(&id);
+                }
+            }
+        }
+    }
+    twice.len()
+}
+
 /// Applies a log's records to a set of message ids, as replay would.
 fn apply_records(ids: &mut BTreeSet<MessageId>, records: Vec<Record>) {
     for r in records {
@@ -286,6 +328,10 @@ struct State {
     /// Per node: the epoch it last wrote in, and the newest generation its disk durably held
     /// at any of its writes in that epoch.
     high_water: BTreeMap<NodeId, (u64, Generation)>,
+    /// Time-window redelivery only: the hub's wall clock when each confirmation reached it
+    /// (what a time-window hub judges by), and the newest lossy mount's window by epoch.
+    hub_stamps: BTreeMap<MessageId, u64>,
+    windows: BTreeMap<u64, (NodeId, TimeWindow)>,
 }
 
 impl State {
@@ -298,6 +344,7 @@ impl State {
 }
 
 pub struct Truth {
+    time_window: bool,
     dial_allowed: u32,
     heartbeat_ms: u64,
     state: std::sync::Mutex<State>,
@@ -306,6 +353,7 @@ pub struct Truth {
 impl Truth {
     pub fn new(config: &ClusterConfig, hub: &HubConfig) -> Truth {
         Truth {
+            time_window: hub.redelivery == RedeliveryMode::TimeWindow,
             dial_allowed: config.dial_limits.allowed(config.mount_dial),
             heartbeat_ms: config.heartbeat_interval_ms(),
             state: std::sync::Mutex::new(State {
@@ -361,6 +409,18 @@ impl Truth {
             } else {
                 (*epoch, now)
             };
+        }
+        if let (
+            true,
+            Endpoint::Node(n),
+            Msg::Redeliver {
+                epoch,
+                window: Some(w),
+                ..
+            },
+        ) = (self.time_window, from, msg)
+        {
+            self.state().windows.insert(*epoch, (n, *w));
         }
         let mut s = self.state();
         match (from, msg) {
@@ -607,6 +667,40 @@ impl Truth {
     /// Whether losing `id` is explained by the dumpster's configured limits: by the checker's
     /// own model it had to leave the dumpster before the hub answered the latest redelivery
     /// request, so no redelivery could bring it back. Returns the evidence.
+    /// Whether the hub's clock is needed: time-window redelivery judges by it.
+    pub fn wants_hub_stamps(&self) -> bool {
+        self.time_window
+    }
+
+    /// A confirmation of `id` reached the hub when its wall clock read `wall`.
+    pub fn hub_stamped(&self, id: MessageId, wall: u64) {
+        if self.time_window {
+            self.state().hub_stamps.insert(id, wall);
+        }
+    }
+
+    /// Time-window redelivery only: `id` was lost because the hub's clock put its delivery
+    /// before the newest lossy mount's window opened — a hub that follows the rule could not
+    /// resubmit it. Any such message was written after the window's start by the writer's
+    /// clock (it is in a log the mount lacks, begun after the newest one it holds), so its
+    /// earlier stamp means the hub's clock ran behind by at least the difference.
+    pub fn skew_loss(&self, id: MessageId) -> Option<String> {
+        if !self.time_window {
+            return None;
+        }
+        let s = self.state();
+        let (epoch, (node, w)) = s.windows.iter().next_back()?;
+        let stamp = *s.hub_stamps.get(&id)?;
+        (stamp < w.since_wall).then(|| {
+            format!(
+                "{id:?} was confirmed at {stamp} ms by the hub's wall clock, {} ms before the window from {} ms that {node}'s lossy mount in epoch {epoch} asked for: the hub's clock ran at least {} ms behind the writer's",
+                w.since_wall - stamp,
+                w.since_wall,
+                w.since_wall - stamp
+            )
+        })
+    }
+
     pub fn loss_excuse(&self, id: MessageId) -> Option<String> {
         let mut s = self.state();
         let asked = s.redelivery_answered.values().max().copied()?;

@@ -119,6 +119,7 @@ impl World {
         world
             .obs
             .attach_disks([world.nodes[0].disk.clone(), world.nodes[1].disk.clone()]);
+        world.obs.attach_hub_clock(world.hub_clock.clone());
         for m in &world.nodes {
             world.spawn_share(m);
         }

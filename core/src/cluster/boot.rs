@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::ClusterConfig;
 use super::node::{DB_FILE, INSPECT_DIR, LOG_DIR, STATE_FILE};
-use super::wire::{LineageEntry, View};
+use super::wire::{LineageEntry, TimeWindow, View};
 use crate::disk::{join, replace_atomically, Disk, DiskError, DiskOp};
 use crate::storage::database::{Database, DbError};
 use crate::storage::recovery::{recover, RecoveryError};
@@ -30,6 +30,9 @@ pub struct PersistedState {
     /// clock reads (the hub takes a request id it has carried out for a repeat).
     #[serde(default)]
     pub last_redelivery_request: u64,
+    /// The pending request's time window (a lossy mount), for hubs in time-window mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redelivery_window: Option<TimeWindow>,
     /// The restart policy's count: when the store failed while this node owned the server
     /// (wall clock, ms), within the policy's period.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -47,6 +50,7 @@ impl PersistedState {
             last_move_comment: None,
             redelivery_pending: None,
             last_redelivery_request: 0,
+            redelivery_window: None,
             store_failures: Vec::new(),
         }
     }

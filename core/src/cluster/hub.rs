@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use super::wire::{LineageEntry, Msg, View};
+use super::wire::{LineageEntry, Msg, TimeWindow, View};
 use super::{Endpoint, Net, NodeId, Now};
 use crate::storage::{Generation, MessageId};
 
@@ -19,6 +19,9 @@ pub struct HubConfig {
     pub dumpster_max_age_ms: u64,
     /// A delivery not confirmed in this time is sent again.
     pub redelivery_timeout_ms: u64,
+    /// What a redelivery request makes the hub resubmit: `lineage` (the default) or
+    /// `time-window` (Exchange's).
+    pub redelivery: RedeliveryMode,
     /// `MaxConcurrentMailboxDeliveries` (20): deliveries sent and not yet confirmed at most;
     /// the rest wait in the hub's queue. Without a bound a slow link to the store would fill
     /// with the whole backlog, each message timing out and being sent again behind itself.
@@ -31,9 +34,25 @@ impl Default for HubConfig {
             dumpster_max_bytes: 18 * 1024 * 1024,
             dumpster_max_age_ms: 7 * 24 * 3600 * 1000,
             redelivery_timeout_ms: 2_000,
+            redelivery: RedeliveryMode::Lineage,
             max_concurrent_deliveries: 20,
         }
     }
+}
+
+/// Which mail a hub resubmits from its dumpster when a mount asks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RedeliveryMode {
+    /// Exactly the mail whose log generation the new owner's lineage does not account for:
+    /// nothing twice, no clocks involved. The model's own, precise mode.
+    #[default]
+    Lineage,
+    /// Exchange's: after a lossy mount, everything the hub delivered for earlier owners since
+    /// the start of the mount's wall-clock window ([`TimeWindow`]), judged by its own clock — so mail the store holds
+    /// already is resubmitted (and dropped by the store), and a hub clock behind the writer's
+    /// misses mail that was lost.
+    TimeWindow,
 }
 
 impl HubConfig {
@@ -60,6 +79,9 @@ pub struct DumpsterEntry {
     pub epoch: u64,
     pub generation: Generation,
     pub delivered_at: u64,
+    /// The hub's wall clock when the store confirmed it (time-window redelivery judges by it).
+    #[serde(default)]
+    pub delivered_wall: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +135,9 @@ pub struct Hub {
     /// The newest redelivery carried out: its epoch and the lineage it was judged against. An
     /// acknowledgement from an older epoch that arrives after it (a slow link) is judged too.
     newest_redelivery: Option<(u64, Vec<LineageEntry>)>,
+    /// The newest redelivery's time window, if it had one (a lossy mount).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    newest_window: Option<TimeWindow>,
     /// Test-only planted bug: confirm redelivery requests without carrying them out.
     #[serde(skip)]
     skips_redelivery: bool,
@@ -141,6 +166,7 @@ impl Hub {
             out: VecDeque::new(),
             redelivered: BTreeSet::new(),
             newest_redelivery: None,
+            newest_window: None,
             skips_redelivery: false,
             evicts_early: false,
             owner_quiet: false,
@@ -214,6 +240,7 @@ impl Hub {
                         epoch,
                         generation,
                         delivered_at: now.mono,
+                        delivered_wall: now.wall,
                     };
                     self.remember(now, entry);
                     // A straggler from an owner that has been replaced: judge it against
@@ -225,10 +252,9 @@ impl Hub {
                         .active
                         .is_some_and(|a| a.owner == from && a.epoch == epoch);
                     let late = !from_current
-                        && self
-                            .newest_redelivery
-                            .as_ref()
-                            .is_some_and(|(e, lineage)| may_be_lost(&entry, *e, lineage));
+                        && self.newest_redelivery.as_ref().is_some_and(|(e, lineage)| {
+                            self.covers(&entry, *e, lineage, self.newest_window)
+                        });
                     if late {
                         self.waiting.push_back((id, size));
                     }
@@ -247,6 +273,7 @@ impl Hub {
                 epoch,
                 request,
                 lineage,
+                window,
             } => {
                 self.redelivered.insert((from, request));
                 self.confirm_redelivery(from, request);
@@ -256,11 +283,12 @@ impl Hub {
                     .is_none_or(|(e, _)| epoch >= *e)
                 {
                     self.newest_redelivery = Some((epoch, lineage.clone()));
+                    self.newest_window = window;
                 }
                 let lost: Vec<DumpsterEntry> = self
                     .dumpster
                     .values()
-                    .filter(|e| may_be_lost(e, epoch, &lineage))
+                    .filter(|e| self.covers(e, epoch, &lineage, window))
                     .copied()
                     .collect();
                 self.out.push_back(HubAction::Redelivering {
@@ -314,6 +342,23 @@ impl Hub {
 
     pub fn poll_action(&mut self) -> Option<HubAction> {
         self.out.pop_front()
+    }
+
+    /// Whether a redelivery request for `epoch` covers `entry`, in this hub's mode.
+    fn covers(
+        &self,
+        entry: &DumpsterEntry,
+        epoch: u64,
+        lineage: &[LineageEntry],
+        window: Option<TimeWindow>,
+    ) -> bool {
+        match self.config.redelivery {
+            RedeliveryMode::Lineage => may_be_lost(entry, epoch, lineage),
+            // Mail the new owner confirmed itself was not lost: the window closes at the mount.
+            RedeliveryMode::TimeWindow => {
+                entry.epoch < epoch && window.is_some_and(|w| entry.delivered_wall >= w.since_wall)
+            }
+        }
     }
 
     fn confirm_redelivery(&mut self, to: NodeId, request: u64) {
@@ -420,6 +465,7 @@ mod tests {
             epoch,
             generation,
             delivered_at: 0,
+            delivered_wall: 0,
         }
     }
 
@@ -481,6 +527,68 @@ mod tests {
         // concurrent deliveries allow.
         hub.handle(Now::at(200_000), Node1, Msg::Ping { stamp: 7 });
         assert_eq!(sends(&mut hub), 20);
+    }
+
+    #[test]
+    fn a_time_window_hub_resubmits_by_its_own_clock() {
+        let mut hub = Hub::new(HubConfig {
+            redelivery: RedeliveryMode::TimeWindow,
+            ..HubConfig::default()
+        });
+        let view = |epoch, owner| View { epoch, owner };
+        hub.handle(
+            Now::at(0),
+            Node1,
+            Msg::Mounted {
+                view: view(0, Node1),
+            },
+        );
+        // Three messages confirmed at hub wall clock 1 000, 5 000 and 9 000.
+        for (id, wall) in [(1u64, 1_000u64), (2, 5_000), (3, 9_000)] {
+            hub.submit(Now::at(id), MessageId(id), 10);
+            hub.handle(
+                Now { mono: id + 1, wall },
+                Node1,
+                Msg::Delivered {
+                    id: MessageId(id),
+                    generation: 1,
+                    epoch: 0,
+                },
+            );
+        }
+        while hub.poll_action().is_some() {}
+        let resent = |hub: &mut Hub| -> Vec<u64> {
+            std::iter::from_fn(|| hub.poll_action())
+                .filter_map(|a| match a {
+                    HubAction::Send {
+                        msg: Msg::Deliver { id, .. },
+                        ..
+                    } => Some(id.0),
+                    _ => None,
+                })
+                .collect()
+        };
+        let redeliver = |request, window| Msg::Redeliver {
+            epoch: 1,
+            request,
+            lineage: Vec::new(),
+            window,
+        };
+        hub.handle(
+            Now::at(20),
+            Node2,
+            Msg::Mounted {
+                view: view(1, Node2),
+            },
+        );
+        // A mount that lost nothing asks for no window: nothing is resubmitted (the lineage
+        // is not looked at in this mode).
+        hub.handle(Now::at(21), Node2, redeliver(1, None));
+        assert_eq!(resent(&mut hub), Vec::<u64>::new());
+        // A lossy mount's window: what the hub's clock put inside it, and nothing else.
+        let window = TimeWindow { since_wall: 4_000 };
+        hub.handle(Now::at(22), Node2, redeliver(2, Some(window)));
+        assert_eq!(resent(&mut hub), [2, 3]);
     }
 
     #[test]
@@ -553,6 +661,7 @@ mod tests {
                     first_generation: 1,
                     prev_checksum: 0,
                 }],
+                window: None,
             },
         );
         hub.handle(Now::at(1), Node2, Msg::NotActive { view: n2 });
@@ -616,6 +725,7 @@ mod tests {
                 epoch: 5,
                 request: 1,
                 lineage,
+                window: None,
             },
         );
         while hub.poll_action().is_some() {}
@@ -748,6 +858,7 @@ mod tests {
                             prev_checksum: 0,
                         },
                     ],
+                    window: None,
                 },
             );
             let mut sent: Vec<MessageId> = std::iter::from_fn(|| hub.poll_action())

@@ -28,6 +28,15 @@ pub struct LineageEntry {
     pub prev_checksum: u32,
 }
 
+/// The wall-clock window of a time-window redelivery (Exchange's way): the mail a hub
+/// delivered for earlier owners since the creation of the newest log the mounting copy holds
+/// (stamped by the clock of the node that wrote it). Each hub compares its own delivery
+/// stamps with it, so clocks that disagree move the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeWindow {
+    pub since_wall: u64,
+}
+
 /// What a passive tells the owner about its copy (a move needs a healthy target).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CopyReport {
@@ -164,6 +173,9 @@ pub enum Msg {
         epoch: u64,
         request: u64,
         lineage: Vec<LineageEntry>,
+        /// Set after a failover: what a hub in time-window mode resubmits.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window: Option<TimeWindow>,
     },
     RedeliveryAccepted {
         request: u64,

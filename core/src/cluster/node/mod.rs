@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use super::boot::{Boot, PersistedState};
 use super::config::ClusterConfig;
 use super::status::{CmsState, CmsStatus, CopyStatus, OperationalMachine, SummaryCopyStatus};
-use super::wire::{CopyReport, Heartbeat, LineageEntry, Msg, View};
+use super::wire::{CopyReport, Heartbeat, LineageEntry, Msg, TimeWindow, View};
 use super::{Endpoint, Net, NodeId, Now};
 use crate::disk::{DiskError, DiskOp};
 use crate::storage::database::Database;
@@ -178,6 +178,9 @@ pub struct PlantedBugs {
     /// The restart policy counts every failure since the node started, not only those
     /// within its period.
     pub restart_count_never_expires: bool,
+    /// The store writes a resubmitted message again instead of dropping what it holds: the
+    /// mailbox shows it twice.
+    pub store_keeps_resubmissions: bool,
 }
 
 /// What the owner is doing about the clustered mailbox server.
@@ -377,6 +380,7 @@ pub struct Node {
     /// The redelivery request of the last mount; repeated until the hub confirms it, and kept
     /// in the cluster state so that a restart does not forget it.
     redelivery_pending: Option<u64>,
+    redelivery_window: Option<TimeWindow>,
     last_redelivery_request: u64,
 
     next_token: u64,
@@ -468,6 +472,7 @@ impl Node {
             store_failures: state.store_failures,
             open_log_since: None,
             redelivery_pending: state.redelivery_pending,
+            redelivery_window: state.redelivery_window,
             last_redelivery_request: state
                 .last_redelivery_request
                 .max(state.redelivery_pending.unwrap_or(0)),
@@ -691,6 +696,7 @@ impl Node {
             } => self.on_hand_over(now, view, comment, drain),
             Msg::RedeliveryAccepted { request } if self.redelivery_pending == Some(request) => {
                 self.redelivery_pending = None;
+                self.redelivery_window = None;
                 self.persist_state();
                 if self.is_serving() {
                     self.announce();
@@ -781,6 +787,7 @@ impl Node {
             last_move_comment: self.last_move_comment.clone(),
             redelivery_pending: self.redelivery_pending,
             last_redelivery_request: self.last_redelivery_request,
+            redelivery_window: self.redelivery_window,
             store_failures: self.store_failures.clone(),
         }
     }
@@ -844,6 +851,7 @@ impl Node {
                     epoch: self.view.epoch,
                     request,
                     lineage: self.lineage.clone(),
+                    window: self.redelivery_window,
                 },
             );
         } else {

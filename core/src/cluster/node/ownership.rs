@@ -4,7 +4,7 @@
 use super::{Io, MoveState, Node, NodeEvent, OwnerState, Role, LOG_DIR};
 use crate::cluster::dial::{self, MountDecision};
 use crate::cluster::status::SummaryCopyStatus;
-use crate::cluster::wire::{LineageEntry, Msg, View};
+use crate::cluster::wire::{LineageEntry, Msg, TimeWindow, View};
 use crate::cluster::{Endpoint, Net, NodeId, Now};
 use crate::disk::{join, DiskOp};
 use crate::storage::names::OPEN_LOG;
@@ -264,9 +264,22 @@ impl Node {
             "{}: mount refused by the quorum rules ({may:?}): this would risk two active copies",
             self.id
         );
-        let Role::Owner(OwnerState::Onlining { lost, forced, .. }) = self.role else {
+        let Role::Owner(OwnerState::Onlining {
+            lost,
+            forced,
+            judged,
+            ..
+        }) = self.role
+        else {
             unreachable!("mount only from Onlining");
         };
+        // For hubs in time-window mode: a failover's mount (one the dial judged, as after any
+        // unscheduled outage) asks for what they delivered since the newest log this copy
+        // holds was begun, by the clock that began it — also when it counts no logs lost: the
+        // old owner may have begun one after its last word reached us (swarm@6:57).
+        let window = (judged || lost > 0).then(|| TimeWindow {
+            since_wall: self.inspector.last_inspected_ms().unwrap_or(0),
+        });
         self.replay_ready();
         let mut ops = Vec::new();
         let new_epoch = self
@@ -331,6 +344,7 @@ impl Node {
             let request = now.mono.max(self.last_redelivery_request + 1);
             self.last_redelivery_request = request;
             self.redelivery_pending = Some(request);
+            self.redelivery_window = window;
         }
         ops.extend(self.persisted_state().persist_ops());
         self.disk(ops, Io::Background);

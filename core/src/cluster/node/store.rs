@@ -29,7 +29,7 @@ impl Node {
             .as_ref()
             .expect("serving has a writer")
             .generation();
-        if self.db.contains(id) {
+        if self.db.contains(id) && !self.bugs.store_keeps_resubmissions {
             if self.unsynced.contains(&id) {
                 // Acknowledged with the next sync, once it is durable.
                 self.batch_ids.push(id);
