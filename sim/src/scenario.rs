@@ -98,6 +98,11 @@ pub enum Fault {
     WitnessDown,
     WitnessUp,
     WitnessFileLost,
+    /// The hub transport service stops (its queue and dumpster are kept, as Exchange keeps
+    /// them in its queue database; the witness share on the same machine stays up): nothing
+    /// reaches it, clients cannot hand it mail, it delivers nothing — until `hub-up`.
+    HubDown,
+    HubUp,
     Move {
         target: NodeId,
         comment: String,

@@ -365,16 +365,22 @@ impl Swarm {
                     );
                 }
             }
-            Family::Witness => {
-                if r.random_bool(0.7) {
+            // The hub machine: its witness share, and (since version 6) its transport service.
+            Family::Witness => match r.random_range(0..10) {
+                0..=5 => {
                     push(at_ms, Fault::WitnessDown);
                     if repaired {
                         push(later(r, 5, 240), Fault::WitnessUp);
                     }
-                } else {
-                    push(at_ms, Fault::WitnessFileLost);
                 }
-            }
+                6 | 7 => push(at_ms, Fault::WitnessFileLost),
+                _ => {
+                    push(at_ms, Fault::HubDown);
+                    if repaired {
+                        push(later(r, 5, 240), Fault::HubUp);
+                    }
+                }
+            },
             Family::Gray => {
                 if r.random_bool(0.5) {
                     let net = [Net::Public, Net::Private][r.random_range(0..2)];

@@ -71,6 +71,9 @@ pub struct World {
     pub hub_clock: Arc<SimClock>,
     pub witness: Arc<Mutex<Witness>>,
     pub witness_up: Arc<Mutex<bool>>,
+    /// The hub transport service runs (`hub-down` stops it), and its inbox, to take back.
+    hub_up: Arc<std::sync::atomic::AtomicBool>,
+    hub_inbox: Mutex<Option<mpsc::UnboundedSender<Incoming>>>,
     /// Messages the workload has handed the hub so far.
     submitted: Arc<std::sync::atomic::AtomicU64>,
     /// Wakes of the hub machine's task, for the benchmarks.
@@ -110,6 +113,8 @@ impl World {
             hub_clock,
             witness,
             witness_up,
+            hub_up: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            hub_inbox: Mutex::new(None),
             submitted,
             hub_wakes: Default::default(),
             services: Mutex::new(Vec::new()),
@@ -617,6 +622,8 @@ impl World {
             Fault::WitnessDown => *self.witness_up.lock().expect("witness") = false,
             Fault::WitnessUp => *self.witness_up.lock().expect("witness") = true,
             Fault::WitnessFileLost => self.witness.lock().expect("witness").lose_file(),
+            Fault::HubDown => self.set_hub_up(false),
+            Fault::HubUp => self.set_hub_up(true),
             Fault::Move { target, comment } => {
                 if let Some(source) = active {
                     self.admin(
@@ -658,6 +665,7 @@ impl World {
         self.net.heal();
         self.obs.set_lossy_links(false);
         *self.witness_up.lock().expect("witness") = true;
+        self.set_hub_up(true);
         for m in &self.nodes {
             m.disk
                 .lock()
@@ -717,9 +725,13 @@ impl World {
             });
         }
         let witness_up = *self.witness_up.lock().expect("witness");
+        let hub_up = self.hub_up.load(std::sync::atomic::Ordering::Relaxed);
         let mut hub_faults = self.net.impairments(Machine::Hub);
         if !witness_up {
             hub_faults.push("witness down".into());
+        }
+        if !hub_up {
+            hub_faults.push("hub transport down".into());
         }
         machines.push(MachineSample {
             state: if witness_up {
@@ -732,13 +744,14 @@ impl World {
             copy_queue: 0,
             replay_queue: 0,
         });
-        let reaches_service = serving.is_some_and(|n| {
-            self.net
-                .reachable(Machine::Client, Machine::Hub, Net::Public)
-                && self
-                    .net
-                    .reachable(Machine::Hub, Machine::node(n), Net::Public)
-        });
+        let reaches_service = hub_up
+            && serving.is_some_and(|n| {
+                self.net
+                    .reachable(Machine::Client, Machine::Hub, Net::Public)
+                    && self
+                        .net
+                        .reachable(Machine::Hub, Machine::node(n), Net::Public)
+            });
         machines.push(MachineSample {
             state: if reaches_service { "served" } else { "outage" }.into(),
             faults: self.net.impairments(Machine::Client),
@@ -803,10 +816,24 @@ impl World {
         self.services.lock().expect("services").push(task);
     }
 
+    /// Stops or starts the hub transport service: while it is down nothing reaches it.
+    fn set_hub_up(&self, up: bool) {
+        let was = self.hub_up.swap(up, std::sync::atomic::Ordering::Relaxed);
+        if up && !was {
+            if let Some(tx) = self.hub_inbox.lock().expect("hub").clone() {
+                self.net.register(Endpoint::Hub, tx);
+            }
+        } else if !up && was {
+            self.net.unregister(Endpoint::Hub);
+        }
+    }
+
     fn spawn_hub(&self, mut hub: Hub, mut workload: Workload) {
         let (hub_tx, mut hub_rx) = mpsc::unbounded_channel::<Incoming>();
         let (witness_tx, mut witness_rx) = mpsc::unbounded_channel::<Incoming>();
+        *self.hub_inbox.lock().expect("hub") = Some(hub_tx.clone());
         self.net.register(Endpoint::Hub, hub_tx);
+        let hub_up = self.hub_up.clone();
         self.net.register(Endpoint::Witness, witness_tx);
         let net = self.net.clone();
         let obs = self.obs.clone();
@@ -819,14 +846,21 @@ impl World {
             loop {
                 hub_wakes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 obs.spend();
-                let sleep = hub
-                    .poll_timeout()
-                    .map_or(Duration::from_secs(3600), |d| clock.until(d))
-                    .min(workload.until_next());
+                let up = hub_up.load(std::sync::atomic::Ordering::Relaxed);
+                // A stopped service keeps its timers for when it runs again; it looks each
+                // second whether it does.
+                let sleep = if up {
+                    hub.poll_timeout()
+                        .map_or(Duration::from_secs(3600), |d| clock.until(d))
+                } else {
+                    Duration::from_secs(1)
+                }
+                .min(workload.until_next());
                 tokio::select! {
                     biased;
                     Some(m) = hub_rx.recv() => {
-                        if let Endpoint::Node(from) = m.from {
+                        let up = hub_up.load(std::sync::atomic::Ordering::Relaxed);
+                        if let (true, Endpoint::Node(from)) = (up, m.from) {
                             hub.handle(clock.now(), from, m.msg);
                         }
                     }
@@ -839,11 +873,13 @@ impl World {
                             }
                         }
                     }
-                    _ = tokio::time::sleep(sleep) => hub.handle_timeout(clock.now()),
+                    _ = tokio::time::sleep(sleep) => if up { hub.handle_timeout(clock.now()) },
                 }
+                let up = hub_up.load(std::sync::atomic::Ordering::Relaxed);
                 while let Some((id, size)) = workload.due() {
-                    // A client cut off from the hub cannot hand it anything.
-                    if net.reachable(Machine::Client, Machine::Hub, Net::Public) {
+                    // A client cut off from the hub (or with the hub down) cannot hand it
+                    // anything.
+                    if up && net.reachable(Machine::Client, Machine::Hub, Net::Public) {
                         hub.submit(clock.now(), id, size);
                         submitted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
