@@ -458,6 +458,19 @@ mod tests {
     use super::*;
     use NodeId::*;
 
+    /// The ids of the deliveries the hub has sent since last asked, in order.
+    fn deliveries_sent(hub: &mut Hub) -> Vec<u64> {
+        std::iter::from_fn(|| hub.poll_action())
+            .filter_map(|a| match a {
+                HubAction::Send {
+                    msg: Msg::Deliver { id, .. },
+                    ..
+                } => Some(id.0),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn entry(epoch: u64, generation: Generation) -> DumpsterEntry {
         DumpsterEntry {
             id: MessageId(1),
@@ -501,19 +514,7 @@ mod tests {
             owner: Node1,
         };
         hub.handle(Now::at(0), Node1, Msg::Mounted { view });
-        let sends = |hub: &mut Hub| {
-            std::iter::from_fn(|| hub.poll_action())
-                .filter(|a| {
-                    matches!(
-                        a,
-                        HubAction::Send {
-                            msg: Msg::Deliver { .. },
-                            ..
-                        }
-                    )
-                })
-                .count()
-        };
+        let sends = |hub: &mut Hub| deliveries_sent(hub).len();
         hub.submit(Now::at(1), MessageId(1), 10);
         assert_eq!(sends(&mut hub), 1);
         // The owner hangs: the delivery times out, and neither it nor new mail is sent while
@@ -557,17 +558,6 @@ mod tests {
             );
         }
         while hub.poll_action().is_some() {}
-        let resent = |hub: &mut Hub| -> Vec<u64> {
-            std::iter::from_fn(|| hub.poll_action())
-                .filter_map(|a| match a {
-                    HubAction::Send {
-                        msg: Msg::Deliver { id, .. },
-                        ..
-                    } => Some(id.0),
-                    _ => None,
-                })
-                .collect()
-        };
         let redeliver = |request, window| Msg::Redeliver {
             epoch: 1,
             request,
@@ -581,14 +571,14 @@ mod tests {
                 view: view(1, Node2),
             },
         );
-        // A mount that lost nothing asks for no window: nothing is resubmitted (the lineage
-        // is not looked at in this mode).
+        // A mount that was no failover (a move, a remount) asks for no window: nothing is
+        // resubmitted (the lineage is not looked at in this mode).
         hub.handle(Now::at(21), Node2, redeliver(1, None));
-        assert_eq!(resent(&mut hub), Vec::<u64>::new());
+        assert_eq!(deliveries_sent(&mut hub), Vec::<u64>::new());
         // A lossy mount's window: what the hub's clock put inside it, and nothing else.
         let window = TimeWindow { since_wall: 4_000 };
         hub.handle(Now::at(22), Node2, redeliver(2, Some(window)));
-        assert_eq!(resent(&mut hub), [2, 3]);
+        assert_eq!(deliveries_sent(&mut hub), [2, 3]);
     }
 
     #[test]
@@ -602,21 +592,10 @@ mod tests {
             owner: Node1,
         };
         hub.handle(Now::at(0), Node1, Msg::Mounted { view });
-        let sent = |hub: &mut Hub| -> Vec<u64> {
-            std::iter::from_fn(|| hub.poll_action())
-                .filter_map(|a| match a {
-                    HubAction::Send {
-                        msg: Msg::Deliver { id, .. },
-                        ..
-                    } => Some(id.0),
-                    _ => None,
-                })
-                .collect()
-        };
         for id in 1..=10 {
             hub.submit(Now::at(1), MessageId(id), 10);
         }
-        assert_eq!(sent(&mut hub), [1, 2, 3]);
+        assert_eq!(deliveries_sent(&mut hub), [1, 2, 3]);
         let delivered = |id| Msg::Delivered {
             id: MessageId(id),
             generation: 1,
@@ -624,17 +603,17 @@ mod tests {
         };
         hub.handle(Now::at(5), Node1, delivered(2));
         assert_eq!(
-            sent(&mut hub),
+            deliveries_sent(&mut hub),
             [4],
             "one confirmed, one more sent, in order"
         );
         hub.handle(Now::at(6), Node1, delivered(1));
         hub.handle(Now::at(6), Node1, delivered(3));
-        assert_eq!(sent(&mut hub), [5, 6]);
+        assert_eq!(deliveries_sent(&mut hub), [5, 6]);
         // A timeout sends the unconfirmed again first, still within the limit.
         hub.handle_timeout(Now::at(3_000));
         hub.handle(Now::at(3_001), Node1, Msg::Ping { stamp: 1 });
-        assert_eq!(sent(&mut hub), [4, 5, 6]);
+        assert_eq!(deliveries_sent(&mut hub), [4, 5, 6]);
     }
 
     #[test]
