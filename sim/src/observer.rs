@@ -64,7 +64,12 @@ pub struct Obs {
     truth: Truth,
     /// The node machines' disks, read (never asked) when a mount is judged.
     disks: std::sync::OnceLock<[Arc<std::sync::Mutex<SimDisk>>; 2]>,
-    hub_clock: std::sync::OnceLock<Arc<crate::clock::SimClock>>,
+    /// The hub machine's clock and the nodes' (time-window redelivery is judged by them).
+    #[allow(clippy::type_complexity)]
+    clocks: std::sync::OnceLock<(
+        Arc<crate::clock::SimClock>,
+        [Arc<crate::clock::SimClock>; 2],
+    )>,
     /// How long a node waits without heartbeats before it calls its peer down.
     detection_ms: u64,
     /// `CCR_SIM_LIVE_TRACE=1`: every trace line also goes to stderr as it happens (for a run
@@ -101,7 +106,7 @@ impl Obs {
             expect,
             truth: Truth::new(config, hub),
             disks: Default::default(),
-            hub_clock: Default::default(),
+            clocks: Default::default(),
             detection_ms: config.peer_down_after_ms(),
             live: std::env::var_os("CCR_SIM_LIVE_TRACE").is_some(),
             node_steps: Default::default(),
@@ -249,9 +254,13 @@ impl Obs {
         let _ = self.disks.set(disks);
     }
 
-    /// The hub machine's clock: time-window redelivery is judged by what it read.
-    pub fn attach_hub_clock(&self, clock: Arc<crate::clock::SimClock>) {
-        let _ = self.hub_clock.set(clock);
+    /// The hub machine's clock and the nodes': time-window redelivery is judged by them.
+    pub fn attach_clocks(
+        &self,
+        hub: Arc<crate::clock::SimClock>,
+        nodes: [Arc<crate::clock::SimClock>; 2],
+    ) {
+        let _ = self.clocks.set((hub, nodes));
     }
 
     fn facts(&self, node: NodeId) -> Option<DiskFacts> {
@@ -449,12 +458,14 @@ impl crate::net::Tap for Obs {
 
     fn delivered(&self, sent_at: u64, from: Endpoint, to: Endpoint, msg: &Msg) {
         self.truth.delivered(self.elapsed_ms(), to, msg);
-        if let (Endpoint::Hub, Msg::Delivered { id, .. }, Some(clock)) =
-            (to, msg, self.hub_clock.get())
+        if let (Endpoint::Hub, Endpoint::Node(n), Msg::Delivered { id, .. }, Some(clocks)) =
+            (to, from, msg, self.clocks.get())
         {
             if self.truth.wants_hub_stamps() {
+                let wall =
+                    |c: &Arc<crate::clock::SimClock>| ccr_core::host::Clock::now(c.as_ref()).wall;
                 self.truth
-                    .hub_stamped(*id, ccr_core::host::Clock::now(clock.as_ref()).wall);
+                    .hub_stamped(*id, wall(&clocks.0), wall(&clocks.1[n.index()]));
             }
         }
         if let (Endpoint::Node(_), Msg::WitnessDenied { .. }) = (to, msg) {

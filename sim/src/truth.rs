@@ -329,8 +329,9 @@ struct State {
     /// at any of its writes in that epoch.
     high_water: BTreeMap<NodeId, (u64, Generation)>,
     /// Time-window redelivery only: the hub's wall clock when each confirmation reached it
-    /// (what a time-window hub judges by), and the newest lossy mount's window by epoch.
-    hub_stamps: BTreeMap<MessageId, u64>,
+    /// (what a time-window hub judges by) beside the confirming node's at that instant, and
+    /// the newest failover window by epoch.
+    hub_stamps: BTreeMap<MessageId, (u64, u64)>,
     windows: BTreeMap<u64, (NodeId, TimeWindow)>,
 }
 
@@ -672,26 +673,27 @@ impl Truth {
         self.time_window
     }
 
-    /// A confirmation of `id` reached the hub when its wall clock read `wall`.
-    pub fn hub_stamped(&self, id: MessageId, wall: u64) {
+    /// A confirmation of `id` reached the hub when its wall clock read `hub_wall` and the
+    /// confirming node's read `node_wall`.
+    pub fn hub_stamped(&self, id: MessageId, hub_wall: u64, node_wall: u64) {
         if self.time_window {
-            self.state().hub_stamps.insert(id, wall);
+            self.state().hub_stamps.insert(id, (hub_wall, node_wall));
         }
     }
 
     /// Time-window redelivery only: `id` was lost because the hub's clock put its delivery
-    /// before the newest lossy mount's window opened — a hub that follows the rule could not
-    /// resubmit it. Any such message was written after the window's start by the writer's
-    /// clock (it is in a log the mount lacks, begun after the newest one it holds), so its
-    /// earlier stamp means the hub's clock ran behind by at least the difference.
+    /// before the newest failover window opened while the confirming node's clock, at the same
+    /// instant, put it inside — a hub that follows the rule could not resubmit it, and only
+    /// the clocks' disagreement made it so. A loss the window misses by both clocks is no
+    /// skew's doing (say an earlier failover's window was never asked for): not excused.
     pub fn skew_loss(&self, id: MessageId) -> Option<String> {
         if !self.time_window {
             return None;
         }
         let s = self.state();
         let (epoch, (node, w)) = s.windows.iter().next_back()?;
-        let stamp = *s.hub_stamps.get(&id)?;
-        (stamp < w.since_wall).then(|| {
+        let (stamp, node_stamp) = *s.hub_stamps.get(&id)?;
+        (stamp < w.since_wall && node_stamp >= w.since_wall).then(|| {
             format!(
                 "{id:?} was confirmed at {stamp} ms by the hub's wall clock, {} ms before the window from {} ms that {node}'s lossy mount in epoch {epoch} asked for: the hub's clock ran at least {} ms behind the writer's",
                 w.since_wall - stamp,

@@ -124,7 +124,10 @@ impl World {
         world
             .obs
             .attach_disks([world.nodes[0].disk.clone(), world.nodes[1].disk.clone()]);
-        world.obs.attach_hub_clock(world.hub_clock.clone());
+        world.obs.attach_clocks(
+            world.hub_clock.clone(),
+            [world.nodes[0].clock.clone(), world.nodes[1].clock.clone()],
+        );
         for m in &world.nodes {
             world.spawn_share(m);
         }

@@ -343,8 +343,16 @@ impl Node {
         if !self.bugs.skip_redelivery {
             let request = now.mono.max(self.last_redelivery_request + 1);
             self.last_redelivery_request = request;
+            // A failover's window not yet carried out (the hub was unreachable) stays: a
+            // remount after a restart must not replace it with none (swarm@6:257).
+            let unanswered = self.redelivery_pending.and(self.redelivery_window);
+            self.redelivery_window = match (unanswered, window) {
+                (Some(old), Some(new)) => Some(TimeWindow {
+                    since_wall: old.since_wall.min(new.since_wall),
+                }),
+                (old, new) => old.or(new),
+            };
             self.redelivery_pending = Some(request);
-            self.redelivery_window = window;
         }
         ops.extend(self.persisted_state().persist_ops());
         self.disk(ops, Io::Background);
