@@ -37,6 +37,18 @@ pub struct TimeWindow {
     pub since_wall: u64,
 }
 
+impl TimeWindow {
+    /// One window covering both: the earlier start.
+    pub fn earliest(a: Option<TimeWindow>, b: Option<TimeWindow>) -> Option<TimeWindow> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(TimeWindow {
+                since_wall: a.since_wall.min(b.since_wall),
+            }),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
 /// What a passive tells the owner about its copy (a move needs a healthy target).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CopyReport {
@@ -148,6 +160,10 @@ pub enum Msg {
         /// mount dial (the old owner's store failed; nobody made the target catch up).
         #[serde(default)]
         drain: bool,
+        /// The old owner's failover window the hubs have not answered yet: the new owner
+        /// asks for it with its own mount.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window: Option<TimeWindow>,
     },
 
     // Hub ↔ node.

@@ -272,6 +272,25 @@ impl Database {
         Ok(())
     }
 
+    /// Forgets the newest `count` records of the open generation: accepted, never written to
+    /// its log (a store that stopped serving before its next append).
+    pub fn forget_unwritten(&mut self, count: usize) {
+        if count == 0 {
+            return;
+        }
+        self.partial
+            .truncate(self.partial.len().saturating_sub(count));
+        self.current = self.durable.clone();
+        for (_, records) in &self.held_back {
+            for r in records {
+                self.current.apply(r);
+            }
+        }
+        for r in &self.partial {
+            self.current.apply(r);
+        }
+    }
+
     /// Undoes every generation after `target` (and the open generation's records). Possible only
     /// while those generations are held back by LLR.
     pub fn rollback_to(&mut self, target: Generation) -> Result<(), DbError> {
@@ -525,6 +544,29 @@ mod tests {
         assert_eq!(reloaded.checkpoint(), 3);
         assert_eq!(reloaded.len(), 3);
         assert!(!reloaded.contains(MessageId(4)));
+    }
+
+    #[test]
+    fn unwritten_records_of_the_open_generation_can_be_forgotten() {
+        let mut db = Database::new(2);
+        db.apply_log(1, &[ins(1)]).unwrap();
+        for id in 2..=4 {
+            db.apply_record(2, ins(id)).unwrap();
+        }
+        let written = {
+            let mut w = Database::new(2);
+            w.apply_log(1, &[ins(1)]).unwrap();
+            w.apply_record(2, ins(2)).unwrap();
+            w
+        };
+        db.forget_unwritten(2);
+        assert!(db.contains(MessageId(2)) && !db.contains(MessageId(3)));
+        assert_eq!(db.digest(), written.digest());
+        // The generation completes with what was written only.
+        db.complete_generation(2).unwrap();
+        assert_eq!(db.len(), 2);
+        db.forget_unwritten(0);
+        assert_eq!(db.len(), 2);
     }
 
     #[test]

@@ -381,6 +381,8 @@ pub struct Node {
     /// in the cluster state so that a restart does not forget it.
     redelivery_pending: Option<u64>,
     redelivery_window: Option<TimeWindow>,
+    /// A failover window an old owner handed over with the server, for our mount to ask.
+    inherited_window: Option<TimeWindow>,
     last_redelivery_request: u64,
 
     next_token: u64,
@@ -473,6 +475,7 @@ impl Node {
             open_log_since: None,
             redelivery_pending: state.redelivery_pending,
             redelivery_window: state.redelivery_window,
+            inherited_window: None,
             last_redelivery_request: state
                 .last_redelivery_request
                 .max(state.redelivery_pending.unwrap_or(0)),
@@ -693,7 +696,8 @@ impl Node {
                 view,
                 comment,
                 drain,
-            } => self.on_hand_over(now, view, comment, drain),
+                window,
+            } => self.on_hand_over(now, view, comment, drain, window),
             Msg::RedeliveryAccepted { request } if self.redelivery_pending == Some(request) => {
                 self.redelivery_pending = None;
                 self.redelivery_window = None;

@@ -131,6 +131,15 @@ impl Node {
             });
         }
         self.role = Role::Passive { arbitrate_at: None };
+        // Mail accepted but not yet written belongs to this epoch's stream, which another
+        // owner carries on now: unacknowledged, the hub sends it to that owner. Kept, it was
+        // written into this node's next stream, epochs later, beside the copy the other owner
+        // had written meanwhile (swarm@6:3912, found by the duplicates check).
+        self.db.forget_unwritten(self.batch.len());
+        self.batch.clear();
+        for id in std::mem::take(&mut self.batch_ids) {
+            self.unsynced.remove(&id);
+        }
         // After a failed write the writer in memory may have rolled on while the disk did
         // not (the close mark never landed): "empty" would then remove the log that holds the
         // records. The restart from disk decides instead.
@@ -345,13 +354,12 @@ impl Node {
             self.last_redelivery_request = request;
             // A failover's window not yet carried out (the hub was unreachable) stays: a
             // remount after a restart must not replace it with none (swarm@6:257).
-            let unanswered = self.redelivery_pending.and(self.redelivery_window);
-            self.redelivery_window = match (unanswered, window) {
-                (Some(old), Some(new)) => Some(TimeWindow {
-                    since_wall: old.since_wall.min(new.since_wall),
-                }),
-                (old, new) => old.or(new),
-            };
+            // So does one the old owner handed over with the server (swarm@6:9165).
+            let unanswered = TimeWindow::earliest(
+                self.redelivery_pending.and(self.redelivery_window),
+                self.inherited_window.take(),
+            );
+            self.redelivery_window = TimeWindow::earliest(unanswered, window);
             self.redelivery_pending = Some(request);
         }
         ops.extend(self.persisted_state().persist_ops());
@@ -636,6 +644,7 @@ impl Node {
                     view,
                     comment: m.comment.clone(),
                     drain: m.drain,
+                    window: self.redelivery_pending.and(self.redelivery_window),
                 },
             );
         }
@@ -674,10 +683,18 @@ impl Node {
         }
     }
 
-    pub(super) fn on_hand_over(&mut self, now: Now, view: View, comment: String, drain: bool) {
+    pub(super) fn on_hand_over(
+        &mut self,
+        now: Now,
+        view: View,
+        comment: String,
+        drain: bool,
+        window: Option<TimeWindow>,
+    ) {
         if view.epoch > self.view.epoch && view.owner == self.id && self.copy_damaged {
             self.adopt_view(now, view);
         } else if view.epoch > self.view.epoch && view.owner == self.id {
+            self.inherited_window = TimeWindow::earliest(self.inherited_window, window);
             self.last_move_comment = Some(comment);
             let promised = self.move_promised.take();
             self.adopt_view(now, view);
