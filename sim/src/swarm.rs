@@ -170,7 +170,16 @@ impl Swarm {
             scenario.wan = Some(draw_wan(&mut r, &scenario));
         }
         if r.random_bool(0.25) {
-            scenario.hub.max_concurrent_deliveries = r.random_range(1..=40);
+            // At least four times what the workload needs over the round trip to the store,
+            // so the hub's backlog drains within the settle (swarm@6:8944 drew one delivery at
+            // a time to a hub 45 ms away and 38 messages a second: a backlog, not a finding).
+            let one_way_ms = scenario
+                .wan
+                .as_ref()
+                .map_or(5, |w| w.link.max_delay_ms.max(5));
+            let round_trip_s = (2 * one_way_ms + 10) as f64 / 1000.0;
+            let least = (4.0 * scenario.workload.messages_per_s * round_trip_s).ceil() as u32;
+            scenario.hub.max_concurrent_deliveries = r.random_range(least.clamp(1, 40)..=40);
         }
         // Exchange's time-window redelivery, where no clock fault makes it lose mail by
         // design (a skewed clock's losses are its own outcome, shown by the library).
