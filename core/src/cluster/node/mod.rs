@@ -380,6 +380,7 @@ pub struct Node {
     /// The redelivery request of the last mount; repeated until the hub confirms it, and kept
     /// in the cluster state so that a restart does not forget it.
     redelivery_pending: Option<u64>,
+    /// The pending request's failover window, for hubs in time-window mode (persisted with it).
     redelivery_window: Option<TimeWindow>,
     /// A failover window an old owner handed over with the server, for our mount to ask.
     inherited_window: Option<TimeWindow>,
