@@ -29,6 +29,7 @@ pub const SITUATIONS: &[&str] = &[
     "group failed over past the restart policy",
     "log copied across the WAN",
     "heartbeat queued 100 ms or more behind other traffic",
+    "stored message bodies compared with the client's",
     "run ended stuck",
 ];
 

@@ -137,6 +137,21 @@ pub fn planted_bugs() -> Vec<(&'static str, Planted)> {
                 ..none()
             }),
         ),
+        // Both bite only in the seeds that carry message bodies (one in twenty).
+        (
+            "store_truncates_body",
+            node(PlantedBugs {
+                store_truncates_body: true,
+                ..none()
+            }),
+        ),
+        (
+            "replay_truncates_body",
+            node(PlantedBugs {
+                replay_truncates_body: true,
+                ..none()
+            }),
+        ),
         (
             "witness_grants_everyone",
             Planted {
@@ -175,6 +190,7 @@ pub fn standard_workload() -> Scenario {
         workload: Workload {
             messages_per_s: 50.0,
             message_size: 20_000,
+            bodies: false,
         },
         steps: vec![
             Step {

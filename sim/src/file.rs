@@ -10,6 +10,7 @@
 //!
 //! [workload]
 //! messages_per_s = 50.0
+//! bodies = true              # messages carry their bytes (default: id and size only)
 //!
 //! [cluster]                  # any ClusterConfig field
 //! mount_dial = "GoodAvailability"
@@ -81,6 +82,8 @@ const MAX_SIMULATED_MS: u64 = 30 * 86_400_000;
 /// The busiest workload a scenario may ask for, and the biggest message.
 const MAX_MESSAGES_PER_S: f64 = 10_000.0;
 const MAX_MESSAGE_SIZE: u32 = 64 * 1024 * 1024;
+/// Mail with bodies, per second: every byte stays in the simulated disks' memory, twice.
+const MAX_BODY_BYTES_PER_S: f64 = 4_000_000.0;
 
 fn check_workload(w: &Workload) -> Result<(), String> {
     if !w.messages_per_s.is_finite() || !(0.0..=MAX_MESSAGES_PER_S).contains(&w.messages_per_s) {
@@ -93,6 +96,14 @@ fn check_workload(w: &Workload) -> Result<(), String> {
         return Err(format!(
             "message_size {} is not between 1 and {MAX_MESSAGE_SIZE} bytes",
             w.message_size
+        ));
+    }
+    let body_rate = w.messages_per_s * f64::from(w.message_size);
+    if w.bodies && body_rate > MAX_BODY_BYTES_PER_S {
+        return Err(format!(
+            "bodies = true at {:.1} MB/s of mail: the simulated disks keep every body in memory, so at most {:.0} MB/s (fewer or smaller messages, or bodies = false)",
+            body_rate / 1e6,
+            MAX_BODY_BYTES_PER_S / 1e6
         ));
     }
     Ok(())
@@ -441,6 +452,11 @@ failover = true
                 "messages_per_s NaN",
             ),
             ("[workload]\nmessage_size = 0\n", 4, "message_size 0"),
+            (
+                "[workload]\nmessages_per_s = 1000.0\nbodies = true\n",
+                4,
+                "bodies = true at 20.0 MB/s",
+            ),
             (
                 "[hub]\nredelivery_timeout_ms = 0\n",
                 4,

@@ -190,6 +190,7 @@ async fn simulate(
             &obs,
             closed_before_end,
             &scenario.expect,
+            crate::truth::ClientMail::of(&scenario.workload),
             &mut figures,
         )
     } else {
@@ -391,6 +392,7 @@ fn final_checks(
     obs: &Obs,
     closed_before_end: Option<[Generation; 2]>,
     expect: &crate::scenario::Expect,
+    client: crate::truth::ClientMail,
     figures: &mut Figures,
 ) -> (usize, usize) {
     let acked = obs.acked_ids();
@@ -430,8 +432,33 @@ fn final_checks(
         );
         return (acked.len(), 0);
     }
-    let held = crate::truth::durable_ids(&world.disk(active));
-    let missing: Vec<MessageId> = acked.difference(&held).copied().collect();
+    let stored = crate::truth::durable_messages(&world.disk(active));
+    let missing: Vec<MessageId> = acked
+        .iter()
+        .filter(|id| !stored.contains_key(id))
+        .copied()
+        .collect();
+    // Held, but not as the client sent it: as lost as missing mail, and no dumpster excuses it.
+    let acked_stored: std::collections::BTreeMap<_, _> = stored
+        .into_iter()
+        .filter(|(id, _)| acked.contains(id))
+        .collect();
+    if let Some(why) = crate::truth::unlike_sent(&acked_stored, client) {
+        let damaged = acked_stored
+            .iter()
+            .filter(|(id, meta)| client.expected(**id) != **meta)
+            .count();
+        obs.violate(
+            Invariant::NoAcknowledgedLoss,
+            format!(
+                "{damaged} acknowledged message(s) on {active}'s disk are not what the client sent: {why}"
+            ),
+        );
+        return (acked.len(), damaged);
+    }
+    if client.bodies && !acked_stored.is_empty() {
+        obs.cover("stored message bodies compared with the client's");
+    }
     let mut lost = Vec::new();
     let mut excused = Vec::new();
     let mut skewed = Vec::new();
@@ -552,7 +579,7 @@ fn final_checks(
     } else if let Some(why) = {
         let d1 = world.disk(NodeId::Node1);
         let d2 = world.disk(NodeId::Node2);
-        crate::truth::judge_replication([&d1, &d2])
+        crate::truth::judge_replication([&d1, &d2], client)
     } {
         obs.violate(Invariant::ReplicationSound, why);
     }

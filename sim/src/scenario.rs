@@ -195,6 +195,11 @@ pub struct Step {
 pub struct Workload {
     pub messages_per_s: f64,
     pub message_size: u32,
+    /// Messages carry their bodies (derived from each id) through the hub, the logs and the
+    /// copies, and the checkers compare what is stored with what the client sent. Off, a
+    /// message is its id and size and the logs count the bodies they leave out.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub bodies: bool,
 }
 
 impl Default for Workload {
@@ -202,6 +207,7 @@ impl Default for Workload {
         Workload {
             messages_per_s: 50.0,
             message_size: 20_000,
+            bodies: false,
         }
     }
 }

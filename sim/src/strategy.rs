@@ -161,10 +161,13 @@ pub fn schedule(
 }
 
 pub fn workload() -> impl Strategy<Value = Workload> {
-    (5u32..50, 2_000u32..20_000).prop_map(|(rate, message_size)| Workload {
-        messages_per_s: f64::from(rate),
-        message_size,
-    })
+    (5u32..50, 2_000u32..20_000, proptest::bool::weighted(0.1)).prop_map(
+        |(rate, message_size, bodies)| Workload {
+            messages_per_s: f64::from(rate),
+            message_size,
+            bodies,
+        },
+    )
 }
 
 /// The default configuration with any mount dial setting.

@@ -80,7 +80,7 @@ impl Family {
 /// The generator's version: `swarm@V:SEED` names the scenario version V made of SEED. A
 /// change to what a seed generates raises it, so a seed quoted in an old report says that it
 /// now means something else instead of silently replaying another scenario.
-pub const GENERATOR_VERSION: u32 = 6;
+pub const GENERATOR_VERSION: u32 = 7;
 
 /// The shape of every swarm run.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,6 +134,7 @@ impl Swarm {
             workload: Workload {
                 messages_per_s: r.random_range(5.0..50.0f64).round(),
                 message_size: r.random_range(2_000..20_000),
+                bodies: false,
             },
             expect: Expect {
                 failover_max_s: self.duration_s as f64 + self.settle_s as f64,
@@ -186,6 +187,9 @@ impl Swarm {
         if !families.contains(&Family::Clock) && r.random_bool(0.25) {
             scenario.hub.redelivery = ccr_core::cluster::hub::RedeliveryMode::TimeWindow;
         }
+        // Version 7: one seed in twenty carries message bodies end to end (they cost memory
+        // and time, and the checkers compare every stored body with the client's).
+        scenario.workload.bodies = r.random_bool(0.05);
         let knobs = knobs::describe(&scenario);
         let site = scenario.wan.as_ref().map_or(String::new(), |w| {
             let remote: Vec<&str> = w.remote.iter().map(|m| m.name()).collect();
@@ -198,10 +202,15 @@ impl Swarm {
             )
         });
         scenario.description = format!(
-            "Swarm seed {seed}: {}; {} messages/s of {} bytes; mount dial {:?}{site}; knobs: {}.",
+            "Swarm seed {seed}: {}; {} messages/s of {} bytes{}; mount dial {:?}{site}; knobs: {}.",
             rates.join(", "),
             scenario.workload.messages_per_s,
             scenario.workload.message_size,
+            if scenario.workload.bodies {
+                " with bodies"
+            } else {
+                ""
+            },
             scenario.cluster.mount_dial,
             if knobs.is_empty() {
                 "defaults".to_string()

@@ -16,7 +16,7 @@ use ccr_core::cluster::node::{DB_FILE, LOG_DIR};
 use ccr_core::cluster::wire::{Msg, TimeWindow};
 use ccr_core::cluster::{Endpoint, NodeId};
 use ccr_core::disk::MemDisk;
-use ccr_core::storage::database::Database;
+use ccr_core::storage::database::{Database, MessageMeta};
 use ccr_core::storage::logfile::{scan, LogHeader, HEADER_LEN};
 use ccr_core::storage::names::{parse_closed_log_name, OPEN_LOG};
 use ccr_core::storage::record::{decode_frame, Frame, Record};
@@ -195,45 +195,96 @@ pub fn duplicates(disk: &MemDisk) -> usize {
     twice.len()
 }
 
-/// Applies a log's records to a set of message ids, as replay would.
-fn apply_records(ids: &mut BTreeSet<MessageId>, records: Vec<Record>) {
+/// What the clients sent: every message of the scenario's size, with the body its id stands
+/// for when the workload carries bodies and none otherwise. The checkers compare what is
+/// stored with this, never with a digest a node computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientMail {
+    pub size: u32,
+    pub bodies: bool,
+}
+
+impl ClientMail {
+    pub fn of(workload: &crate::scenario::Workload) -> ClientMail {
+        ClientMail {
+            size: workload.message_size,
+            bodies: workload.bodies,
+        }
+    }
+
+    pub fn body(&self, id: MessageId) -> Vec<u8> {
+        if self.bodies {
+            ccr_core::storage::body::generate(id, self.size)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// What a stored copy of `id` must be: the size the client sent and the crc32c of the
+    /// body it sent.
+    pub fn expected(&self, id: MessageId) -> MessageMeta {
+        MessageMeta::of(self.size, &self.body(id))
+    }
+}
+
+/// The messages a disk durably holds, as stored: size and the crc32c of the stored body.
+type Stored = BTreeMap<MessageId, MessageMeta>;
+
+/// Applies a log's records as replay would: the first insert of an id stays (the store drops
+/// duplicates by id), a delete removes it. Body checksums are computed here, from the bytes.
+fn apply_records(stored: &mut Stored, records: Vec<Record>) {
     for r in records {
         match r {
-            Record::Insert { id, .. } => {
-                ids.insert(id);
+            Record::Insert { id, size, body } => {
+                stored
+                    .entry(id)
+                    .or_insert_with(|| MessageMeta::of(size, &body));
             }
             Record::Delete { id } => {
-                ids.remove(&id);
+                stored.remove(&id);
             }
         }
     }
 }
 
-/// The ids a disk durably holds: in its database file and in every log's intact records.
-pub fn durable_ids(disk: &MemDisk) -> BTreeSet<MessageId> {
-    let mut ids: BTreeSet<MessageId> = db_file(disk)
-        .map(|db| db.message_ids().collect())
+/// The messages a disk durably holds: in its database file and in every log's intact records.
+pub fn durable_messages(disk: &MemDisk) -> Stored {
+    let mut stored: Stored = db_file(disk)
+        .map(|db| db.messages().collect())
         .unwrap_or_default();
     for name in disk.names_in(LOG_DIR) {
         let Some(bytes) = disk.durable(&format!("{LOG_DIR}/{name}")) else {
             continue;
         };
         if let Ok(s) = scan(bytes) {
-            apply_records(&mut ids, s.records);
+            apply_records(&mut stored, s.records);
         }
     }
-    ids
+    stored
 }
 
 /// The content of the stream up to `generation` as one disk's closed logs spell it, if that
 /// disk holds every generation from 1.
-fn stream_content(disk: &MemDisk, generation: Generation) -> Option<BTreeSet<MessageId>> {
-    let mut ids = BTreeSet::new();
+fn stream_content(disk: &MemDisk, generation: Generation) -> Option<Stored> {
+    let mut stored = Stored::new();
     for g in 1..=generation {
         let path = format!("{LOG_DIR}/{}", ccr_core::storage::names::closed_log_name(g));
-        apply_records(&mut ids, scan(disk.durable(&path)?).ok()?.records);
+        apply_records(&mut stored, scan(disk.durable(&path)?).ok()?.records);
     }
-    Some(ids)
+    Some(stored)
+}
+
+/// The first message of `stored` that is not what the client sent, as evidence.
+pub fn unlike_sent(stored: &Stored, client: ClientMail) -> Option<String> {
+    stored.iter().find_map(|(id, meta)| {
+        let sent = client.expected(*id);
+        (*meta != sent).then(|| {
+            format!(
+                "message {} is stored as {} bytes with body crc32c {:08x}; the client sent {} bytes, body crc32c {:08x}",
+                id.0, meta.size, meta.body_crc, sent.size, sent.body_crc
+            )
+        })
+    })
 }
 
 /// The checker's own model of the transport dumpster, built from the wire alone: an entry for
@@ -425,7 +476,7 @@ impl Truth {
         }
         let mut s = self.state();
         match (from, msg) {
-            (Endpoint::Hub, Msg::Deliver { id, size }) => {
+            (Endpoint::Hub, Msg::Deliver { id, size, .. }) => {
                 // Sent again after a node had confirmed it: a redelivery from the dumpster.
                 if s.dumpster.held.contains_key(id) || s.dumpster.evicted.contains_key(id) {
                     s.redelivered.insert(*id);
@@ -812,9 +863,9 @@ fn write_act(
 }
 
 /// Judges the two copies' disks after healing: closed logs of the same generation are the
-/// same bytes, and each database file holds exactly what the stream up to its checkpoint
-/// holds.
-pub fn judge_replication(disks: [&MemDisk; 2]) -> Option<String> {
+/// same bytes, each database file holds exactly what the stream up to its checkpoint holds
+/// (bodies included), and the stream holds what the clients sent.
+pub fn judge_replication(disks: [&MemDisk; 2], client: ClientMail) -> Option<String> {
     let facts = disks.map(DiskFacts::read);
     for (g, crc) in &facts[0].closed {
         if let Some(other) = facts[1].closed.get(g) {
@@ -829,8 +880,8 @@ pub fn judge_replication(disks: [&MemDisk; 2]) -> Option<String> {
         let Some(checkpoint) = f.db_checkpoint else {
             continue;
         };
-        let db: BTreeSet<MessageId> = db_file(disks[i])
-            .map(|db| db.message_ids().collect())
+        let db: Stored = db_file(disks[i])
+            .map(|db| db.messages().collect())
             .unwrap_or_default();
         // The stream as whichever copy still holds all its logs spells it.
         let Some(expected) = [i, 1 - i]
@@ -839,11 +890,20 @@ pub fn judge_replication(disks: [&MemDisk; 2]) -> Option<String> {
         else {
             continue;
         };
-        if db != expected {
-            let lacks = expected.difference(&db).count();
-            let extra = db.difference(&expected).count();
+        if let Some(why) = unlike_sent(&expected, client) {
             return Some(format!(
-                "{}'s database file at checkpoint {checkpoint:#x} differs from the logs up to it: {lacks} message(s) missing, {extra} extra",
+                "the log stream up to {checkpoint:#x} does not hold what the clients sent: {why}"
+            ));
+        }
+        if db != expected {
+            let lacks = expected.keys().filter(|id| !db.contains_key(id)).count();
+            let extra = db.keys().filter(|id| !expected.contains_key(id)).count();
+            let differ = db
+                .iter()
+                .filter(|(id, meta)| expected.get(id).is_some_and(|e| e != *meta))
+                .count();
+            return Some(format!(
+                "{}'s database file at checkpoint {checkpoint:#x} differs from the logs up to it: {lacks} message(s) missing, {extra} extra, {differ} with another size or body",
                 NodeId::ALL[i]
             ));
         }

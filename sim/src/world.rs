@@ -10,6 +10,7 @@ use ccr_core::cluster::config::ClusterConfig;
 use ccr_core::cluster::hub::{Hub, HubAction};
 use ccr_core::cluster::node::{Admin, Node};
 use ccr_core::cluster::share;
+use ccr_core::cluster::wire::Msg;
 use ccr_core::cluster::witness::Witness;
 use ccr_core::cluster::{Endpoint, Net, NodeId};
 use ccr_core::disk::MemDisk;
@@ -889,6 +890,16 @@ impl World {
                 }
                 while let Some(action) = hub.poll_action() {
                     match action {
+                        // The hub host keeps the bodies: here they are derived from the id,
+                        // as the clients made them.
+                        HubAction::Send {
+                            to,
+                            net: n,
+                            msg: Msg::Deliver { id, size, .. },
+                        } if workload.bodies => {
+                            let body = ccr_core::storage::body::generate(id, size);
+                            net.send(Endpoint::Hub, to, n, Msg::Deliver { id, size, body })
+                        }
                         HubAction::Send { to, net: n, msg } => net.send(Endpoint::Hub, to, n, msg),
                         // Only an acknowledgement the client receives makes a promise.
                         HubAction::Acknowledged { id } => {
@@ -915,6 +926,7 @@ impl World {
 struct Workload {
     every: Duration,
     size: u32,
+    bodies: bool,
     next: tokio::time::Instant,
     end: tokio::time::Instant,
     id: u64,
@@ -927,6 +939,7 @@ impl Workload {
         Workload {
             every,
             size: scenario.workload.message_size,
+            bodies: scenario.workload.bodies,
             next: now + every,
             end: now + Duration::from_secs(scenario.duration_s),
             id: 0,

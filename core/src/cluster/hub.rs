@@ -396,7 +396,11 @@ impl Hub {
             self.out.push_back(HubAction::Send {
                 to: Endpoint::Node(active.owner),
                 net: Net::Public,
-                msg: Msg::Deliver { id, size },
+                msg: Msg::Deliver {
+                    id,
+                    size,
+                    body: Vec::new(),
+                },
             });
         }
     }

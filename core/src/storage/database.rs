@@ -19,6 +19,15 @@ pub struct MessageMeta {
     pub body_crc: u32,
 }
 
+impl MessageMeta {
+    pub fn of(size: u32, body: &[u8]) -> MessageMeta {
+        MessageMeta {
+            size,
+            body_crc: crc32c::crc32c(body),
+        }
+    }
+}
+
 /// An order-independent digest of a database's content, so two copies can be compared cheaply.
 /// It is a sum of per-message hashes, so it updates in O(1) per insert or delete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -55,10 +64,7 @@ impl Content {
     fn apply(&mut self, record: &Record) {
         match record {
             Record::Insert { id, size, body } => {
-                let meta = MessageMeta {
-                    size: *size,
-                    body_crc: crc32c::crc32c(body),
-                };
+                let meta = MessageMeta::of(*size, body);
                 // The store drops duplicates by id: a second insert of an id changes nothing.
                 if let std::collections::btree_map::Entry::Vacant(e) = self.messages.entry(*id) {
                     e.insert(meta);
@@ -211,6 +217,10 @@ impl Database {
 
     pub fn message_ids(&self) -> impl Iterator<Item = MessageId> + '_ {
         self.current.messages.keys().copied()
+    }
+
+    pub fn messages(&self) -> impl Iterator<Item = (MessageId, MessageMeta)> + '_ {
+        self.current.messages.iter().map(|(id, meta)| (*id, *meta))
     }
 
     /// Applies one record of generation `generation`, which must be the one after

@@ -8,7 +8,10 @@
 use super::record::{decode_frame, CloseMark, Frame, FrameError, Record};
 use super::{Generation, Signature};
 
+/// The magic ends in the format version (big-endian), so a log of another version is told
+/// apart from a file that is not a log at all.
 pub const MAGIC: [u8; 8] = *b"CCRLOG\x00\x01";
+pub const LOG_FORMAT_VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 40;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +44,11 @@ impl LogHeader {
         }
         let b = &bytes[..HEADER_LEN];
         if b[0..8] != MAGIC {
+            if b[0..6] == MAGIC[0..6] {
+                return Err(LogError::Version {
+                    found: u16::from_be_bytes([b[6], b[7]]),
+                });
+            }
             return Err(LogError::BadMagic);
         }
         let field = |r: std::ops::Range<usize>| b[r].to_vec();
@@ -67,6 +75,11 @@ pub enum LogError {
     ShortHeader { len: usize },
     #[error("not a CCR log file (bad magic)")]
     BadMagic,
+    #[error(
+        "a CCR log of format version {found}; this build reads version {}",
+        LOG_FORMAT_VERSION
+    )]
+    Version { found: u16 },
     #[error("header checksum mismatch")]
     HeaderChecksum,
     #[error("at byte {offset}: {error}")]
@@ -229,6 +242,12 @@ mod tests {
             bad[bit / 8] ^= 1 << (bit % 8);
             assert!(LogHeader::decode(&bad).is_err(), "bit {bit} flip accepted");
         }
+        let mut newer = enc;
+        newer[7] = 2;
+        let e = LogHeader::decode(&newer).expect_err("another version");
+        assert_eq!(e, LogError::Version { found: 2 });
+        assert!(e.to_string().contains("version 2"), "{e}");
+        assert!(e.to_string().contains("reads version 1"), "{e}");
     }
 
     #[test]

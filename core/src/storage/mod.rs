@@ -6,6 +6,7 @@
 //! reverse: [`recovery::plan_recovery`] looks at file contents and says what the stream is and
 //! which repairs to perform.
 
+pub mod body;
 pub mod database;
 pub mod inspect;
 pub mod logfile;

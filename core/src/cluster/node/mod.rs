@@ -181,6 +181,11 @@ pub struct PlantedBugs {
     /// The store writes a resubmitted message again instead of dropping what it holds: the
     /// mailbox shows it twice.
     pub store_keeps_resubmissions: bool,
+    /// The store writes each message body one byte short (a length computed off by one).
+    pub store_truncates_body: bool,
+    /// Replay applies each message body one byte short: the copy's database disagrees with
+    /// the logs it replayed.
+    pub replay_truncates_body: bool,
 }
 
 /// What the owner is doing about the clustered mailbox server.
@@ -684,7 +689,7 @@ impl Node {
             Msg::DatabaseFile { bytes } => self.on_database_file(now, bytes),
             Msg::StateFile { bytes } => self.on_state_file(now, bytes),
             Msg::NoLog { generation, reason } => self.on_no_log(now, generation, reason),
-            Msg::Deliver { id, size } => self.on_deliver(now, id, size),
+            Msg::Deliver { id, size, body } => self.on_deliver(now, id, size, body),
             Msg::MovePrepare {
                 move_id,
                 last_generation,

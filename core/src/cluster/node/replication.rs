@@ -284,12 +284,19 @@ impl Node {
         }
         while let Some(log) = self.replay_queue.pop_front() {
             let generation = log.header.generation;
-            let records = if self.bugs.lossy_replay {
+            let mut records = std::borrow::Cow::Borrowed(if self.bugs.lossy_replay {
                 log.records.get(1..).unwrap_or_default()
             } else {
                 &log.records[..]
-            };
-            if let Err(e) = self.db.apply_log(generation, records) {
+            });
+            if self.bugs.replay_truncates_body {
+                for r in records.to_mut() {
+                    if let crate::storage::record::Record::Insert { body, .. } = r {
+                        body.pop();
+                    }
+                }
+            }
+            if let Err(e) = self.db.apply_log(generation, &records) {
                 self.reseed_required = Some(format!("replay of generation {generation:#x}: {e}"));
                 self.replay_queue.clear();
                 return;
