@@ -40,9 +40,11 @@ pub async fn admin(
 pub struct LoadReport {
     pub sent: u64,
     pub acked: Vec<u64>,
+    /// For each acknowledged message, in id order, the digests of the body sent.
+    pub receipts: Vec<crate::mail::Receipt>,
 }
 
-/// A client's stream of mail: `rate` messages of `size` bytes a second for `duration`, then up
+/// A client's stream of mail: `rate` messages of `size` bytes (bodies included) a second for `duration`, then up
 /// to `grace` for the last acknowledgements.
 #[derive(Debug, Clone, Copy)]
 pub struct Stream {
@@ -72,6 +74,7 @@ pub async fn load(
     let every = Duration::from_secs_f64(1.0 / rate.max(0.001));
     let mut sent = 0u64;
     let mut acked = Vec::new();
+    let mut receipts = std::collections::BTreeMap::new();
     let mut conn: Option<tokio::io::WriteHalf<crate::tls::Conn>> = None;
     let mut next = start;
     while start.elapsed() < duration {
@@ -90,10 +93,13 @@ pub async fn load(
         }
         if let Some(w) = conn.as_mut() {
             let id = first_id + sent;
-            if frame::write(w, key, &Wire::Submit { id, size })
+            let body = crate::mail::body(id, size);
+            let receipt = crate::mail::Receipt::of(id, size, &body);
+            if frame::write(w, key, &Wire::Submit { id, size, body })
                 .await
                 .is_ok()
             {
+                receipts.insert(id, receipt);
                 sent += 1;
             } else {
                 conn = None;
@@ -115,5 +121,13 @@ pub async fn load(
     }
     acked.sort();
     acked.dedup();
-    Ok(LoadReport { sent, acked })
+    let receipts = acked
+        .iter()
+        .filter_map(|id| receipts.get(id).copied())
+        .collect();
+    Ok(LoadReport {
+        sent,
+        acked,
+        receipts,
+    })
 }

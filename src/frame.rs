@@ -1,7 +1,8 @@
 //! Frames on the wire: a 4-byte big-endian length, a 32-byte HMAC-SHA256 tag over the body
-//! keyed with the cluster key, and the body (JSON). Every frame is length-limited and checked
-//! before it is parsed: a peer without the key, or sending garbage, gets its connection closed
-//! and nothing else.
+//! keyed with the cluster key, and the body: one byte of format version, then JSON (bytes in
+//! it as base64 strings). Every frame is length-limited and checked before it is parsed: a
+//! peer without the key, or sending garbage, gets its connection closed and nothing else; a
+//! peer speaking another format version is told apart from garbage in the error.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -10,6 +11,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Logs are 1 MB; a seed database may be larger. Anything beyond this is not ours.
 pub const MAX_FRAME: usize = 64 * 1024 * 1024;
 const TAG: usize = 32;
+/// The frame format this build speaks. Version 1 (no version byte, byte arrays as JSON
+/// numbers) began its body with the JSON itself.
+pub const FRAME_VERSION: u8 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
@@ -23,6 +27,8 @@ pub enum FrameError {
     BadTag,
     #[error("frame is not a valid message: {0}")]
     Garbage(String),
+    #[error("frame of format version {0}; this build speaks version {FRAME_VERSION} (run the same ccr build on every machine)")]
+    Version(u8),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -45,7 +51,9 @@ impl Key {
 
 /// Encodes `value` as one authenticated frame.
 pub fn encode<T: serde::Serialize>(key: &Key, value: &T) -> Vec<u8> {
-    seal(key, &serde_json::to_vec(value).expect("messages serialise"))
+    let mut body = vec![FRAME_VERSION];
+    serde_json::to_writer(&mut body, value).expect("messages serialise");
+    seal(key, &body)
 }
 
 /// `body`, whatever it holds, as one frame signed with `key`.
@@ -127,5 +135,67 @@ fn open<T: serde::de::DeserializeOwned>(key: &Key, tagged: &[u8]) -> Result<T, F
     let mut mac = key.mac();
     mac.update(body);
     mac.verify_slice(tag).map_err(|_| FrameError::BadTag)?;
-    serde_json::from_slice(body).map_err(|e| FrameError::Garbage(e.to_string()))
+    match body.split_first() {
+        Some((&FRAME_VERSION, json)) => {
+            serde_json::from_slice(json).map_err(|e| FrameError::Garbage(e.to_string()))
+        }
+        // Version 1 had no version byte: its body began with the JSON.
+        Some((b'{' | b'"', _)) => Err(FrameError::Version(1)),
+        Some((&v, _)) => Err(FrameError::Version(v)),
+        None => Err(FrameError::Garbage("empty body".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Wire;
+    use ccr_core::cluster::wire::Msg;
+
+    fn key() -> Key {
+        Key::new("a test key of sixteen+").expect("key")
+    }
+
+    #[test]
+    fn bytes_travel_as_base64_and_come_back_whole() {
+        let bytes: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+        let wire = Wire::Cluster {
+            from: ccr_core::cluster::Endpoint::Hub,
+            to: ccr_core::cluster::Endpoint::Node(ccr_core::cluster::NodeId::Node1),
+            net: ccr_core::cluster::Net::Public,
+            msg: Msg::Deliver {
+                id: ccr_core::storage::MessageId(7),
+                size: 100_000,
+                body: bytes.clone(),
+            },
+        };
+        let frame = encode(&key(), &wire);
+        // Base64: four bytes for three, not a JSON number per byte.
+        assert!(frame.len() < 100_000 * 4 / 3 + 400, "{} bytes", frame.len());
+        match decode::<Wire>(&key(), &frame).expect("decodes") {
+            Wire::Cluster {
+                msg: Msg::Deliver { body, .. },
+                ..
+            } => assert_eq!(body, bytes),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_frame_of_another_version_is_named_as_such() {
+        let old = seal(&key(), br#"{"Acked":{"id":1}}"#);
+        let e = decode::<Wire>(&key(), &old).expect_err("version 1");
+        assert!(matches!(e, FrameError::Version(1)), "{e}");
+        assert!(e.to_string().contains("speaks version 2"), "{e}");
+        let newer = seal(&key(), &[9, b'{', b'}']);
+        assert!(matches!(
+            decode::<Wire>(&key(), &newer),
+            Err(FrameError::Version(9))
+        ));
+        let current = encode(&key(), &Wire::Acked { id: 1 });
+        assert!(matches!(
+            decode::<Wire>(&key(), &current),
+            Ok(Wire::Acked { id: 1 })
+        ));
+    }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ccr_core::cluster::hub::{Hub, HubAction};
+use ccr_core::cluster::wire::Msg;
 use ccr_core::cluster::witness::Witness;
 use ccr_core::cluster::{Endpoint, Net};
 use ccr_core::host::{Clock, Network};
@@ -24,7 +25,7 @@ use crate::wire::Wire;
 
 enum In {
     Cluster(Endpoint, Endpoint, ccr_core::cluster::wire::Msg),
-    Submit(u64, u32, mpsc::UnboundedSender<Wire>),
+    Submit(u64, u32, Vec<u8>, mpsc::UnboundedSender<Wire>),
 }
 
 pub async fn run(file: HubFile) -> Result<(), String> {
@@ -48,6 +49,7 @@ pub async fn run(file: HubFile) -> Result<(), String> {
         _ => (Hub::new(file.hub.clone()), Witness::new(&file.cluster)),
     };
     hub.reconfigure(file.hub.clone());
+    let mut bodies = Bodies::open(file.data.as_deref())?;
     let clock = Arc::new(RealClock::new());
     let network = TcpNetwork::new(key.clone(), tls.clone(), file.addresses.clone());
     let (tx, mut rx) = mpsc::unbounded_channel::<In>();
@@ -61,8 +63,8 @@ pub async fn run(file: HubFile) -> Result<(), String> {
                 Wire::Cluster { from, to, msg, .. } => {
                     let _ = tx.send(In::Cluster(from, to, msg));
                 }
-                Wire::Submit { id, size } => {
-                    let _ = tx.send(In::Submit(id, size, reply));
+                Wire::Submit { id, size, body } => {
+                    let _ = tx.send(In::Submit(id, size, body, reply));
                 }
                 _ => {}
             },
@@ -93,8 +95,9 @@ pub async fn run(file: HubFile) -> Result<(), String> {
                         }
                         In::Cluster(Endpoint::Node(n), Endpoint::Hub, msg) => hub.handle(now, n, msg),
                         In::Cluster(..) => {}
-                        In::Submit(id, size, reply) => {
+                        In::Submit(id, size, body, reply) => {
                             clients.insert(id, reply);
+                            bodies.keep(id, body);
                             hub.submit(now, MessageId(id), size);
                         }
                     }
@@ -104,6 +107,7 @@ pub async fn run(file: HubFile) -> Result<(), String> {
         }
         // Written before anything is acted on: no client hears "acknowledged", and no node is
         // granted the witness, unless the file already says so.
+        bodies.sync()?;
         if let Some(store) = &mut store {
             store.save(&hub, &witness)?;
         }
@@ -112,6 +116,14 @@ pub async fn run(file: HubFile) -> Result<(), String> {
         }
         while let Some(action) = hub.poll_action() {
             match action {
+                HubAction::Send {
+                    to,
+                    net,
+                    msg: Msg::Deliver { id, size, .. },
+                } => {
+                    let body = bodies.get(id.0);
+                    network.send(Endpoint::Hub, to, net, Msg::Deliver { id, size, body });
+                }
                 HubAction::Send { to, net, msg } => network.send(Endpoint::Hub, to, net, msg),
                 HubAction::Acknowledged { id } => {
                     if let Some(client) = clients.remove(&id.0) {
@@ -121,11 +133,105 @@ pub async fn run(file: HubFile) -> Result<(), String> {
                 HubAction::Redelivering { epoch, count } => {
                     tracing::info!(hub = "hub", count, epoch, "redelivering from the dumpster")
                 }
-                HubAction::Evicted { .. } => {}
+                // Gone from the dumpster: nothing will deliver it again.
+                HubAction::Evicted { id } => bodies.forget(id.0),
             }
         }
     }
     Ok(())
+}
+
+/// The bodies of the mail the hub holds (queued, in flight or in the dumpster), beside its
+/// state file rather than in it: the state is rewritten whole on every change, bodies are
+/// written once. One file per message in `DATA/bodies/`, synced before the state that
+/// names the message is saved; without a data directory they live in memory only.
+struct Bodies {
+    dir: Option<PathBuf>,
+    held: BTreeMap<u64, Vec<u8>>,
+    /// Written since the last sync.
+    unsynced: Vec<u64>,
+}
+
+impl Bodies {
+    fn open(data: Option<&Path>) -> Result<Bodies, String> {
+        let mut held = BTreeMap::new();
+        let Some(data) = data else {
+            return Ok(Bodies {
+                dir: None,
+                held,
+                unsynced: Vec::new(),
+            });
+        };
+        let dir = data.join("bodies");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("{}: cannot create: {e}", dir.display()))?;
+        for entry in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+            let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // A staging file a crash left: its message was never acknowledged.
+            let Ok(id) = name.parse::<u64>() else {
+                continue;
+            };
+            let bytes = std::fs::read(entry.path())
+                .map_err(|e| format!("{}: cannot read: {e}", entry.path().display()))?;
+            held.insert(id, bytes);
+        }
+        Ok(Bodies {
+            dir: Some(dir),
+            held,
+            unsynced: Vec::new(),
+        })
+    }
+
+    fn keep(&mut self, id: u64, body: Vec<u8>) {
+        if body.is_empty() || self.held.contains_key(&id) {
+            return;
+        }
+        self.held.insert(id, body);
+        self.unsynced.push(id);
+    }
+
+    fn get(&self, id: u64) -> Vec<u8> {
+        self.held.get(&id).cloned().unwrap_or_default()
+    }
+
+    fn forget(&mut self, id: u64) {
+        if self.held.remove(&id).is_some() {
+            if let Some(dir) = &self.dir {
+                // A file left behind by a failed removal costs space, never mail.
+                let _ = std::fs::remove_file(dir.join(id.to_string()));
+            }
+        }
+    }
+
+    /// Writes the bodies that arrived since the last call, each synced, then the folder.
+    fn sync(&mut self) -> Result<(), String> {
+        let Some(dir) = &self.dir else {
+            self.unsynced.clear();
+            return Ok(());
+        };
+        if self.unsynced.is_empty() {
+            return Ok(());
+        }
+        for id in std::mem::take(&mut self.unsynced) {
+            let Some(body) = self.held.get(&id) else {
+                continue;
+            };
+            let path = dir.join(id.to_string());
+            let staging = dir.join(format!("{id}.tmp"));
+            let write = || -> std::io::Result<()> {
+                use std::io::Write;
+                let mut f = std::fs::File::create(&staging)?;
+                f.write_all(body)?;
+                f.sync_all()?;
+                std::fs::rename(&staging, &path)
+            };
+            write().map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+        }
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| format!("{}: cannot sync: {e}", dir.display()))
+    }
 }
 
 /// The hub's state file: queue, dumpster and witness, as one JSON document replaced

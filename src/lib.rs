@@ -5,7 +5,8 @@
 //! processes), `tls` (TLS on those links, and `ccr up`'s throwaway CA), `transport` (TCP network
 //! for the host), `config` (node and hub files),
 //! `node_proc` (a mailbox node process: node, log share, admin endpoint), `hub_proc` (hub,
-//! dumpster and witness), `client` (mail submission and admin commands), `up` (a whole local
+//! dumpster and witness), `client` (mail submission and admin commands), `mail` (message bodies, the
+//! client's receipts and checking them against a node's stored bytes), `up` (a whole local
 //! cluster in one command), `local` (such a cluster as child processes, for the loopback
 //! tests and `ccr bench`), `netns` (the three machines in network namespaces, for partitions), `bench` (the real binary's benchmarks).
 //!
@@ -24,6 +25,8 @@ pub mod frame;
 pub mod hub_proc;
 #[cfg(not(madsim))]
 pub mod local;
+#[cfg(not(madsim))]
+pub mod mail;
 #[cfg(not(madsim))]
 pub mod netns;
 #[cfg(not(madsim))]

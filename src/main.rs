@@ -128,12 +128,18 @@ enum Command {
         #[command(subcommand)]
         what: BenchCmd,
     },
-    /// Check that acknowledged message ids (one per line in FILE, as `client load
-    /// --acked-file` writes) are in this node's database; fails if any is missing.
+    /// Check acknowledged mail (FILE as `client load --acked-file` writes it: `ID SIZE CRC32C
+    /// SHA256` a line, or bare ids) against a node. With --data, reads the node's data
+    /// directory itself and recomputes each body's digest from the stored bytes; otherwise
+    /// asks the running node which ids its database lacks (presence only). Fails on any
+    /// message missing or not as the client sent it.
     Verify {
         #[command(flatten)]
         target: Target,
-        #[arg(long)]
+        /// The node's data directory (its `data` setting), read directly.
+        #[arg(long, conflicts_with_all = ["config", "admin"])]
+        data: Option<PathBuf>,
+        #[arg(long, alias = "acked")]
         ids: PathBuf,
     },
 }
@@ -308,7 +314,11 @@ mod real {
                 .await?;
                 println!("sent {}, acknowledged {}", report.sent, report.acked.len());
                 if let Some(path) = file {
-                    let text: String = report.acked.iter().map(|id| format!("{id}\n")).collect();
+                    let text: String = report
+                        .receipts
+                        .iter()
+                        .map(|r| format!("{}\n", r.line()))
+                        .collect();
                     std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
                 }
                 Ok(())
@@ -375,19 +385,46 @@ mod real {
             Command::ResumeCopy(t) => command(&t, AdminRequest::ResumeCopy).await,
             Command::UpdateCopy(t) => command(&t, AdminRequest::UpdateCopy).await,
             Command::RestoreCopy(t) => command(&t, AdminRequest::RestoreCopy).await,
-            Command::Verify { target, ids } => {
-                let text =
-                    std::fs::read_to_string(&ids).map_err(|e| format!("{}: {e}", ids.display()))?;
-                let mut list = Vec::new();
-                for (i, line) in text
-                    .lines()
-                    .enumerate()
-                    .filter(|(_, l)| !l.trim().is_empty())
-                {
-                    list.push(line.trim().parse::<u64>().map_err(|e| {
-                        format!("{}:{}: not a message id: {e}", ids.display(), i + 1)
-                    })?);
+            Command::Verify { target, data, ids } => {
+                let receipts = ccr::mail::read_receipts(&ids)?;
+                if let Some(dir) = data {
+                    let v = ccr::mail::verify_data_dir(&dir, &receipts)?;
+                    if v.ok() {
+                        println!(
+                            "all {} acknowledged message(s) present: {} matched by the SHA-256 of the bytes in a log, {} by size and crc32c in the database file, {} by id only",
+                            receipts.len(),
+                            v.by_bytes,
+                            v.by_checksum,
+                            v.present_only
+                        );
+                        return Ok(());
+                    }
+                    let mut why = Vec::new();
+                    if !v.missing.is_empty() {
+                        why.push(format!(
+                            "{} missing, e.g. {:?}",
+                            v.missing.len(),
+                            &v.missing[..v.missing.len().min(5)]
+                        ));
+                    }
+                    if let Some((id, what)) = v.damaged.first() {
+                        why.push(format!(
+                            "{} not as the client sent them, e.g. {id}: {what}",
+                            v.damaged.len()
+                        ));
+                    }
+                    return Err(format!(
+                        "{} of {} acknowledged message(s) in {}: {}",
+                        v.missing.len() + v.damaged.len(),
+                        receipts.len(),
+                        dir.display(),
+                        why.join("; ")
+                    ));
                 }
+                let list: Vec<u64> = receipts
+                    .iter()
+                    .map(|r| r.map_or_else(|id| id, |r| r.id))
+                    .collect();
                 let (addr, key, tls) = target_of(&target)?;
                 match client::admin(
                     addr,
@@ -398,7 +435,10 @@ mod real {
                 .await?
                 {
                     AdminReply::Missing { ids: missing } if missing.is_empty() => {
-                        println!("all {} acknowledged message(s) present", list.len());
+                        println!(
+                            "all {} acknowledged message(s) present (by id; --data checks the bytes)",
+                            list.len()
+                        );
                         Ok(())
                     }
                     AdminReply::Missing { ids: missing } => Err(format!(

@@ -14,10 +14,12 @@ pub enum Wire {
         net: Net,
         msg: Msg,
     },
-    /// Client → hub: a message to deliver.
+    /// Client → hub: a message to deliver, with its body (at most `size` bytes).
     Submit {
         id: u64,
         size: u32,
+        #[serde(default, with = "ccr_core::cluster::wire::base64_bytes")]
+        body: Vec<u8>,
     },
     /// Hub → client: the message is durable in the active store.
     Acked {

@@ -134,6 +134,30 @@ async fn kill_the_active_then_move_there_and_back() {
         missing(&c, NodeId::Node2, &report.acked).await,
         Vec::<u64>::new()
     );
+    // Judged from the survivor's files, not its word: every acknowledged body is stored as the
+    // client sent it (its SHA-256 recomputed from the log bytes), and logs weigh what their
+    // mail does.
+    let survivor = c.dir().join("node2");
+    let receipts: Vec<_> = report.receipts.iter().map(|r| Ok(*r)).collect();
+    assert_eq!(receipts.len(), report.acked.len());
+    let verdict = ccr::mail::verify_data_dir(&survivor, &receipts).unwrap();
+    assert!(verdict.ok(), "{verdict:?}");
+    assert_eq!(verdict.by_bytes, receipts.len(), "{verdict:?}");
+    let closed: Vec<u64> = std::fs::read_dir(survivor.join("logs"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            ccr_core::storage::names::parse_closed_log_name(&e.file_name().to_string_lossy())
+                .is_some()
+        })
+        .map(|e| e.metadata().unwrap().len())
+        .collect();
+    // A log closed at the failover (the survivor's last copy of the old owner's open log)
+    // may be short; the ones that rolled full are a megabyte of mail.
+    assert!(
+        closed.iter().filter(|len| **len >= 1_000_000).count() >= 2,
+        "closed log sizes: {closed:?}"
+    );
 
     // The killed node restarts from its files, becomes passive and catches up.
     c.start_node(NodeId::Node1);

@@ -121,7 +121,11 @@ pub fn frame_unauthenticated(data: &[u8]) {
 /// to a frame that parses to the same message.
 pub fn frame_authenticated(body: &[u8]) {
     let key = Key::new(KEY).expect("key");
-    let signed = frame::seal(&key, body);
+    // The body after the format version byte (a wrong version is refused before parsing).
+    let versioned: Vec<u8> = std::iter::once(frame::FRAME_VERSION)
+        .chain(body.iter().copied())
+        .collect();
+    let signed = frame::seal(&key, &versioned);
     if let Ok(wire) = frame::decode::<Wire>(&key, &signed) {
         let again: Wire = frame::decode(&key, &frame::encode(&key, &wire)).expect("re-encoded");
         assert_eq!(
@@ -273,7 +277,11 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
     let key = Key::new(KEY).expect("key");
     let messages = || {
         vec![
-            Wire::Submit { id: 7, size: 1_200 },
+            Wire::Submit {
+                id: 7,
+                size: 1_200,
+                body: b"a body".to_vec(),
+            },
             Wire::Acked { id: 7 },
             Wire::Admin(AdminRequest::Status),
             Wire::Admin(AdminRequest::Move {
