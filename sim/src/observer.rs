@@ -502,7 +502,7 @@ impl Obs {
         for (invariant, message) in judged.verdicts {
             self.violate(invariant, message);
         }
-        if mount.moved {
+        if mount.moved && !mount.drained {
             self.cover("scheduled move");
         }
         if judged.mount.missing > 0 {

@@ -51,6 +51,10 @@ pub struct TruthMount {
     pub knowable: u32,
     /// The previous writer handed the server over (a scheduled move, not a failover).
     pub moved: bool,
+    /// The hand-over told the target to drain the old owner's share and apply the mount dial:
+    /// the old owner's store had failed (the restart policy failing the group over), so nobody
+    /// could make the target catch up first. Judged by the dial, not as a lossless move.
+    pub drained: bool,
     /// An administrator told the node to mount whatever it had (`Restore-StorageGroupCopy`).
     pub forced: bool,
 }
@@ -355,6 +359,8 @@ struct State {
     announced: BTreeSet<(NodeId, u64)>,
     /// Views handed over by a scheduled move: (new owner, epoch).
     handed_over: BTreeSet<(NodeId, u64)>,
+    /// Of those, the hand-overs that told the target to drain the old owner's share.
+    drained: BTreeSet<(NodeId, u64)>,
     /// Nodes an administrator told to mount whatever they have, not yet mounted since.
     restore_ordered: BTreeSet<NodeId>,
     /// What each node's first mount event in an epoch said it lost, waiting for the wire's
@@ -493,8 +499,11 @@ impl Truth {
                     };
                 }
             }
-            (Endpoint::Node(_), Msg::HandOver { view, .. }) => {
+            (Endpoint::Node(_), Msg::HandOver { view, drain, .. }) => {
                 s.handed_over.insert((view.owner, view.epoch));
+                if *drain {
+                    s.drained.insert((view.owner, view.epoch));
+                }
             }
             (Endpoint::Node(n), Msg::Delivered { epoch, .. }) => {
                 return Sent {
@@ -536,6 +545,7 @@ impl Truth {
                     epoch,
                     previous,
                     moved: s.handed_over.contains(&(n, epoch)),
+                    drained: s.drained.contains(&(n, epoch)),
                     forced: s.restore_ordered.remove(&n),
                 });
                 return Sent {
@@ -654,10 +664,11 @@ impl Truth {
             missing,
             knowable,
             moved: pending.moved,
+            drained: pending.drained,
             forced: pending.forced,
         };
         let mut verdicts = Vec::new();
-        if mount.moved && missing > 0 {
+        if mount.moved && !mount.drained && missing > 0 {
             verdicts.push((
                 Invariant::MoveLossless,
                 format!(
@@ -797,6 +808,7 @@ pub struct PendingMount {
     /// Who wrote in the epoch before (whose disk holds what the mount may lack).
     pub previous: Option<NodeId>,
     pub moved: bool,
+    pub drained: bool,
     pub forced: bool,
 }
 
