@@ -42,10 +42,13 @@ pub async fn failover(bin: &Path, runs: usize) -> Result<Value, String> {
         c.start_node(active)?;
         let report = stream.await.map_err(|e| format!("client stream: {e}"))??;
         acked += report.acked.len();
-        let missing = c.missing(survivor, &report.acked).await?;
+        // Judged from the survivor's files: each body as the client sent it.
+        let missing = c
+            .not_stored(survivor, &report.receipts, Duration::from_secs(10))
+            .await?;
         if !missing.is_empty() {
             eprintln!(
-                "failover {}: {} acknowledged message(s) missing on {survivor}, e.g. {:?}",
+                "failover {}: {} acknowledged message(s) not stored on {survivor} as sent, e.g. {:?}",
                 run + 1,
                 missing.len(),
                 &missing[..missing.len().min(5)]
@@ -237,6 +240,7 @@ pub async fn soak(bin: &Path, runs: usize, partitions: bool) -> Result<Value, St
     };
     let mut active = NodeId::Node1;
     let (mut failovers, mut all_acked, mut lost_per_run) = (Vec::new(), Vec::new(), Vec::new());
+    let mut all_receipts = Vec::new();
     let mut counts = BTreeMap::new();
     for run in 0..runs {
         let blow = blows[run % blows.len()];
@@ -320,6 +324,7 @@ pub async fn soak(bin: &Path, runs: usize, partitions: bool) -> Result<Value, St
         );
         lost_per_run.push(missing.len());
         all_acked.extend(report.acked);
+        all_receipts.extend(report.receipts);
     }
     c.wait_for(
         Condition::CaughtUp(active.peer()),
@@ -327,7 +332,11 @@ pub async fn soak(bin: &Path, runs: usize, partitions: bool) -> Result<Value, St
         POLL,
     )
     .await?;
-    let lost = c.missing(active, &all_acked).await?;
+    // The verdict from the serving node's files, not its word: every acknowledged body as
+    // its client sent it.
+    let lost = c
+        .not_stored(active, &all_receipts, Duration::from_secs(10))
+        .await?;
     let kept = (!lost.is_empty()).then(|| c.keep().display().to_string());
     if let Some(dir) = &kept {
         eprintln!("acknowledged mail was lost: the cluster's folder is kept in {dir}");

@@ -335,4 +335,30 @@ impl LocalCluster {
             other => Err(format!("{n}: unexpected answer to Missing: {other:?}")),
         }
     }
+
+    /// The acknowledged messages node `n`'s files do not hold as the client sent them (missing,
+    /// or another size or body), judged from its data folder's bytes, not from its word. The
+    /// node may be running: a log renamed while it is read is read again, up to `patience`.
+    pub async fn not_stored(
+        &self,
+        n: NodeId,
+        receipts: &[crate::mail::Receipt],
+        patience: Duration,
+    ) -> Result<Vec<u64>, String> {
+        let receipts: Vec<_> = receipts.iter().map(|r| Ok(*r)).collect();
+        let since = Instant::now();
+        loop {
+            let v = crate::mail::verify_data_dir(&self.dir().join(n.name()), &receipts)?;
+            let mut bad: Vec<u64> = v.missing;
+            bad.extend(v.damaged.iter().map(|(id, _)| *id));
+            if bad.is_empty() || since.elapsed() >= patience {
+                if let Some((id, why)) = v.damaged.first() {
+                    eprintln!("{n}: message {id} stored other than sent: {why}");
+                }
+                bad.sort_unstable();
+                return Ok(bad);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }
