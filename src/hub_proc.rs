@@ -218,15 +218,8 @@ impl Bodies {
                 continue;
             };
             let path = dir.join(id.to_string());
-            let staging = dir.join(format!("{id}.tmp"));
-            let write = || -> std::io::Result<()> {
-                use std::io::Write;
-                let mut f = std::fs::File::create(&staging)?;
-                f.write_all(body)?;
-                f.sync_all()?;
-                std::fs::rename(&staging, &path)
-            };
-            write().map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+            replace_synced(&path, &dir.join(format!("{id}.tmp")), body)
+                .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
         }
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
@@ -290,13 +283,8 @@ impl StateFile {
         if self.last == bytes {
             return Ok(());
         }
-        let staging = self.path.with_extension("json.tmp");
         let write = || -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&staging)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&staging, &self.path)?;
+            replace_synced(&self.path, &self.path.with_extension("json.tmp"), &bytes)?;
             if let Some(dir) = self.path.parent() {
                 std::fs::File::open(dir)?.sync_all()?;
             }
@@ -306,4 +294,14 @@ impl StateFile {
         self.last = bytes;
         Ok(())
     }
+}
+
+/// Replaces `path` with `bytes` as one step: written to `staging`, synced, renamed over it. The
+/// rename is durable once the caller syncs the folder.
+fn replace_synced(path: &Path, staging: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(staging)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(staging, path)
 }
