@@ -29,6 +29,45 @@ pub enum Wire {
     AdminReply(AdminReply),
 }
 
+impl crate::frame::Framed for Wire {
+    fn without_bulk(&self) -> Option<(Wire, &[u8])> {
+        match self {
+            Wire::Cluster { from, to, net, msg } => {
+                let (msg, bytes) = msg.without_bulk()?;
+                Some((
+                    Wire::Cluster {
+                        from: *from,
+                        to: *to,
+                        net: *net,
+                        msg,
+                    },
+                    bytes,
+                ))
+            }
+            Wire::Submit { id, size, body } => Some((
+                Wire::Submit {
+                    id: *id,
+                    size: *size,
+                    body: Vec::new(),
+                },
+                body,
+            )),
+            _ => None,
+        }
+    }
+
+    fn bulk_mut(&mut self) -> Option<&mut Vec<u8>> {
+        match self {
+            Wire::Cluster { msg, .. } => msg.bulk_mut(),
+            Wire::Submit { body, .. } => Some(body),
+            _ => None,
+        }
+    }
+}
+
+impl crate::frame::Framed for AdminRequest {}
+impl crate::frame::Framed for AdminReply {}
+
 /// Admin commands, named after the cmdlets they mirror.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum AdminRequest {

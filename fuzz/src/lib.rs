@@ -316,9 +316,10 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 .collect()
         }
         "frame" => messages().iter().map(|m| frame::encode(&key, m)).collect(),
+        // What follows the version byte in a frame: the JSON's length, the JSON, bulk bytes.
         "frame_body" => messages()
             .iter()
-            .map(|m| serde_json::to_vec(m).expect("json"))
+            .map(|m| frame::encode(&key, m)[frame::BODY_START + 1..].to_vec())
             .collect(),
         "closed_log" => on_disk(&format!("{LOG_DIR}/{}", closed_log_name(2))),
         "database_file" => on_disk(DB_FILE),

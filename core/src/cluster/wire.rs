@@ -215,6 +215,48 @@ pub enum Msg {
     },
 }
 
+impl Msg {
+    /// The message with its bulk bytes (a log, a database, a body) left out, and those bytes:
+    /// what a binary frame carries after the JSON, as they are. `None` for a message without
+    /// a bulk field.
+    pub fn without_bulk(&self) -> Option<(Msg, &[u8])> {
+        let (light, bytes) = match self {
+            Msg::LogFile { generation, bytes } => (
+                Msg::LogFile {
+                    generation: *generation,
+                    bytes: Vec::new(),
+                },
+                bytes,
+            ),
+            Msg::OpenLogFile { bytes } => (Msg::OpenLogFile { bytes: Vec::new() }, bytes),
+            Msg::DatabaseFile { bytes } => (Msg::DatabaseFile { bytes: Vec::new() }, bytes),
+            Msg::StateFile { bytes } => (Msg::StateFile { bytes: Vec::new() }, bytes),
+            Msg::Deliver { id, size, body } => (
+                Msg::Deliver {
+                    id: *id,
+                    size: *size,
+                    body: Vec::new(),
+                },
+                body,
+            ),
+            _ => return None,
+        };
+        Some((light, bytes))
+    }
+
+    /// Where this message keeps its bulk bytes, if it has such a field.
+    pub fn bulk_mut(&mut self) -> Option<&mut Vec<u8>> {
+        match self {
+            Msg::LogFile { bytes, .. }
+            | Msg::OpenLogFile { bytes }
+            | Msg::DatabaseFile { bytes }
+            | Msg::StateFile { bytes } => Some(bytes),
+            Msg::Deliver { body, .. } => Some(body),
+            _ => None,
+        }
+    }
+}
+
 /// Bytes in a JSON frame as one base64 string: a byte array as JSON numbers would take up to
 /// four times the room and parse a hundred times slower (a 1 MB log is copied in every frame).
 pub mod base64_bytes {
