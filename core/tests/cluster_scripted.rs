@@ -523,3 +523,40 @@ fn log_copies_use_the_private_network_only_when_configured_to() {
         "{before} {during} {active}"
     );
 }
+
+/// How long node2, down while node1 wrote `logs`-worth of mail, takes to copy all of it once
+/// it is back, over a network of up to `delay_ms` each way, asking for `window` logs at once.
+fn catch_up_ms(window: u32, delay_ms: u64) -> u64 {
+    let mut config = small_logs();
+    config.copy_window = window;
+    let net = NetConfig {
+        max_delay_ms: delay_ms,
+        ..calm()
+    };
+    let mut w = World::new(3, config, net);
+    w.schedule(1, Fault::Crash(Node2));
+    w.workload(10, 60_000);
+    w.run_until(60_000);
+    let behind = w.node(Node1).unwrap().last_closed();
+    assert!(behind >= 40, "only {behind} logs to copy");
+    w.schedule(60_001, Fault::Restart(Node2));
+    let mut now = 60_000;
+    while w.node(Node2).is_none_or(|n| n.last_closed() < behind) {
+        now += 100;
+        assert!(now < 600_000, "node2 never caught up (window {window})");
+        w.run_until(now);
+    }
+    w.run_until(now + 30_000);
+    w.check_settled();
+    now - 60_000
+}
+
+#[test]
+fn a_copy_window_catches_up_over_a_long_round_trip_in_a_fraction_of_the_time() {
+    let one = catch_up_ms(1, 60);
+    let four = catch_up_ms(4, 60);
+    assert!(
+        four * 2 < one,
+        "one log at a time took {one} ms, four at a time {four} ms"
+    );
+}

@@ -206,6 +206,7 @@ pub fn describe(scenario: &Scenario) -> Vec<String> {
     knob("restart_period_ms", p, dp);
     knob("copy_timeout_ms", c.copy_timeout_ms, d.copy_timeout_ms);
     knob("copy_retry_ms", c.copy_retry_ms, d.copy_retry_ms);
+    knob("copy_window", c.copy_window.into(), d.copy_window.into());
     knob("move_timeout_ms", c.move_timeout_ms, d.move_timeout_ms);
     knob(
         "db_flush_every",

@@ -80,7 +80,7 @@ impl Family {
 /// The generator's version: `swarm@V:SEED` names the scenario version V made of SEED. A
 /// change to what a seed generates raises it, so a seed quoted in an old report says that it
 /// now means something else instead of silently replaying another scenario.
-pub const GENERATOR_VERSION: u32 = 7;
+pub const GENERATOR_VERSION: u32 = 8;
 
 /// The shape of every swarm run.
 #[derive(Debug, Clone, PartialEq)]
@@ -190,6 +190,11 @@ impl Swarm {
         // Version 7: one seed in twenty carries message bodies end to end (they cost memory
         // and time, and the checkers compare every stored body with the client's).
         scenario.workload.bodies = r.random_bool(0.05);
+        // Version 8: the copier's window (logs asked for at once), one of the knobs, drawn
+        // last for the same reason.
+        if r.random_bool(0.5) {
+            scenario.cluster.copy_window = r.random_range(1..=8);
+        }
         let knobs = knobs::describe(&scenario);
         let site = scenario.wan.as_ref().map_or(String::new(), |w| {
             let remote: Vec<&str> = w.remote.iter().map(|m| m.name()).collect();

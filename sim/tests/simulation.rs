@@ -317,6 +317,9 @@ fn a_log_that_fails_inspection_three_times_makes_the_copy_ask_for_a_reseed() {
     };
     // (Each step damages one more of the next copies the node receives.)
     let mut s = short(crash(), 150, vec![corrupt(60), corrupt(60), corrupt(60)]);
+    // One log asked for at a time, so the three damaged copies are the same generation's
+    // (with a window the copies after it would take the damage, and be asked for again).
+    s.cluster.copy_window = 1;
     s.expect.failover = Some(false);
     s.expect.reseed_required = true;
     let r = run(&s, 2, true);

@@ -168,9 +168,9 @@ fn a_bounded_sweep_over_every_family_violates_nothing() {
 
 #[test]
 fn the_coverage_table_counts_what_happened_and_shows_what_did_not() {
-    let coverage = |families: &[Family]| {
+    let coverage = |families: &[Family], seeds: u64| {
         let opts = SweepOptions {
-            seeds: (0, 24),
+            seeds: (0, seeds),
             jobs: 2,
             determinism_every: 0,
             swarm: swarm(300, families),
@@ -184,13 +184,15 @@ fn the_coverage_table_counts_what_happened_and_shows_what_did_not() {
             .find(|r| r.situation == situation)
             .map_or(0, |r| r.runs)
     };
-    let power = coverage(&[Family::Power]);
+    // A power loss lands inside disk work in about one seed in ten: 64 seeds miss it with a
+    // chance near one in a thousand, whatever the code's timing.
+    let power = coverage(&[Family::Power], 64);
     assert!(
         runs(&power, "power loss dropped unsynced bytes") > 0,
         "{power:?}"
     );
     // Without power losses the same rows are there, at zero, and come first.
-    let network = coverage(&[Family::Network]);
+    let network = coverage(&[Family::Network], 24);
     assert_eq!(runs(&network, "power loss dropped unsynced bytes"), 0);
     assert_eq!(runs(&network, "power loss inside disk work"), 0);
     assert_eq!(network[0].runs, 0, "rarest first");

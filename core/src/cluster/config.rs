@@ -141,6 +141,10 @@ pub struct ClusterConfig {
     pub copy_timeout_ms: u64,
     /// Wait before retrying a failed copy (inspection rejected, disk full, source unreachable).
     pub copy_retry_ms: u64,
+    /// Closed logs a passive asks its source for at once: the next one it needs and those
+    /// after it that the source has closed. One is a request per round trip, which over a
+    /// long round trip leaves most of a link's bandwidth unused.
+    pub copy_window: u32,
     /// How long a scheduled move waits for the target to catch up before giving up.
     pub move_timeout_ms: u64,
     /// The database file is rewritten after this many newly completed generations.
@@ -179,6 +183,7 @@ impl Default for ClusterConfig {
             dial_limits: DialLimits::default(),
             copy_timeout_ms: 5_000,
             copy_retry_ms: 2_000,
+            copy_window: 4,
             move_timeout_ms: 30_000,
             db_flush_every: 4,
             idle_log_roll_ms: None,
@@ -292,6 +297,9 @@ impl ClusterConfig {
         }
         if self.db_flush_every == 0 {
             return fail("db_flush_every", "must be at least 1");
+        }
+        if !(1..=64).contains(&self.copy_window) {
+            return fail("copy_window", "must be from 1 to 64 logs");
         }
         if self.storage.llr_depth == 0 {
             return fail("storage.llr_depth", "must be at least 1");

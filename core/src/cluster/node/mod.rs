@@ -276,6 +276,16 @@ enum Io {
     Cleanup,
 }
 
+/// A log asked for before its turn. It counts only while the copy it was asked for goes on:
+/// the same round, the same owner's stream.
+#[derive(Debug, Clone)]
+struct Ahead {
+    round: u64,
+    view: View,
+    deadline: u64,
+    bytes: Option<Vec<u8>>,
+}
+
 /// The copier's outstanding request to a share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fetch {
@@ -333,6 +343,9 @@ pub struct Node {
 
     // Replication service.
     fetch: Option<(Fetch, u64)>,
+    /// Logs after `fetch`'s asked for before their turn (`ClusterConfig::copy_window`), by
+    /// generation; they are inspected in order, each when it becomes the next.
+    ahead: BTreeMap<Generation, Ahead>,
     copy_retry_at: u64,
     copy_writing: bool,
     suspended: bool,
@@ -453,6 +466,7 @@ impl Node {
             peer_head: 0,
             witness_head: 0,
             fetch: None,
+            ahead: BTreeMap::new(),
             copy_retry_at: 0,
             copy_writing: false,
             suspended: false,

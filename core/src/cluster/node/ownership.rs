@@ -159,6 +159,7 @@ impl Node {
         }
         self.resolved = false;
         self.fetch = None;
+        self.ahead.clear();
         self.copy_round += 1;
         // A copy failure from before this node owned the database says nothing about the copy
         // it starts now.
@@ -197,6 +198,7 @@ impl Node {
             self.disk(ops, Io::Background);
         }
         self.fetch = None;
+        self.ahead.clear();
         self.drain_finished = false;
         self.drain_state_done = false;
         self.open_log_due = false;

@@ -3,7 +3,7 @@
 //! owner's lineage, reseeds on request, and catches up for a scheduled move. The same copier
 //! drains a lost node's share after a takeover.
 
-use super::{Fetch, Io, Node, NodeEvent, OwnerState, Role, INSPECT_DIR, LOG_DIR};
+use super::{Ahead, Fetch, Io, Node, NodeEvent, OwnerState, Role, INSPECT_DIR, LOG_DIR};
 use crate::cluster::boot::PersistedState;
 use crate::cluster::config::ReplicationNetworks;
 use crate::cluster::divergence::{resolve, OwnStream, Resolution};
@@ -122,8 +122,12 @@ impl Node {
             }
             return;
         }
-        let wanted = match &self.role {
-            Role::Owner(OwnerState::Draining { .. }) => !self.drain_finished,
+        match &self.role {
+            Role::Owner(OwnerState::Draining { .. }) => {
+                if !self.drain_finished {
+                    self.request(now, Fetch::Log(next), Msg::FetchLog { generation: next });
+                }
+            }
             Role::Passive { .. } => {
                 let following = self.resolved
                     && self.reseed_required.is_none()
@@ -136,17 +140,58 @@ impl Node {
                     .filter(|p| p.view.owner == self.id.peer())
                     .map_or(0, |p| p.last_closed)
                     .max(self.move_target.map_or(0, |(_, g)| g));
-                following && next <= source_last
+                if following && next <= source_last {
+                    self.copy_window(now, next, source_last);
+                }
             }
-            Role::Owner(_) => false,
-        };
-        if wanted {
-            self.request(now, Fetch::Log(next), Msg::FetchLog { generation: next });
+            Role::Owner(_) => {}
+        }
+    }
+
+    /// Makes `next` the awaited log — inspecting it at once if it came before its turn — and
+    /// asks for the logs after it, up to the copy window and the source's newest closed one.
+    fn copy_window(&mut self, now: Now, next: Generation, source_last: Generation) {
+        let (round, view) = (self.copy_round, self.view);
+        // A log asked for in another round, of another owner's stream, or too long ago (the
+        // source may have lost and rewritten an unsynced log since) no longer counts.
+        self.ahead.retain(|&g, a| {
+            g >= next && a.round == round && a.view == view && now.mono < a.deadline
+        });
+        match self.ahead.remove(&next) {
+            Some(Ahead {
+                bytes: Some(bytes), ..
+            }) => self.accept_copy(now, &closed_log_name(next), bytes),
+            // Asked for already: its answer is the one awaited now, and timed from now (it
+            // may queue behind the logs asked for before it).
+            Some(Ahead { bytes: None, .. }) => {
+                self.fetch = Some((Fetch::Log(next), now.mono + self.config.copy_timeout_ms));
+            }
+            None => self.request(now, Fetch::Log(next), Msg::FetchLog { generation: next }),
+        }
+        let last = source_last.min(next.saturating_add(self.config.copy_window.max(1) - 1));
+        for generation in next + 1..=last {
+            if self.ahead.contains_key(&generation) {
+                continue;
+            }
+            self.ahead.insert(
+                generation,
+                Ahead {
+                    round,
+                    view,
+                    deadline: now.mono + self.config.copy_timeout_ms,
+                    bytes: None,
+                },
+            );
+            self.send_to_source(now, Msg::FetchLog { generation });
         }
     }
 
     fn request(&mut self, now: Now, what: Fetch, msg: Msg) {
         self.fetch = Some((what, now.mono + self.config.copy_timeout_ms));
+        self.send_to_source(now, msg);
+    }
+
+    fn send_to_source(&mut self, now: Now, msg: Msg) {
         let net = match self.config.replication_networks {
             ReplicationNetworks::Public => Net::Public,
             ReplicationNetworks::PublicAndPrivate => self.peer_net(now),
@@ -155,6 +200,8 @@ impl Node {
     }
 
     fn copy_failed(&mut self, now: Now, reason: String) {
+        // Whatever came ahead is asked for again after the retry wait, from a clean start.
+        self.ahead.clear();
         self.copy_failure = Some(reason.clone());
         self.copy_retry_at = now.mono + self.config.copy_retry_ms;
         self.emit(NodeEvent::CopyFailed { reason });
@@ -162,6 +209,9 @@ impl Node {
 
     pub(super) fn on_log_file(&mut self, now: Now, generation: Generation, bytes: Vec<u8>) {
         if self.fetch.map(|(w, _)| w) != Some(Fetch::Log(generation)) {
+            if let Some(ahead) = self.ahead.get_mut(&generation) {
+                ahead.bytes.get_or_insert(bytes);
+            }
             return;
         }
         self.fetch = None;
@@ -309,6 +359,10 @@ impl Node {
     }
 
     pub(super) fn on_no_log(&mut self, now: Now, generation: Option<Generation>, reason: String) {
+        // A log asked for ahead that the source does not have (yet): asked again in its turn.
+        if let Some(g) = generation {
+            self.ahead.remove(&g);
+        }
         let Some((what, _)) = self.fetch else { return };
         let draining = matches!(self.role, Role::Owner(OwnerState::Draining { .. }));
         match (what, generation) {
