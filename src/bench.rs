@@ -79,14 +79,30 @@ pub async fn failover(bin: &Path, runs: usize) -> Result<Value, String> {
     }))
 }
 
+/// Where the shipping benchmark's cluster runs.
+#[derive(Debug, Clone)]
+pub enum Site {
+    /// Every process on loopback, the cluster's folder inside `dir` (the system's temporary
+    /// folder when `None`): a folder on a memory file system measures the copier, one on a
+    /// disk measures the disk too.
+    Loopback { dir: Option<std::path::PathBuf> },
+    /// Each machine in a network namespace (root), node2 at a second site behind a link of
+    /// `mbit` Mbit/s and `delay_ms` each way (`tc netem`).
+    Wan { mbit: u32, delay_ms: u32 },
+}
+
 /// Log shipping: node1 serves alone (with the witness's vote) while a client fills `logs`
 /// logs — each message is one log's nominal size, so each closes a log — then node2 starts
 /// and copies, inspects and replays them all. Throughput is counted from node2's first
-/// copied log to its last, in nominal (Exchange 1 MB) logs and in the bytes the files hold
-/// (the simulator's records carry no message bodies, so a log file is much smaller than its
-/// nominal megabyte).
-pub async fn shipping(bin: &Path, logs: u64) -> Result<Value, String> {
-    let mut c = LocalCluster::start(bin, KEY, &[NodeId::Node1])?;
+/// copied log to its last, in logs and in the bytes the log files hold (a megabyte of mail
+/// each, bodies included).
+pub async fn shipping(bin: &Path, logs: u64, site: Site) -> Result<Value, String> {
+    let mut c = match &site {
+        Site::Loopback { dir } => {
+            LocalCluster::start_in(bin, KEY, &[NodeId::Node1], true, dir.as_deref())?
+        }
+        Site::Wan { .. } => LocalCluster::start_in_namespaces(bin, KEY, &[NodeId::Node1])?,
+    };
     c.wait_for(
         Condition::Serves(NodeId::Node1),
         Duration::from_secs(30),
@@ -109,6 +125,9 @@ pub async fn shipping(bin: &Path, logs: u64) -> Result<Value, String> {
     )
     .await?;
     let (closed, bytes) = closed_logs(&c.dir().join("node1").join("logs"))?;
+    if let Site::Wan { mbit, delay_ms } = site {
+        c.shape(NodeId::Node2, mbit, delay_ms)?;
+    }
     let started = Instant::now();
     c.start_node(NodeId::Node2)?;
     let mut first: Option<(Instant, u64)> = None;
@@ -136,8 +155,24 @@ pub async fn shipping(bin: &Path, logs: u64) -> Result<Value, String> {
     let span = last.duration_since(t0).as_secs_f64().max(1e-3);
     let shipped = closed - g0;
     let nominal_mb = (shipped * log_size) as f64 / 1e6;
+    let file_mb_per_s = (bytes as f64 * shipped as f64 / closed.max(1) as f64) / 1e6 / span;
+    let (site, link) = match &site {
+        Site::Loopback { dir } => (
+            json!({ "loopback": dir.as_ref().map_or("the system's temporary folder".into(), |d| d.display().to_string()) }),
+            json!(null),
+        ),
+        Site::Wan { mbit, delay_ms } => {
+            let link_mb_per_s = f64::from(*mbit) / 8.0;
+            (
+                json!({ "wan_mbit": mbit, "wan_delay_ms": delay_ms }),
+                json!(file_mb_per_s / link_mb_per_s),
+            )
+        }
+    };
     Ok(json!({
         "bench": "real-shipping",
+        "site": site,
+        "of_link": link,
         "acked": report.acked.len(),
         "logs": closed,
         "file_bytes": bytes,
@@ -146,7 +181,7 @@ pub async fn shipping(bin: &Path, logs: u64) -> Result<Value, String> {
         "steady_s": span,
         "logs_per_s": shipped as f64 / span,
         "nominal_mb_per_s": nominal_mb / span,
-        "file_mb_per_s": (bytes as f64 * shipped as f64 / closed.max(1) as f64) / 1e6 / span,
+        "file_mb_per_s": file_mb_per_s,
     }))
 }
 

@@ -8,7 +8,8 @@
 //! dumpster and witness), `client` (mail submission and admin commands), `mail` (message bodies, the
 //! client's receipts and checking them against a node's stored bytes), `up` (a whole local
 //! cluster in one command), `local` (such a cluster as child processes, for the loopback
-//! tests and `ccr bench`), `netns` (the three machines in network namespaces, for partitions), `bench` (the real binary's benchmarks).
+//! tests and `ccr bench`), `netns` (the three machines in network namespaces, for partitions and a WAN),
+//! `wan_link` (an emulated WAN circuit where the kernel has no `tc netem`), `bench` (the real binary's benchmarks).
 //!
 //! Under `--cfg madsim` (the simulator build) none of this is compiled: it talks to real
 //! sockets.
@@ -37,5 +38,7 @@ pub mod tls;
 pub mod transport;
 #[cfg(not(madsim))]
 pub mod up;
+#[cfg(not(madsim))]
+pub mod wan_link;
 #[cfg(not(madsim))]
 pub mod wire;

@@ -63,7 +63,23 @@ impl LocalCluster {
         nodes: &[NodeId],
         tls: bool,
     ) -> Result<LocalCluster, String> {
-        let dir = tempfile::tempdir().map_err(|e| format!("temporary folder: {e}"))?;
+        LocalCluster::start_in(bin, key, nodes, tls, None)
+    }
+
+    /// As [`LocalCluster::start_with`], the cluster's folder made inside `base` (the system's
+    /// temporary folder when `None`): a benchmark chooses which storage it measures.
+    pub fn start_in(
+        bin: &Path,
+        key: &str,
+        nodes: &[NodeId],
+        tls: bool,
+        base: Option<&Path>,
+    ) -> Result<LocalCluster, String> {
+        let dir = match base {
+            Some(base) => tempfile::tempdir_in(base)
+                .map_err(|e| format!("temporary folder in {}: {e}", base.display()))?,
+            None => tempfile::tempdir().map_err(|e| format!("temporary folder: {e}"))?,
+        };
         // Each cluster of a process gets its own ports, and processes rarely share them. All
         // stay below Linux's ephemeral range (32768 and up), where any outgoing connection on
         // the machine may hold a port just when a restarted node wants to listen on it.
@@ -211,6 +227,15 @@ impl LocalCluster {
             .as_ref()
             .ok_or("partitions need a cluster in network namespaces")?
             .cut(n.name())
+    }
+
+    /// Puts `n` at a second site (a cluster in namespaces only): everything it sends and
+    /// everything sent to it crosses a link of `mbit` Mbit/s with `delay_ms` of delay each way.
+    pub fn shape(&mut self, n: NodeId, mbit: u32, delay_ms: u32) -> Result<(), String> {
+        self.lab
+            .as_mut()
+            .ok_or("a shaped link needs a cluster in network namespaces")?
+            .shape(n.name(), mbit, delay_ms)
     }
 
     /// Brings `n`'s link back up.

@@ -155,6 +155,17 @@ enum BenchCmd {
     Shipping {
         #[arg(long, default_value_t = 500)]
         logs: u64,
+        /// Make the cluster's folder inside DIR (a memory file system such as /dev/shm
+        /// measures the copier without the disk).
+        #[arg(long, conflicts_with = "wan_mbit")]
+        dir: Option<PathBuf>,
+        /// Run each machine in a network namespace (root) and put node2 behind a link of
+        /// this many Mbit/s (tc netem).
+        #[arg(long, requires = "wan_delay_ms", value_parser = clap::value_parser!(u32).range(1..))]
+        wan_mbit: Option<u32>,
+        /// The WAN link's delay each way, in milliseconds.
+        #[arg(long, requires = "wan_mbit")]
+        wan_delay_ms: Option<u32>,
     },
     /// RUNS faults in turn (kill -9 of the active, of the passive, of the hub) under a client
     /// stream; every acknowledged message must be there at the end.
@@ -329,7 +340,23 @@ mod real {
                     .map_err(|e| format!("cannot find this binary to start the roles: {e}"))?;
                 let figure = match what {
                     BenchCmd::Failover { runs } => ccr::bench::failover(&bin, runs).await?,
-                    BenchCmd::Shipping { logs } => ccr::bench::shipping(&bin, logs).await?,
+                    BenchCmd::Shipping {
+                        logs,
+                        dir,
+                        wan_mbit,
+                        wan_delay_ms,
+                    } => {
+                        let site = match (wan_mbit, wan_delay_ms) {
+                            (Some(mbit), Some(delay_ms)) => {
+                                if let Some(why) = ccr::netns::unavailable() {
+                                    return Err(format!("--wan-mbit: {why}"));
+                                }
+                                ccr::bench::Site::Wan { mbit, delay_ms }
+                            }
+                            _ => ccr::bench::Site::Loopback { dir },
+                        };
+                        ccr::bench::shipping(&bin, logs, site).await?
+                    }
                     BenchCmd::Soak { runs, partitions } => {
                         let why_not = ccr::netns::unavailable();
                         let partitions = match (partitions, why_not) {

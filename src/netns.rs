@@ -2,16 +2,21 @@
 //! own, joined by veth links to a bridge that also carries an address in the host's namespace
 //! (so the host's benchmark, its clients and admin tools reach every machine). Cutting a
 //! machine's link is a real partition: its process runs on, heard by nobody. Needs root and
-//! `ip netns`; everything made is removed on drop.
+//! `ip netns`; everything made is removed on drop. A machine can be put at a second site
+//! behind an emulated WAN circuit ([`Lab::shape`]).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::Command;
+
+use crate::wan_link::WanLink;
 
 /// The machines, in the order of their namespaces and addresses.
 pub const MACHINES: [&str; 3] = ["hub", "node1", "node2"];
 
 pub struct Lab {
     tag: u16,
+    /// Emulated WAN circuits this lab forwards (see [`Lab::shape`]).
+    circuits: Vec<WanLink>,
 }
 
 /// Runs a command to completion: its stdout, or an error with its stderr.
@@ -60,7 +65,10 @@ impl Lab {
             .map(|i| (first + i) % 250)
             .find(|&tag| free(tag))
             .ok_or("every network-namespace lab tag is in use")?;
-        let lab = Lab { tag };
+        let lab = Lab {
+            tag,
+            circuits: Vec::new(),
+        };
         // Whatever a crashed run left under this tag goes first.
         lab.remove();
         sh(&["ip", "link", "add", &lab.bridge(), "type", "bridge"])?;
@@ -139,6 +147,35 @@ impl Lab {
     /// Takes `machine`'s link down: nobody hears it, it hears nobody.
     pub fn cut(&self, machine: &str) -> Result<(), String> {
         sh(&["ip", "link", "set", &self.link(machine), "down"]).map(drop)
+    }
+
+    /// Puts `machine` at a second site: its link becomes an emulated WAN circuit (see
+    /// [`WanLink`]) of `mbit` Mbit/s with `delay_ms` each way, in both directions, for every
+    /// machine it talks to. Done before the machine's process starts (its address moves to a
+    /// new device).
+    pub fn shape(&mut self, machine: &str, mbit: u32, delay_ms: u32) -> Result<(), String> {
+        let (outside, ns) = (self.link(machine), self.ns(machine));
+        let inside = format!("{outside}w");
+        let i = MACHINES
+            .iter()
+            .position(|m| *m == machine)
+            .ok_or_else(|| format!("no machine {machine}"))?;
+        // The veth pair goes (its end inside the namespace with it); TAP devices replace it.
+        sh(&["ip", "link", "del", &outside])?;
+        let link = WanLink::start(
+            &outside,
+            &inside,
+            mbit,
+            std::time::Duration::from_millis(delay_ms.into()),
+        )?;
+        self.circuits.push(link);
+        sh(&["ip", "link", "set", &inside, "netns", &ns])?;
+        sh(&["ip", "-n", &ns, "link", "set", &inside, "name", "eth0"])?;
+        let addr = format!("{}/24", self.ip(i));
+        sh(&["ip", "-n", &ns, "addr", "add", &addr, "dev", "eth0"])?;
+        sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"])?;
+        sh(&["ip", "link", "set", &outside, "master", &self.bridge()])?;
+        sh(&["ip", "link", "set", &outside, "up"]).map(drop)
     }
 
     /// Brings `machine`'s link back up.
