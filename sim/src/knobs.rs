@@ -207,6 +207,11 @@ pub fn describe(scenario: &Scenario) -> Vec<String> {
     knob("copy_timeout_ms", c.copy_timeout_ms, d.copy_timeout_ms);
     knob("copy_retry_ms", c.copy_retry_ms, d.copy_retry_ms);
     knob("copy_window", c.copy_window.into(), d.copy_window.into());
+    knob(
+        "forced_database_mount_after_ms",
+        c.forced_database_mount_after_ms.unwrap_or(0),
+        d.forced_database_mount_after_ms.unwrap_or(0),
+    );
     knob("move_timeout_ms", c.move_timeout_ms, d.move_timeout_ms);
     knob(
         "db_flush_every",

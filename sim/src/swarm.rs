@@ -190,10 +190,16 @@ impl Swarm {
         // Version 7: one seed in twenty carries message bodies end to end (they cost memory
         // and time, and the checkers compare every stored body with the client's).
         scenario.workload.bodies = r.random_bool(0.05);
-        // Version 8: the copier's window (logs asked for at once), one of the knobs, drawn
-        // last for the same reason.
+        // Version 8: the copier's window (logs asked for at once) and ForcedDatabaseMountAfter,
+        // knobs drawn last for the same reason.
         if r.random_bool(0.5) {
             scenario.cluster.copy_window = r.random_range(1..=8);
+        }
+        // And ForcedDatabaseMountAfter in one seed in five: a dismounted database mounts
+        // anyway after 10 s to 5 minutes.
+        if r.random_bool(0.2) {
+            scenario.cluster.forced_database_mount_after_ms =
+                Some(r.random_range(10..=300) * 1_000);
         }
         let knobs = knobs::describe(&scenario);
         let site = scenario.wan.as_ref().map_or(String::new(), |w| {

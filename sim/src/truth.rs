@@ -55,7 +55,8 @@ pub struct TruthMount {
     /// the old owner's store had failed (the restart policy failing the group over), so nobody
     /// could make the target catch up first. Judged by the dial, not as a lossless move.
     pub drained: bool,
-    /// An administrator told the node to mount whatever it had (`Restore-StorageGroupCopy`).
+    /// An administrator told the node to mount whatever it had (`Restore-StorageGroupCopy`),
+    /// or `forced_database_mount_after_ms` had run out: a loss accepted by design.
     pub forced: bool,
 }
 
@@ -404,6 +405,9 @@ impl State {
 pub struct Truth {
     time_window: bool,
     dial_allowed: u32,
+    /// `forced_database_mount_after_ms` as the slowest clock could count it: a mount beyond
+    /// the dial is by design once this long has passed since the old owner last wrote.
+    forced_mount_after_ms: Option<u64>,
     heartbeat_ms: u64,
     state: std::sync::Mutex<State>,
 }
@@ -413,6 +417,10 @@ impl Truth {
         Truth {
             time_window: hub.redelivery == RedeliveryMode::TimeWindow,
             dial_allowed: config.dial_limits.allowed(config.mount_dial),
+            forced_mount_after_ms: config.forced_database_mount_after_ms.map(|after| {
+                let ppm = config.max_drift_ppm.min(500_000);
+                after * (1_000_000 - ppm) / 1_000_000
+            }),
             heartbeat_ms: config.heartbeat_interval_ms(),
             state: std::sync::Mutex::new(State {
                 dumpster: DumpsterModel {
@@ -657,6 +665,17 @@ impl Truth {
             }
             _ => (0, 0),
         };
+        // ForcedDatabaseMountAfter: counted from the old owner's last write, which comes
+        // before anything the mounting node could have started its wait from.
+        let forced_by_setting = self.forced_mount_after_ms.is_some_and(|after| {
+            let last_write = self
+                .state()
+                .epochs
+                .range(..pending.epoch)
+                .next_back()
+                .map_or(0, |(_, w)| w.last_ms);
+            at >= last_write + after
+        });
         let mount = TruthMount {
             at_ms: at,
             node: pending.node,
@@ -665,7 +684,7 @@ impl Truth {
             knowable,
             moved: pending.moved,
             drained: pending.drained,
-            forced: pending.forced,
+            forced: pending.forced || forced_by_setting,
         };
         let mut verdicts = Vec::new();
         if mount.moved && !mount.drained && missing > 0 {

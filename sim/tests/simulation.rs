@@ -192,6 +192,19 @@ fn mount_dial_fires_when_a_mount_ignores_it() {
         ..Planted::default()
     };
     assert_eq!(violated(&run(&s, 1, false)), Some(Invariant::MountDial));
+    // ForcedDatabaseMountAfter excuses a mount beyond the dial only once its wait has run out
+    // since the old owner last wrote: a store that mounts at once is still caught.
+    s.cluster.forced_database_mount_after_ms = Some(60_000);
+    assert_eq!(violated(&run(&s, 1, false)), Some(Invariant::MountDial));
+    // The same setting honoured: dismounted for the minute, then mounted accepting the loss
+    // (later than a failover's minute, by design).
+    s.planted = Planted::default();
+    s.expect.failover_max_s = 150.0;
+    let r = run(&s, 1, true);
+    assert!(r.passed(), "{:?}", r.violation);
+    let trace = r.trace.unwrap();
+    assert!(trace.iter().any(|l| l.contains("StayDismounted")));
+    assert!(trace.iter().any(|l| l.contains("forced: true")));
 }
 
 #[test]

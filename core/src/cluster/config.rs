@@ -137,6 +137,11 @@ pub struct ClusterConfig {
     pub store_restart_ms: u64,
     pub mount_dial: MountDial,
     pub dial_limits: DialLimits,
+    /// `ForcedDatabaseMountAfter` (Set-MailboxServer): a database the mount dial keeps
+    /// dismounted after a failover is mounted anyway, accepting the loss, once it has waited
+    /// this long. Absent (Exchange's default): it waits for the logs or an administrator.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forced_database_mount_after_ms: Option<u64>,
     /// A log copy request not answered in this time is retried.
     pub copy_timeout_ms: u64,
     /// Wait before retrying a failed copy (inspection rejected, disk full, source unreachable).
@@ -181,6 +186,7 @@ impl Default for ClusterConfig {
             store_restart_ms: 10_000,
             mount_dial: MountDial::BestAvailability,
             dial_limits: DialLimits::default(),
+            forced_database_mount_after_ms: None,
             copy_timeout_ms: 5_000,
             copy_retry_ms: 2_000,
             copy_window: 4,

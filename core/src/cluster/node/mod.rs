@@ -380,6 +380,9 @@ pub struct Node {
     drain_state_done: bool,
     /// An admin restore: the next mount ignores the dial.
     force_mount: bool,
+    /// When the mount dial first kept this takeover's database dismounted (for
+    /// `forced_database_mount_after_ms`), on the monotonic clock.
+    blocked_since: Option<u64>,
     last_replayed_ms: Option<u64>,
 
     // Store.
@@ -484,6 +487,7 @@ impl Node {
             copy_round: 0,
             drain_state_done: false,
             force_mount: false,
+            blocked_since: None,
             last_replayed_ms: None,
             batch: Vec::new(),
             batch_ids: Vec::new(),

@@ -160,6 +160,7 @@ impl Node {
         self.resolved = false;
         self.fetch = None;
         self.ahead.clear();
+        self.blocked_since = None;
         self.copy_round += 1;
         // A copy failure from before this node owned the database says nothing about the copy
         // it starts now.
@@ -250,6 +251,7 @@ impl Node {
             MountDecision::Mount { lost } => {
                 let forced = self.force_mount;
                 self.force_mount = false;
+                self.blocked_since = None;
                 self.role = Role::Owner(OwnerState::Onlining {
                     ready_at: now.mono + self.config.online_delay_ms,
                     lost,
@@ -258,11 +260,24 @@ impl Node {
                 })
             }
             MountDecision::StayDismounted { missing, allowed } => {
+                let since = *self.blocked_since.get_or_insert(now.mono);
+                let force_at = self
+                    .config
+                    .forced_database_mount_after_ms
+                    .map(|after| since + after);
+                if force_at.is_some_and(|at| now.mono >= at) {
+                    // ForcedDatabaseMountAfter has run out: mount what there is, accepting the
+                    // loss by design, as an administrator's Restore-StorageGroupCopy does.
+                    self.force_mount = true;
+                    self.apply_dial(now, MountDecision::Mount { lost: missing });
+                    return;
+                }
                 self.emit(NodeEvent::StayDismounted { missing, allowed });
+                let retry_at = now.mono + self.config.copy_retry_ms;
                 self.role = Role::Owner(OwnerState::Blocked {
                     missing,
                     allowed,
-                    retry_at: now.mono + self.config.copy_retry_ms,
+                    retry_at: force_at.map_or(retry_at, |at| retry_at.min(at)),
                 });
             }
         }
