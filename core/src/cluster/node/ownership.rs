@@ -66,7 +66,15 @@ impl Node {
                 if now.mono >= ready_at && self.may_mount(now).is_ok() {
                     // The store checks the dial as it mounts (a heartbeat of the old owner,
                     // resumed from a pause, may have told of newer logs since the decision).
-                    if judged && !forced {
+                    if judged && forced {
+                        // A forced mount accepts whatever is missing, but reports it as it
+                        // stands now: the old owner may have told of newer logs meanwhile.
+                        let have = self.inspector.last_inspected();
+                        let missing = self.known_head().max(have) - have;
+                        if let Role::Owner(OwnerState::Onlining { lost, .. }) = &mut self.role {
+                            *lost = (*lost).max(missing);
+                        }
+                    } else if judged {
                         match self.judge_dial() {
                             MountDecision::Mount { lost } => {
                                 if let Role::Owner(OwnerState::Onlining { lost: l, .. }) =
