@@ -99,8 +99,11 @@ enum Command {
     },
     /// Get-ClusteredMailboxServerStatus
     Status(Target),
-    /// Get-StorageGroupCopyStatus
+    /// Get-StorageGroupCopyStatus (the passive copy, on whichever node it is asked)
     CopyStatus(Target),
+    /// Test-ReplicationHealth: each check of the replication pipeline as this node sees it;
+    /// exits non-zero when any fails.
+    TestReplicationHealth(Target),
     /// Move-ClusteredMailboxServer
     Move {
         #[command(flatten)]
@@ -114,8 +117,14 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
-    /// Suspend-StorageGroupCopy
-    SuspendCopy(Target),
+    /// Suspend-StorageGroupCopy (halts copying and replay until resumed)
+    SuspendCopy {
+        #[command(flatten)]
+        target: Target,
+        /// Why (Exchange's -SuspendComment), shown by copy-status while suspended.
+        #[arg(long)]
+        comment: Option<String>,
+    },
     /// Resume-StorageGroupCopy
     ResumeCopy(Target),
     /// Update-StorageGroupCopy (reseed this passive copy)
@@ -278,6 +287,12 @@ mod real {
         match client::admin(addr, &key, &tls, req).await? {
             AdminReply::Status { status, .. } => print!("{status}"),
             AdminReply::CopyStatus(s) => print!("{s}"),
+            AdminReply::ReplicationHealth(h) => {
+                print!("{h}");
+                if !h.passed() {
+                    return Err(format!("failed: {}", h.failed().join(", ")));
+                }
+            }
             AdminReply::Accepted => println!("accepted"),
             AdminReply::Missing { ids } => println!("{} missing", ids.len()),
             AdminReply::Refused(r) => return Err(r),
@@ -408,7 +423,12 @@ mod real {
                 )
                 .await
             }
-            Command::SuspendCopy(t) => command(&t, AdminRequest::SuspendCopy).await,
+            Command::SuspendCopy { target, comment } => {
+                command(&target, AdminRequest::SuspendCopy { comment }).await
+            }
+            Command::TestReplicationHealth(t) => {
+                command(&t, AdminRequest::TestReplicationHealth).await
+            }
             Command::ResumeCopy(t) => command(&t, AdminRequest::ResumeCopy).await,
             Command::UpdateCopy(t) => command(&t, AdminRequest::UpdateCopy).await,
             Command::RestoreCopy(t) => command(&t, AdminRequest::RestoreCopy).await,

@@ -226,7 +226,11 @@ fn answer_admin(
                 status: n.cms_status(now),
             };
         }
-        AdminRequest::CopyStatus => return AdminReply::CopyStatus(n.copy_status()),
+        // In CCR the copy status is the passive copy's, wherever it is asked.
+        AdminRequest::CopyStatus => return AdminReply::CopyStatus(n.passive_copy_status(now)),
+        AdminRequest::TestReplicationHealth => {
+            return AdminReply::ReplicationHealth(n.replication_health(now))
+        }
         AdminRequest::Missing { ids } => {
             let missing = ids
                 .into_iter()
@@ -235,7 +239,7 @@ fn answer_admin(
             return AdminReply::Missing { ids: missing };
         }
         AdminRequest::Move { target, comment } => Admin::Move { target, comment },
-        AdminRequest::SuspendCopy => Admin::SuspendCopy,
+        AdminRequest::SuspendCopy { comment } => Admin::SuspendCopy { comment },
         AdminRequest::ResumeCopy => Admin::ResumeCopy,
         AdminRequest::UpdateCopy => Admin::UpdateCopy,
         AdminRequest::RestoreCopy => Admin::RestoreCopy,

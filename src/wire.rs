@@ -1,5 +1,6 @@
 //! What travels between the processes of a real cluster, inside authenticated frames.
 
+use ccr_core::cluster::health::ReplicationHealth;
 use ccr_core::cluster::status::{CmsStatus, CopyStatus};
 use ccr_core::cluster::wire::Msg;
 use ccr_core::cluster::{Endpoint, Net, NodeId};
@@ -80,12 +81,18 @@ pub enum AdminRequest {
         target: NodeId,
         comment: String,
     },
-    SuspendCopy,
+    /// `Suspend-StorageGroupCopy -SuspendComment …`
+    SuspendCopy {
+        #[serde(default)]
+        comment: Option<String>,
+    },
     ResumeCopy,
     /// `Update-StorageGroupCopy`
     UpdateCopy,
     /// `Restore-StorageGroupCopy`
     RestoreCopy,
+    /// `Test-ReplicationHealth`
+    TestReplicationHealth,
     /// Which of these message ids this node's database does not hold (for verification).
     Missing {
         ids: Vec<u64>,
@@ -100,6 +107,7 @@ pub enum AdminReply {
         status: CmsStatus,
     },
     CopyStatus(CopyStatus),
+    ReplicationHealth(ReplicationHealth),
     Accepted,
     Missing {
         ids: Vec<u64>,

@@ -53,6 +53,13 @@ impl Cluster {
 
 use Condition::{CaughtUp, Serves};
 
+async fn health(c: &Cluster, n: NodeId) -> ccr_core::cluster::health::ReplicationHealth {
+    match c.ask(n, AdminRequest::TestReplicationHealth).await {
+        Some(AdminReply::ReplicationHealth(h)) => h,
+        other => panic!("{other:?}"),
+    }
+}
+
 async fn missing(c: &Cluster, n: NodeId, ids: &[u64]) -> Vec<u64> {
     c.missing(n, ids).await.unwrap()
 }
@@ -201,6 +208,53 @@ async fn kill_the_active_then_move_there_and_back() {
         assert_eq!(missing(&c, to, &before.acked).await, Vec::<u64>::new());
         assert_eq!(missing(&c, to, &report.acked).await, Vec::<u64>::new());
     }
+
+    // node2 is active again, node1 passive. The copy status is the passive's wherever it is
+    // asked, and Test-ReplicationHealth passes on both nodes of a healthy cluster...
+    c.wait_for(
+        "node1 caught up",
+        Duration::from_secs(60),
+        CaughtUp(NodeId::Node1),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    match c.ask(NodeId::Node2, AdminRequest::CopyStatus).await {
+        Some(AdminReply::CopyStatus(s)) => {
+            assert_eq!(s.node, NodeId::Node1, "{s}");
+            assert_eq!(format!("{:?}", s.summary), "Healthy", "{s}");
+        }
+        other => panic!("{other:?}"),
+    }
+    for n in NodeId::ALL {
+        let h = health(&c, n).await;
+        assert!(h.passed(), "{n}:\n{h}");
+    }
+    // ...and a suspended copy fails its checks, showing the administrator's comment.
+    let reply = c
+        .ask(
+            NodeId::Node1,
+            AdminRequest::SuspendCopy {
+                comment: Some("SAN firmware upgrade".into()),
+            },
+        )
+        .await;
+    assert!(matches!(reply, Some(AdminReply::Accepted)), "{reply:?}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let h = health(&c, NodeId::Node2).await;
+    assert_eq!(h.failed(), vec!["SGCopySuspended"], "{h}");
+    assert!(h.to_string().contains("SAN firmware upgrade"), "{h}");
+    match c.ask(NodeId::Node1, AdminRequest::CopyStatus).await {
+        Some(AdminReply::CopyStatus(s)) => {
+            assert_eq!(
+                s.suspend_comment.as_deref(),
+                Some("SAN firmware upgrade"),
+                "{s}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    let reply = c.ask(NodeId::Node1, AdminRequest::ResumeCopy).await;
+    assert!(matches!(reply, Some(AdminReply::Accepted)), "{reply:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -246,7 +246,10 @@ fn a_move_without_a_comment_is_refused_with_the_reason() {
 fn a_move_to_an_unhealthy_target_is_refused_and_the_source_stays_active() {
     let mut w = world();
     w.workload(50, 40_000);
-    w.schedule(10_000, Fault::Admin(Node2, Admin::SuspendCopy));
+    w.schedule(
+        10_000,
+        Fault::Admin(Node2, Admin::SuspendCopy { comment: None }),
+    );
     w.schedule(
         20_000,
         Fault::Admin(
@@ -278,7 +281,10 @@ fn small_logs() -> ClusterConfig {
 fn lossy_failover_beyond_the_dial_waits_for_the_old_node() {
     let mut w = World::new(2, small_logs(), calm());
     w.workload(50, 100_000);
-    w.schedule(20_000, Fault::Admin(Node2, Admin::SuspendCopy));
+    w.schedule(
+        20_000,
+        Fault::Admin(Node2, Admin::SuspendCopy { comment: None }),
+    );
     w.schedule(30_000, Fault::PowerLoss(Node1));
     w.schedule(90_000, Fault::Restart(Node1));
     w.run_until(89_000);
@@ -329,7 +335,10 @@ fn diverged_beyond_llr_needs_a_reseed_and_gets_one() {
     c.storage.llr_depth = 2;
     let mut w = World::new(4, c, calm());
     w.workload(100, 100_000);
-    w.schedule(28_500, Fault::Admin(Node2, Admin::SuspendCopy));
+    w.schedule(
+        28_500,
+        Fault::Admin(Node2, Admin::SuspendCopy { comment: None }),
+    );
     w.schedule(30_000, Fault::PowerLoss(Node1));
     w.schedule(60_000, Fault::Restart(Node1));
     w.run_until(110_000);

@@ -639,7 +639,7 @@ impl World {
                     );
                 }
             }
-            Fault::SuspendCopy { node } => self.admin(*node, Admin::SuspendCopy),
+            Fault::SuspendCopy { node } => self.admin(*node, Admin::SuspendCopy { comment: None }),
             Fault::ResumeCopy { node } => self.admin(*node, Admin::ResumeCopy),
             Fault::UpdateCopy { node } => self.admin(*node, Admin::UpdateCopy),
             Fault::RestoreCopy { node } => self.restore(*node),

@@ -13,6 +13,7 @@ pub mod boot;
 pub mod config;
 pub mod dial;
 pub mod divergence;
+pub mod health;
 pub mod hub;
 pub mod node;
 pub mod share;

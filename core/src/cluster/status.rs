@@ -72,6 +72,8 @@ pub enum SummaryCopyStatus {
     Suspended,
     Seeding,
     Disabled,
+    /// (SP1) The copy's replication service does not answer: its node is not heard from.
+    ServiceDown,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +88,9 @@ pub struct CopyStatus {
     pub last_inspected_log_time: Option<u64>,
     pub last_replayed_log_time: Option<u64>,
     pub failed_message: Option<String>,
+    /// `-SuspendComment` of a suspended copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend_comment: Option<String>,
 }
 
 impl std::fmt::Display for CopyStatus {
@@ -104,8 +109,29 @@ impl std::fmt::Display for CopyStatus {
             "LastReplayedLog      : {:#x}",
             self.last_replayed_generation
         )?;
+        let time = |ms: Option<u64>| {
+            ms.map_or("-".to_string(), |ms| {
+                humantime::format_rfc3339_millis(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+                )
+                .to_string()
+            })
+        };
+        writeln!(
+            f,
+            "LastInspectedLogTime : {}",
+            time(self.last_inspected_log_time)
+        )?;
+        writeln!(
+            f,
+            "LastReplayedLogTime  : {}",
+            time(self.last_replayed_log_time)
+        )?;
         if let Some(m) = &self.failed_message {
             writeln!(f, "FailedMessage        : {m}")?;
+        }
+        if let Some(c) = &self.suspend_comment {
+            writeln!(f, "SuspendComment       : {c}")?;
         }
         Ok(())
     }

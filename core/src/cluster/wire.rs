@@ -50,7 +50,7 @@ impl TimeWindow {
 }
 
 /// What a passive tells the owner about its copy (a move needs a healthy target).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CopyReport {
     pub status: SummaryCopyStatus,
     /// The copy cannot mount until it is reseeded (damaged at rest, diverged, or a log that
@@ -59,6 +59,9 @@ pub struct CopyReport {
     pub reseed_required: bool,
     pub last_inspected: Generation,
     pub last_replayed: Generation,
+    /// The administrator's `-SuspendComment`, while the copy is suspended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend_comment: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

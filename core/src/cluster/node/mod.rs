@@ -9,6 +9,7 @@
 //! (the passive's copier and divergence resolution), `ownership` (takeover, mount, dismount,
 //! scheduled move) and `store` (the active store's writes and acknowledgements).
 
+mod health;
 mod ownership;
 mod public;
 mod quorum;
@@ -54,8 +55,8 @@ pub enum Input {
 pub enum Admin {
     /// `Move-ClusteredMailboxServer -TargetMachine … -MoveComment …`
     Move { target: NodeId, comment: String },
-    /// `Suspend-StorageGroupCopy`
-    SuspendCopy,
+    /// `Suspend-StorageGroupCopy -SuspendComment …`
+    SuspendCopy { comment: Option<String> },
     /// `Resume-StorageGroupCopy`
     ResumeCopy,
     /// `Update-StorageGroupCopy`: reseed this passive copy from the active.
@@ -349,6 +350,8 @@ pub struct Node {
     copy_retry_at: u64,
     copy_writing: bool,
     suspended: bool,
+    /// The administrator's `-SuspendComment`, shown while the copy stays suspended.
+    suspend_comment: Option<String>,
     copy_failure: Option<String>,
     reseed_required: Option<String>,
     /// Files of a copy found damaged at boot, which a reseed removes (nothing of them was
@@ -473,6 +476,7 @@ impl Node {
             copy_retry_at: 0,
             copy_writing: false,
             suspended: false,
+            suspend_comment: None,
             copy_failure: None,
             reseed_required: damaged.clone(),
             copy_damaged: damaged.is_some(),
@@ -778,7 +782,10 @@ impl Node {
     fn on_admin(&mut self, now: Now, cmd: Admin) {
         match cmd {
             Admin::Move { target, comment } => self.start_move(now, target, comment),
-            Admin::SuspendCopy => self.suspended = true,
+            Admin::SuspendCopy { comment } => {
+                self.suspended = true;
+                self.suspend_comment = comment;
+            }
             Admin::ResumeCopy => {
                 self.suspended = false;
                 self.copy_retry_at = 0;
@@ -893,6 +900,10 @@ impl Node {
             reseed_required: self.reseed_required.is_some(),
             last_inspected: self.inspector.last_inspected(),
             last_replayed: self.db.applied(),
+            suspend_comment: self
+                .suspended
+                .then(|| self.suspend_comment.clone())
+                .flatten(),
         }
     }
 
@@ -976,6 +987,10 @@ impl Node {
                 .clone()
                 .or_else(|| self.store_failure.clone())
                 .or_else(|| self.copy_failure.clone()),
+            suspend_comment: self
+                .suspended
+                .then(|| self.suspend_comment.clone())
+                .flatten(),
         }
     }
 

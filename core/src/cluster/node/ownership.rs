@@ -421,6 +421,7 @@ impl Node {
                 // A copy being seeded holds nothing to mount.
                 let has_copy = p
                     .copy
+                    .as_ref()
                     .is_some_and(|c| c.status != SummaryCopyStatus::Seeding && !c.reseed_required);
                 has_copy && p.lineage.last().is_some_and(|theirs| theirs.epoch > ours)
             })
@@ -491,6 +492,7 @@ impl Node {
         !self.peer_down(now)
             && self.peer.as_ref().is_some_and(|p| {
                 p.copy
+                    .as_ref()
                     .is_some_and(|c| c.status == SummaryCopyStatus::Healthy && !c.reseed_required)
             })
     }
@@ -539,7 +541,7 @@ impl Node {
     /// `Move-ClusteredMailboxServer`: refused unless this node serves and the target is up
     /// with a healthy copy.
     pub(super) fn start_move(&mut self, now: Now, target: NodeId, comment: String) {
-        let target_copy = self.peer.as_ref().and_then(|p| p.copy);
+        let target_copy = self.peer.as_ref().and_then(|p| p.copy.as_ref());
         let refusal = if comment.trim().is_empty() {
             Some("Move-ClusteredMailboxServer needs a MoveComment saying why".to_string())
         } else if target == self.id {

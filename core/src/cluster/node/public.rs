@@ -65,6 +65,7 @@ impl Node {
         let peer_ready = self.peer.as_ref().is_some_and(|p| {
             p.public_ok
                 && p.copy
+                    .as_ref()
                     .is_some_and(|c| c.status == SummaryCopyStatus::Healthy)
         });
         let tried_recently = self

@@ -67,7 +67,7 @@ impl Node {
             p.view == self.view
                 && p.view.owner == self.id.peer()
                 && !p.serving
-                && p.copy.is_some_and(|c| c.reseed_required)
+                && p.copy.as_ref().is_some_and(|c| c.reseed_required)
         })
     }
 
