@@ -371,6 +371,9 @@ pub struct Node {
     /// As a move's target: the generation this copy told the owner it holds (`MoveReady`),
     /// until the hand-over or the move's end. The hand-over mounts on that promise.
     move_promised: Option<Generation>,
+    /// When a move to this node is over for certain, whatever became of it: its source gives
+    /// up after `move_timeout_ms`. (A source that restarted meanwhile never says so.)
+    move_over_by: u64,
     /// Bumped whenever the copy starts over (a reseed, a role change): a log copy still being
     /// written from before belongs to a history this copy no longer follows.
     copy_round: u64,
@@ -486,6 +489,7 @@ impl Node {
             seeding: false,
             move_target: None,
             move_promised: None,
+            move_over_by: 0,
             drain_finished: false,
             open_log_due: false,
             copy_round: 0,
@@ -674,6 +678,7 @@ impl Node {
             self.out.push_back(Action::Restart);
         }
         self.request_witness_if_needed(now);
+        self.forget_move_if_over(now);
         self.copy_if_needed(now);
         self.roll_idle_log(now);
         self.send_heartbeats_if_due(now);

@@ -391,7 +391,9 @@ impl Node {
         self.disk(ops, Io::Background);
         self.role = Role::Owner(OwnerState::Serving);
         self.fetch = None;
+        // Whatever move to this node was under way ended with this mount.
         self.move_target = None;
+        self.move_promised = None;
         self.emit(NodeEvent::Mounted {
             view: self.view,
             lost: if self.bugs.report_no_loss { 0 } else { lost },

@@ -507,6 +507,7 @@ impl Node {
     /// `Update-StorageGroupCopy`: discard this copy and seed it from the owner's database file,
     /// then copy the logs after its checkpoint.
     pub(super) fn start_reseed(&mut self, now: Now) {
+        self.forget_move_if_over(now);
         if self.move_promised.is_some() || self.move_target.is_some() {
             // The owner may hand the server over at any moment, on the promise that this copy
             // holds its every log; a reseed would discard them (swarm seed 1902).
@@ -589,6 +590,7 @@ impl Node {
             && !self.suspended;
         if healthy {
             self.move_target = Some((move_id, last_generation));
+            self.move_over_by = now.mono + self.config.outlast(self.config.move_timeout_ms);
             self.check_move_ready();
         } else {
             self.send(
@@ -599,6 +601,17 @@ impl Node {
                     reason: format!("the copy on {} is not healthy", self.id),
                 },
             );
+        }
+    }
+
+    /// A move to this node whose source can no longer be waiting (it timed out, or it
+    /// restarted and forgot it) binds this copy no more: a reseed may go ahead (swarm@8:10).
+    pub(super) fn forget_move_if_over(&mut self, now: Now) {
+        if (self.move_target.is_some() || self.move_promised.is_some())
+            && now.mono >= self.move_over_by
+        {
+            self.move_target = None;
+            self.move_promised = None;
         }
     }
 
