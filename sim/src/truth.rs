@@ -358,6 +358,9 @@ struct State {
     /// (node, epoch) pairs whose mount has been seen, since the node's process started or it
     /// last said it does not serve: a later `Mounted` in the same epoch is the same mount.
     announced: BTreeSet<(NodeId, u64)>,
+    /// When each node first told anyone on the wire that it owns an epoch (a heartbeat with
+    /// that view): no wait of its as that epoch's owner began before it.
+    owned_since: BTreeMap<(NodeId, u64), u64>,
     /// Views handed over by a scheduled move: (new owner, epoch).
     handed_over: BTreeSet<(NodeId, u64)>,
     /// Of those, the hand-overs that told the target to drain the old owner's share.
@@ -406,7 +409,7 @@ pub struct Truth {
     time_window: bool,
     dial_allowed: u32,
     /// `forced_database_mount_after_ms` as the slowest clock could count it: a mount beyond
-    /// the dial is by design once this long has passed since the old owner last wrote.
+    /// the dial is by design once this long has passed since the node owned the epoch.
     forced_mount_after_ms: Option<u64>,
     heartbeat_ms: u64,
     state: std::sync::Mutex<State>,
@@ -528,6 +531,9 @@ impl Truth {
             }
             (Endpoint::Node(n), Msg::NotActive { .. }) => {
                 s.announced.retain(|(node, _)| *node != n);
+            }
+            (Endpoint::Node(n), Msg::Heartbeat(hb)) if hb.view.owner == n => {
+                s.owned_since.entry((n, hb.view.epoch)).or_insert(at);
             }
             // A mount's first word is its redelivery request (the owner announces itself once
             // the hub has taken that), or the announcement itself when it asks for none.
@@ -665,16 +671,17 @@ impl Truth {
             }
             _ => (0, 0),
         };
-        // ForcedDatabaseMountAfter: counted from the old owner's last write, which comes
-        // before anything the mounting node could have started its wait from.
+        // ForcedDatabaseMountAfter: the mounting node's wait began no earlier than it owned
+        // the epoch, which it tells in its heartbeats at most one interval after adopting
+        // the view (a node that never told anyone counts from its mount: no excuse).
         let forced_by_setting = self.forced_mount_after_ms.is_some_and(|after| {
-            let last_write = self
+            let told = self
                 .state()
-                .epochs
-                .range(..pending.epoch)
-                .next_back()
-                .map_or(0, |(_, w)| w.last_ms);
-            at >= last_write + after
+                .owned_since
+                .get(&(pending.node, pending.epoch))
+                .copied()
+                .unwrap_or(at);
+            at + self.heartbeat_ms >= told + after
         });
         let mount = TruthMount {
             at_ms: at,
