@@ -7,15 +7,7 @@ mod common;
 use ccr_core::cluster::config::ClusterConfig;
 use ccr_core::cluster::node::{Admin, NodeEvent};
 use ccr_core::cluster::{Net, NodeId::*};
-use common::world::{Fault, NetConfig, Place, World};
-
-fn calm() -> NetConfig {
-    NetConfig {
-        max_delay_ms: 5,
-        drop_rate: 0.0,
-        dup_rate: 0.0,
-    }
-}
+use common::world::{calm, small_logs, Fault, NetConfig, Place, World};
 
 fn world() -> World {
     World::new(1, ClusterConfig::default(), calm())
@@ -149,22 +141,7 @@ fn active_isolated_from_peer_and_witness_fails_over() {
 fn private_network_down_alone_is_no_failover() {
     let mut w = world();
     w.workload(50, 60_000);
-    w.schedule(
-        10_000,
-        Fault::Cut {
-            from: Place::Node(Node1),
-            to: Place::Node(Node2),
-            net: Net::Private,
-        },
-    );
-    w.schedule(
-        10_000,
-        Fault::Cut {
-            from: Place::Node(Node2),
-            to: Place::Node(Node1),
-            net: Net::Private,
-        },
-    );
+    w.cut_between_nodes(10_000, Net::Private);
     w.run_until(80_000);
     assert_eq!(w.mounts().len(), 1);
     w.check_settled();
@@ -269,12 +246,6 @@ fn a_move_to_an_unhealthy_target_is_refused_and_the_source_stays_active() {
     assert_eq!(w.mounts().len(), 1);
     assert_eq!(w.serving(), vec![Node1]);
     w.check_settled();
-}
-
-fn small_logs() -> ClusterConfig {
-    let mut c = ClusterConfig::default();
-    c.storage.log_size = 100_000;
-    c
 }
 
 #[test]
@@ -500,16 +471,7 @@ fn log_copies_use_the_private_network_only_when_configured_to() {
         };
         let mut w = World::new(1, config, calm());
         w.workload(20, 100_000);
-        for (from, to) in [(Node1, Node2), (Node2, Node1)] {
-            w.schedule(
-                20_000,
-                Fault::Cut {
-                    from: Place::Node(from),
-                    to: Place::Node(to),
-                    net: Net::Public,
-                },
-            );
-        }
+        w.cut_between_nodes(20_000, Net::Public);
         w.run_until(20_000);
         let before = w.node(Node2).unwrap().last_closed();
         w.run_until(70_000);

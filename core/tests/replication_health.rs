@@ -6,21 +6,10 @@ mod common;
 use ccr_core::cluster::config::ClusterConfig;
 use ccr_core::cluster::node::Admin;
 use ccr_core::cluster::{Net, NodeId, NodeId::*, Now};
-use common::world::{Fault, NetConfig, Place, World};
+use common::world::{calm, small_logs, Fault, World};
 
 fn world(config: ClusterConfig) -> World {
-    let calm = NetConfig {
-        max_delay_ms: 5,
-        drop_rate: 0.0,
-        dup_rate: 0.0,
-    };
-    World::new(1, config, calm)
-}
-
-fn small_logs() -> ClusterConfig {
-    let mut c = ClusterConfig::default();
-    c.storage.log_size = 100_000;
-    c
+    World::new(1, config, calm())
 }
 
 /// The checks `node` fails at the world's present.
@@ -68,16 +57,7 @@ fn a_passive_that_is_down_fails_peer_network_and_copy_checks_on_the_active() {
 fn a_private_network_down_fails_only_the_network_check() {
     let mut w = world(ClusterConfig::default());
     w.workload(20, 60_000);
-    for (from, to) in [(Node1, Node2), (Node2, Node1)] {
-        w.schedule(
-            20_000,
-            Fault::Cut {
-                from: Place::Node(from),
-                to: Place::Node(to),
-                net: Net::Private,
-            },
-        );
-    }
+    w.cut_between_nodes(20_000, Net::Private);
     w.run_until(50_000);
     assert_eq!(failed(&w, Node1), vec!["ClusterNetwork"]);
     assert_eq!(failed(&w, Node2), vec!["ClusterNetwork"]);

@@ -94,6 +94,22 @@ pub struct NetConfig {
     pub dup_rate: f64,
 }
 
+/// A network that only delays, by up to 5 ms.
+pub fn calm() -> NetConfig {
+    NetConfig {
+        max_delay_ms: 5,
+        drop_rate: 0.0,
+        dup_rate: 0.0,
+    }
+}
+
+/// The default cluster with 100 kB logs, so that a minute of mail rolls many of them.
+pub fn small_logs() -> ClusterConfig {
+    let mut c = ClusterConfig::default();
+    c.storage.log_size = 100_000;
+    c
+}
+
 pub struct World {
     pub now: u64,
     seq: u64,
@@ -191,6 +207,23 @@ impl World {
 
     pub fn schedule(&mut self, at: u64, fault: Fault) {
         self.push(at, Ev::Fault(fault));
+    }
+
+    /// Cuts `net` between the two nodes, both ways, at `at`.
+    pub fn cut_between_nodes(&mut self, at: u64, net: Net) {
+        for (from, to) in [
+            (NodeId::Node1, NodeId::Node2),
+            (NodeId::Node2, NodeId::Node1),
+        ] {
+            self.schedule(
+                at,
+                Fault::Cut {
+                    from: Place::Node(from),
+                    to: Place::Node(to),
+                    net,
+                },
+            );
+        }
     }
 
     fn push(&mut self, at: u64, ev: Ev) {
