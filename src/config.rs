@@ -39,6 +39,9 @@ fn default_admin() -> SocketAddr {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HubFile {
+    /// Which hub this process is (1 when absent): hub1 also runs the file share witness.
+    #[serde(default)]
+    pub id: ccr_core::cluster::HubId,
     pub key: String,
     /// Where the hub keeps its queue, dumpster and witness state (`hub-state.json`), so a
     /// restart loses none of them; created if missing. Without it the hub keeps them in

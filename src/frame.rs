@@ -16,8 +16,9 @@ const TAG: usize = 32;
 /// Where a frame's body (its version byte first) begins: after the length and the tag.
 pub const BODY_START: usize = 4 + TAG;
 /// The frame format this build speaks. Version 1 (no version byte, byte arrays as JSON
-/// numbers) began its body with the JSON itself; version 2 was JSON alone, bytes in base64.
-pub const FRAME_VERSION: u8 = 3;
+/// numbers) began its body with the JSON itself; version 2 was JSON alone, bytes in base64;
+/// version 3 named the one hub `"Hub"` where version 4 numbers hubs (`{"Hub":1}`).
+pub const FRAME_VERSION: u8 = 4;
 /// The version byte and the JSON's length.
 const HEAD: usize = 1 + 4;
 
@@ -226,7 +227,7 @@ mod tests {
     fn bulk_bytes_travel_as_they_are_and_come_back_whole() {
         let bytes: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
         let wire = Wire::Cluster {
-            from: ccr_core::cluster::Endpoint::Hub,
+            from: ccr_core::cluster::Endpoint::Hub(ccr_core::cluster::HubId::FIRST),
             to: ccr_core::cluster::Endpoint::Node(ccr_core::cluster::NodeId::Node1),
             net: ccr_core::cluster::Net::Public,
             msg: Msg::Deliver {
@@ -252,7 +253,7 @@ mod tests {
         let old = seal(&key(), br#"{"Acked":{"id":1}}"#);
         let e = decode::<Wire>(&key(), &old).expect_err("version 1");
         assert!(matches!(e, FrameError::Version(1)), "{e}");
-        assert!(e.to_string().contains("speaks version 3"), "{e}");
+        assert!(e.to_string().contains("speaks version 4"), "{e}");
         let v2 = seal(&key(), &[2, b'{', b'}']);
         assert!(matches!(
             decode::<Wire>(&key(), &v2),
@@ -264,7 +265,8 @@ mod tests {
             Err(FrameError::Version(9))
         ));
         let current = encode(&key(), &Wire::Acked { id: 1 });
-        let e = decode::<Wire>(&key(), &seal(&key(), &[3, 0, 0, 0, 99, b'{'])).expect_err("short");
+        let e = decode::<Wire>(&key(), &seal(&key(), &[FRAME_VERSION, 0, 0, 0, 99, b'{']))
+            .expect_err("short");
         assert!(e.to_string().contains("JSON of 99 bytes declared"), "{e}");
         // Bulk bytes after a message without a bulk field are refused, not dropped.
         let mut body = current[4 + TAG..].to_vec();

@@ -10,7 +10,7 @@ use std::time::Duration;
 use ccr_core::cluster::hub::{Hub, HubAction};
 use ccr_core::cluster::wire::Msg;
 use ccr_core::cluster::witness::Witness;
-use ccr_core::cluster::{Endpoint, Net};
+use ccr_core::cluster::{Endpoint, HubId, Net};
 use ccr_core::host::{Clock, Network};
 use ccr_core::storage::MessageId;
 use serde::{Deserialize, Serialize};
@@ -35,12 +35,22 @@ pub async fn run(file: HubFile) -> Result<(), String> {
         .validate()
         .map_err(|e| format!("[cluster]: {e}"))?;
     file.hub.validate().map_err(|e| format!("[hub]: {e}"))?;
+    file.addresses.check()?;
+    let me = file.id;
+    if me.0 == 0 || me.0 > file.addresses.hub_count() {
+        return Err(format!(
+            "id: hub {} is not among the {} hub(s) the addresses list",
+            me.0,
+            file.addresses.hub_count()
+        ));
+    }
+    let name = me.to_string();
     // A damaged state file stops the hub before it listens: nothing answers in its name.
     let mut store = file.data.as_deref().map(StateFile::open).transpose()?;
     let (mut hub, mut witness) = match store.as_mut().map(StateFile::load).transpose()? {
         Some(Some(saved)) => {
             tracing::info!(
-                hub = "hub",
+                hub = %name,
                 dumpster = saved.hub.dumpster_len(),
                 "hub state restored"
             );
@@ -53,7 +63,7 @@ pub async fn run(file: HubFile) -> Result<(), String> {
     let clock = Arc::new(RealClock::new());
     let network = TcpNetwork::new(key.clone(), tls.clone(), file.addresses.clone());
     let (tx, mut rx) = mpsc::unbounded_channel::<In>();
-    for addr in file.addresses.listen_on(Endpoint::Hub) {
+    for addr in file.addresses.listen_on(Endpoint::Hub(me)) {
         let tx = tx.clone();
         listen(
             addr,
@@ -72,7 +82,7 @@ pub async fn run(file: HubFile) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     }
-    tracing::info!(hub = "hub", address = %file.addresses.hub.public, tls = tls.is_tls(), "hub up");
+    tracing::info!(hub = %name, address = %file.addresses.of(Endpoint::Hub(me), Net::Public), tls = tls.is_tls(), "hub up");
 
     let mut clients: BTreeMap<u64, mpsc::UnboundedSender<Wire>> = BTreeMap::new();
     loop {
@@ -88,12 +98,13 @@ pub async fn run(file: HubFile) -> Result<(), String> {
                 let batch = std::iter::once(m).chain(std::iter::from_fn(|| rx.try_recv().ok()).take(255));
                 for m in batch {
                     match m {
-                        In::Cluster(from, Endpoint::Witness, msg) => {
+                        // The witness share lives on hub1.
+                        In::Cluster(from, Endpoint::Witness, msg) if me == HubId::FIRST => {
                             if let Endpoint::Node(n) = from {
                                 witness.handle(now, n, msg);
                             }
                         }
-                        In::Cluster(Endpoint::Node(n), Endpoint::Hub, msg) => hub.handle(now, n, msg),
+                        In::Cluster(Endpoint::Node(n), Endpoint::Hub(to), msg) if to == me => hub.handle(now, n, msg),
                         In::Cluster(..) => {}
                         In::Submit(id, size, body, reply) => {
                             clients.insert(id, reply);
@@ -122,16 +133,16 @@ pub async fn run(file: HubFile) -> Result<(), String> {
                     msg: Msg::Deliver { id, size, .. },
                 } => {
                     let body = bodies.get(id.0);
-                    network.send(Endpoint::Hub, to, net, Msg::Deliver { id, size, body });
+                    network.send(Endpoint::Hub(me), to, net, Msg::Deliver { id, size, body });
                 }
-                HubAction::Send { to, net, msg } => network.send(Endpoint::Hub, to, net, msg),
+                HubAction::Send { to, net, msg } => network.send(Endpoint::Hub(me), to, net, msg),
                 HubAction::Acknowledged { id } => {
                     if let Some(client) = clients.remove(&id.0) {
                         let _ = client.send(Wire::Acked { id: id.0 });
                     }
                 }
                 HubAction::Redelivering { epoch, count } => {
-                    tracing::info!(hub = "hub", count, epoch, "redelivering from the dumpster")
+                    tracing::info!(hub = %name, count, epoch, "redelivering from the dumpster")
                 }
                 // Gone from the dumpster: nothing will deliver it again.
                 HubAction::Evicted { id } => bodies.forget(id.0),

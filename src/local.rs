@@ -110,6 +110,7 @@ impl LocalCluster {
             hub: machine("hub"),
             node1: machine("node1"),
             node2: machine("node2"),
+            more_hubs: Vec::new(),
         };
         // Admin endpoints on the machines' own addresses: the host reaches them over the bridge.
         let admin = [lab.addr("node1", 7100), lab.addr("node2", 7100)];

@@ -117,7 +117,10 @@ impl Observer for LogObserver {
     fn stepped(&self, _node: &Node, _now: Now) {}
 }
 
-pub async fn run(file: NodeFile) -> Result<(), String> {
+pub async fn run(mut file: NodeFile) -> Result<(), String> {
+    file.addresses.check()?;
+    // The site's hubs are the ones the addresses list: those are the hubs this node can ask.
+    file.cluster.hubs = file.addresses.hub_count();
     let key = Key::new(&file.key)?;
     let tls = Links::load(file.tls.as_ref())?;
     let id = file.node;

@@ -23,7 +23,12 @@ use crate::wire::Wire;
 pub struct Addresses {
     pub node1: MachineAddr,
     pub node2: MachineAddr,
+    /// hub1, which also hosts the file share witness.
     pub hub: MachineAddr,
+    /// hub2, hub3, … in order: more hub transport servers, each with its own dumpster. The
+    /// nodes ask every hub listed here to resubmit after a lossy mount.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_hubs: Vec<MachineAddr>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -45,11 +50,31 @@ impl Addresses {
         addrs
     }
 
+    /// How many hubs the site has: hub1 and those after it.
+    pub fn hub_count(&self) -> u8 {
+        u8::try_from(1 + self.more_hubs.len()).unwrap_or(u8::MAX)
+    }
+
+    /// Refuses more hubs than a cluster may have, naming the field.
+    pub fn check(&self) -> Result<(), String> {
+        if self.hub_count() > 8 {
+            return Err(format!(
+                "addresses.more_hubs: {} hubs listed; a site has at most 8",
+                self.hub_count()
+            ));
+        }
+        Ok(())
+    }
+
     pub fn of(&self, to: Endpoint, net: Net) -> SocketAddr {
         let m = match to {
             Endpoint::Node(NodeId::Node1) | Endpoint::Share(NodeId::Node1) => &self.node1,
             Endpoint::Node(NodeId::Node2) | Endpoint::Share(NodeId::Node2) => &self.node2,
-            Endpoint::Witness | Endpoint::Hub => &self.hub,
+            Endpoint::Witness => &self.hub,
+            Endpoint::Hub(h) => usize::from(h.0)
+                .checked_sub(2)
+                .and_then(|i| self.more_hubs.get(i))
+                .unwrap_or(&self.hub),
         };
         match net {
             Net::Private => m.private.unwrap_or(m.public),
@@ -191,4 +216,36 @@ where
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ccr_core::cluster::HubId;
+
+    fn at(port: u16) -> MachineAddr {
+        MachineAddr {
+            public: SocketAddr::from(([127, 0, 0, 1], port)),
+            private: None,
+        }
+    }
+
+    #[test]
+    fn each_hub_has_its_address_and_the_witness_sits_on_hub1() {
+        let mut a = Addresses {
+            node1: at(1),
+            node2: at(2),
+            hub: at(10),
+            more_hubs: vec![at(11), at(12)],
+        };
+        assert_eq!(a.hub_count(), 3);
+        let port = |e| a.of(e, Net::Public).port();
+        assert_eq!(port(Endpoint::Hub(HubId(1))), 10);
+        assert_eq!(port(Endpoint::Hub(HubId(3))), 12);
+        assert_eq!(port(Endpoint::Witness), 10);
+        assert!(a.check().is_ok());
+        a.more_hubs = (0..8).map(|i| at(20 + i)).collect();
+        let e = a.check().unwrap_err();
+        assert!(e.contains("more_hubs") && e.contains("9 hubs"), "{e}");
+    }
 }

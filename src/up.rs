@@ -19,6 +19,7 @@ pub fn write_configs(dir: &Path, base: u16, key: &str, tls: bool) -> Result<[Pat
         hub: machine(base),
         node1: machine(base + 1),
         node2: machine(base + 2),
+        more_hubs: Vec::new(),
     };
     write_configs_at(dir, key, addresses, [addr(base + 11), addr(base + 12)], tls)
 }
@@ -74,6 +75,7 @@ pub fn write_configs_at(
         paths.push(path);
     }
     let hub = HubFile {
+        id: Default::default(),
         key: key.to_string(),
         data: Some(dir.join("hub")),
         addresses,

@@ -38,7 +38,7 @@ fn logs_are_structured_text_or_json_with_the_role_as_a_field() {
         serde_json::from_str(&json).unwrap_or_else(|e| panic!("not JSON: {json:?}: {e}"));
     assert_eq!(v["level"], "INFO", "{v}");
     assert_eq!(v["message"], "hub up", "{v}");
-    assert_eq!(v["hub"], "hub", "{v}");
+    assert_eq!(v["hub"], "hub1", "{v}");
     assert!(
         v["address"].as_str().is_some_and(|a| a.contains(':')),
         "{v}"

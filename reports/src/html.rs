@@ -451,7 +451,7 @@ text.stepno{font-size:10px;text-anchor:middle;fill:#6a1b9a;font-weight:bold}
 .st-active{fill:#2e9e44;background:#2e9e44}.st-onlining,.st-draining{fill:#9ccc65;background:#9ccc65}.st-moving{fill:#42a5f5;background:#42a5f5}
 .st-passive{fill:#b0c4de;background:#b0c4de}.st-blocked{fill:#ff9800;background:#ff9800}.st-offline{fill:#d5d5d5;background:#d5d5d5}
 .st-paused{fill:#9575cd;background:#9575cd}.st-down{fill:#424242;background:#424242}
-.st-witness-up,.st-clean{fill:#e0eedd}.st-degraded{fill:#ffcdd2}.st-witness-down{fill:#e57373}.st-served{fill:#e0eedd}.st-outage{fill:#e53935;background:#e53935}
+.st-witness-up,.st-hub-up,.st-clean{fill:#e0eedd}.st-degraded{fill:#ffcdd2}.st-witness-down,.st-hub-down{fill:#e57373}.st-served{fill:#e0eedd}.st-outage{fill:#e53935;background:#e53935}
 .owner-node1{fill:#80cbc4}.owner-node2{fill:#ffcc80}.owner-none{fill:#f0f0f0}
 rect.fault{fill:#d32f2f;opacity:.75}.key.fault{background:#d32f2f}
 rect.window{fill:#fff176;opacity:.35;stroke:#f9a825}.key.window{background:#fff59d}

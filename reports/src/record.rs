@@ -106,7 +106,8 @@ pub struct Mount {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MachineSample {
     /// For a node: `active`, `onlining`, `draining`, `moving`, `blocked`, `offline`,
-    /// `passive`, `paused` or `down`; for the hub: `witness up` or `witness down`.
+    /// `passive`, `paused` or `down`; for a hub: `hub up` or `hub down`; for the witness:
+    /// `witness up` or `witness down`; for the clients: `served` or `outage`.
     pub state: String,
     /// The faults acting on the machine right now (empty when it is healthy).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -122,7 +123,8 @@ pub struct MachineSample {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     pub t_s: f64,
-    /// node1, node2, hub — in that order (see `Timeline::machines`).
+    /// node1, node2, each hub, the witness, the clients — in the order of
+    /// `Timeline::machines`.
     pub machines: Vec<MachineSample>,
     /// Which node the witness lock names, if any.
     pub witness_owner: Option<String>,

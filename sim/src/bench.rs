@@ -153,6 +153,13 @@ pub fn planted_bugs() -> Vec<(&'static str, Planted)> {
             }),
         ),
         (
+            "redelivery_first_hub_only",
+            node(PlantedBugs {
+                redelivery_first_hub_only: true,
+                ..none()
+            }),
+        ),
+        (
             "witness_grants_everyone",
             Planted {
                 witness_grants_everyone: true,

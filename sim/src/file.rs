@@ -66,6 +66,9 @@ struct ScenarioFile {
     cluster: Option<toml::Spanned<ClusterConfig>>,
     hub: Option<toml::Spanned<HubConfig>>,
     wan: Option<toml::Spanned<crate::topology::Wan>>,
+    /// The witness share's machine: "hub1" (the default) or "own".
+    #[serde(default)]
+    witness: crate::topology::WitnessHost,
     #[serde(default)]
     step: Vec<toml::Spanned<toml::Table>>,
     expect: Option<toml::Spanned<Expect>>,
@@ -240,12 +243,23 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, FileError> {
         .validate()
         .map_err(|m| at(cluster_at, format!("[cluster] {m}")))?;
 
+    // The machines there are, to check the steps and the second site against.
+    let topology = Scenario {
+        cluster: cluster.clone(),
+        witness: file.witness,
+        ..Scenario::default()
+    };
     let wan = match file.wan {
         Some(w) => {
             let wan_at = w.span().start;
             let wan = w.into_inner();
             wan.check(&cluster)
                 .map_err(|m| at(wan_at, format!("[wan] {m}")))?;
+            for m in &wan.remote {
+                topology
+                    .has_machine(*m)
+                    .map_err(|why| at(wan_at, format!("[wan] remote: {why}")))?;
+            }
             Some(wan)
         }
         None => None,
@@ -279,6 +293,11 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, FileError> {
         }
         let fault = Fault::deserialize(toml::Value::Table(table))
             .map_err(|e| at(offset, format!("step {}: {}", i + 1, e.message().trim())))?;
+        for m in fault.machines() {
+            topology
+                .has_machine(m)
+                .map_err(|why| at(offset, format!("step {}: {why}", i + 1)))?;
+        }
         if let Fault::Link { link, .. } = &fault {
             link.check()
                 .map_err(|m| at(offset, format!("step {}: link: {m}", i + 1)))?;
@@ -329,6 +348,7 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, FileError> {
         cluster,
         hub,
         wan,
+        witness: file.witness,
         steps,
         expect,
         planted: file.planted,
@@ -367,6 +387,16 @@ pub fn to_toml(scenario: &Scenario, header: &str) -> String {
     t.insert("hub".into(), table(&scenario.hub));
     if let Some(wan) = &scenario.wan {
         t.insert("wan".into(), table(wan));
+    }
+    if scenario.witness != crate::topology::WitnessHost::default() {
+        t.insert(
+            "witness".into(),
+            serde_json::to_value(scenario.witness)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default()
+                .into(),
+        );
     }
     let steps = scenario
         .steps
@@ -534,7 +564,7 @@ failover = true
         // Line 4 is `[wan]`; an unknown machine is named where it is written.
         let cases = [
             ("remote = []\n", 4, "name the machines"),
-            ("remote = [\"client\"]\n", 4, "clients sit with the hub"),
+            ("remote = [\"client\"]\n", 4, "clients sit with hub1"),
             ("remote = [\"node3\"]\n", 5, "node3"),
             (
                 "remote = [\"node2\"]\n[wan.link]\nbandwidth_mbit = 1.0\n",
@@ -559,6 +589,21 @@ failover = true
         }
         let e = error("name = \"x\"\nduration = \"5m\"\n[[step]]\nat = \"1m\"\ndo = \"link\"\nnet = \"public\"\n[step.link]\nloss = 2.0\n");
         assert!(e.message.contains("step 1: link: loss 2"), "{e}");
+        // Machines the topology does not have, named where they are written.
+        let e = error(
+            "name = \"x\"\nduration = \"5m\"\n[[step]]\nat = \"1m\"\ndo = \"hub-down\"\nhub = 3\n",
+        );
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("hub3: this cluster has 2 hub(s)"), "{e}");
+        let e = error("name = \"x\"\nduration = \"5m\"\n[[step]]\nat = \"1m\"\ndo = \"isolate\"\nmachine = \"witness\"\n");
+        assert!(e.message.contains("witness = \"own\""), "{e}");
+        let e = error("name = \"x\"\nduration = \"5m\"\n[[step]]\nat = \"1m\"\ndo = \"isolate\"\nmachine = \"hub9\"\n");
+        assert!(e.message.contains("unknown machine \"hub9\""), "{e}");
+        let ok = parse("x.toml", "name = \"x\"\nduration = \"5m\"\nwitness = \"own\"\n[cluster]\nhubs = 3\n[[step]]\nat = \"1m\"\ndo = \"isolate\"\nmachine = \"witness\"\n[[step]]\nat = \"2m\"\ndo = \"hub-down\"\nhub = 3\n").expect("valid");
+        assert_eq!(ok.cluster.hubs, 3);
+        let again = parse("x.toml", &to_toml(&ok, "")).expect("written back");
+        assert_eq!(again.witness, ok.witness);
+        assert_eq!(again.steps, ok.steps);
     }
 }
 

@@ -1,6 +1,6 @@
 //! Guided sweeps: after each batch of seeds, favour the fault families whose seeds reached
 //! what the sweep has seen least. Every seed's scenario is still a pure function of its name —
-//! the weights it was drawn with are part of it (`swarm@8:SEED~0.50,0.65,…`) — so a guided
+//! the weights it was drawn with are part of it (`swarm@V:SEED~0.50,0.65,…`) — so a guided
 //! failure replays and shrinks like any other; what `swarm:SEED` means never changes.
 //!
 //! The rule: a situation seen in `n` seeds so far is worth `1 / (1 + n)`; a seed is worth the

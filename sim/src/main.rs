@@ -100,7 +100,7 @@ struct SweepArgs {
     no_shrink: bool,
     /// Guided: run the seeds in batches of this many (100 if no number is given), favouring
     /// the fault families whose seeds reached the rarest situations so far. Each seed's name
-    /// then carries the family weights it was drawn with (`swarm@8:SEED~w,w,…`).
+    /// then carries the family weights it was drawn with (`swarm@V:SEED~w,w,…`).
     #[arg(long, num_args = 0..=1, default_missing_value = "100", value_name = "BATCH")]
     guided: Option<usize>,
     /// Rerun every seed divisible by N and compare trace hashes (0: never).

@@ -15,7 +15,7 @@ use ccr_core::host::{Incoming, Network};
 use madsim::rand::Rng;
 use tokio::sync::mpsc::UnboundedSender;
 
-pub use crate::topology::{LinkConfig, Machine, Wan};
+pub use crate::topology::{LinkConfig, Machine, Wan, WitnessHost};
 
 /// A message on its way: delivered at `at` (virtual ms), ties broken by send order.
 struct InFlight {
@@ -56,6 +56,8 @@ struct State {
     links: [LinkConfig; 2],
     /// A second site, whose messages to and from the first cross this link instead.
     wan: Option<Wan>,
+    /// Which machine the witness share runs on.
+    witness: WitnessHost,
     /// When each direction's queue is next free (virtual µs), per (from, to, net).
     busy_until_us: BTreeMap<(Machine, Machine, Net), u64>,
     /// Stream ordering: the last scheduled delivery time per (from, to, net).
@@ -123,7 +125,7 @@ impl SimNet {
             for m in due {
                 let mut s = self.state.lock().expect("net");
                 // A machine that went down meanwhile receives nothing.
-                if s.down.contains(&Machine::of(m.to)) {
+                if s.down.contains(&Machine::of(m.to, s.witness.machine())) {
                     continue;
                 }
                 if let Some(tx) = s.inboxes.get(&m.to) {
@@ -180,6 +182,11 @@ impl SimNet {
         self.state.lock().expect("net").wan = wan;
     }
 
+    /// Puts the witness share on its machine (topology, fixed for the run).
+    pub fn set_witness_host(&self, host: WitnessHost) {
+        self.state.lock().expect("net").witness = host;
+    }
+
     pub fn cut(&self, from: Machine, to: Machine, net: Net) {
         self.state.lock().expect("net").cuts.insert((from, to, net));
     }
@@ -230,13 +237,13 @@ impl SimNet {
         let s = self.state.lock().expect("net");
         let mut out = Vec::new();
         for net in [Net::Public, Net::Private] {
-            let cut_to: Vec<&str> = s
+            let cut_to: Vec<String> = s
                 .cuts
                 .iter()
                 .filter(|(a, _, n)| *a == m && *n == net)
                 .map(|(_, b, _)| b.name())
                 .collect();
-            let cut_from: Vec<&str> = s
+            let cut_from: Vec<String> = s
                 .cuts
                 .iter()
                 .filter(|(_, b, n)| *b == m && *n == net)
@@ -327,7 +334,8 @@ impl Network for SimNet {
         let mut msg = msg;
         {
             let mut s = self.state.lock().expect("net");
-            let (a, b) = (Machine::of(from), Machine::of(to));
+            let witness = s.witness.machine();
+            let (a, b) = (Machine::of(from, witness), Machine::of(to, witness));
             if s.down.contains(&a) || s.down.contains(&b) || s.cuts.contains(&(a, b, net)) {
                 return;
             }

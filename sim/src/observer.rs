@@ -8,7 +8,7 @@ use ccr_core::cluster::config::ClusterConfig;
 use ccr_core::cluster::hub::HubConfig;
 use ccr_core::cluster::node::{Node, NodeEvent};
 use ccr_core::cluster::wire::Msg;
-use ccr_core::cluster::{Endpoint, NodeId, Now};
+use ccr_core::cluster::{Endpoint, HubId, NodeId, Now};
 use ccr_core::host::Observer;
 use ccr_core::storage::MessageId;
 use ccr_reports::record::{Mark, Window};
@@ -22,6 +22,10 @@ pub use ccr_reports::record::{Invariant, Violation};
 const KEEP_LAST: usize = 40;
 
 struct State {
+    /// Hub services stopped right now, and redelivery requests (hub, node, request) sent to
+    /// one of them while it was: for the coverage of a redelivery a hub carries out late.
+    hubs_down: BTreeSet<HubId>,
+    asked_while_down: BTreeSet<(HubId, NodeId, u64)>,
     hash: u64,
     lines: u64,
     last: VecDeque<String>,
@@ -64,10 +68,11 @@ pub struct Obs {
     truth: Truth,
     /// The node machines' disks, read (never asked) when a mount is judged.
     disks: std::sync::OnceLock<[Arc<std::sync::Mutex<SimDisk>>; 2]>,
-    /// The hub machine's clock and the nodes' (time-window redelivery is judged by them).
+    /// The hub machines' clocks (hub1 first) and the nodes' (time-window redelivery is
+    /// judged by them).
     #[allow(clippy::type_complexity)]
     clocks: std::sync::OnceLock<(
-        Arc<crate::clock::SimClock>,
+        Vec<Arc<crate::clock::SimClock>>,
         [Arc<crate::clock::SimClock>; 2],
     )>,
     /// How long a node waits without heartbeats before it calls its peer down.
@@ -113,6 +118,8 @@ impl Obs {
             budget: crate::budget::Budget::new(sim_seconds, crate::budget::limits()),
             stuck_out: Default::default(),
             state: Mutex::new(State {
+                hubs_down: BTreeSet::new(),
+                asked_while_down: BTreeSet::new(),
                 hash: 0xCBF2_9CE4_8422_2325,
                 lines: 0,
                 last: VecDeque::new(),
@@ -237,6 +244,16 @@ impl Obs {
             .or_default() += 1;
     }
 
+    /// A hub's transport service stopped (`false`) or runs again.
+    pub fn hub_up(&self, hub: HubId, up: bool) {
+        let mut s = self.state.lock().expect("obs");
+        if up {
+            s.hubs_down.remove(&hub);
+        } else {
+            s.hubs_down.insert(hub);
+        }
+    }
+
     pub fn coverage(&self) -> BTreeMap<String, u64> {
         self.state.lock().expect("obs").coverage.clone()
     }
@@ -257,10 +274,10 @@ impl Obs {
     /// The hub machine's clock and the nodes': time-window redelivery is judged by them.
     pub fn attach_clocks(
         &self,
-        hub: Arc<crate::clock::SimClock>,
+        hubs: Vec<Arc<crate::clock::SimClock>>,
         nodes: [Arc<crate::clock::SimClock>; 2],
     ) {
-        let _ = self.clocks.set((hub, nodes));
+        let _ = self.clocks.set((hubs, nodes));
     }
 
     fn facts(&self, node: NodeId) -> Option<DiskFacts> {
@@ -447,6 +464,29 @@ impl crate::net::Tap for Obs {
         if sent.first_redelivery_answer {
             self.cover("redelivery requested after a mount");
         }
+        match (from, to, msg) {
+            (Endpoint::Node(n), Endpoint::Hub(h), Msg::Redeliver { request, .. }) => {
+                let mut s = self.state.lock().expect("obs");
+                if s.hubs_down.contains(&h) && s.asked_while_down.insert((h, n, *request)) {
+                    drop(s);
+                    self.cover("redelivery asked of a hub that is down");
+                }
+            }
+            (Endpoint::Hub(h), Endpoint::Node(n), Msg::RedeliveryAccepted { request })
+                if sent.first_redelivery_answer =>
+            {
+                let late = self
+                    .state
+                    .lock()
+                    .expect("obs")
+                    .asked_while_down
+                    .contains(&(h, n, *request));
+                if late {
+                    self.cover("redelivery carried out by a hub back from down");
+                }
+            }
+            _ => {}
+        }
         if let (Endpoint::Node(_), Msg::HandOver { drain: true, .. }) = (from, msg) {
             self.cover("group failed over past the restart policy");
         }
@@ -458,14 +498,15 @@ impl crate::net::Tap for Obs {
 
     fn delivered(&self, sent_at: u64, from: Endpoint, to: Endpoint, msg: &Msg) {
         self.truth.delivered(self.elapsed_ms(), to, msg);
-        if let (Endpoint::Hub, Endpoint::Node(n), Msg::Delivered { id, .. }, Some(clocks)) =
+        if let (Endpoint::Hub(h), Endpoint::Node(n), Msg::Delivered { id, .. }, Some(clocks)) =
             (to, from, msg, self.clocks.get())
         {
-            if self.truth.wants_hub_stamps() {
+            let hub_clock = clocks.0.get(usize::from(h.0).saturating_sub(1));
+            if let (true, Some(hub_clock)) = (self.truth.wants_hub_stamps(), hub_clock) {
                 let wall =
                     |c: &Arc<crate::clock::SimClock>| ccr_core::host::Clock::now(c.as_ref()).wall;
                 self.truth
-                    .hub_stamped(*id, wall(&clocks.0), wall(&clocks.1[n.index()]));
+                    .hub_stamped(*id, wall(hub_clock), wall(&clocks.1[n.index()]));
             }
         }
         if let (Endpoint::Node(_), Msg::WitnessDenied { .. }) = (to, msg) {
@@ -475,7 +516,7 @@ impl crate::net::Tap for Obs {
         // after the fault: it was never lost (say a short pause), and nothing fails over.
         if let (
             Endpoint::Node(n),
-            Endpoint::Hub,
+            Endpoint::Hub(_),
             Msg::Delivered { .. } | Msg::Mounted { .. } | Msg::Redeliver { .. },
         ) = (from, to, msg)
         {

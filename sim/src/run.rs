@@ -104,7 +104,7 @@ async fn simulate(
         ));
     }
     if let Some(wan) = &scenario.wan {
-        let remote: Vec<&str> = wan.remote.iter().map(|m| m.name()).collect();
+        let remote: Vec<String> = wan.remote.iter().map(|m| m.name()).collect();
         let bandwidth = match wan.link.bandwidth_mbit {
             b if b > 0.0 => format!("{b} Mbit/s"),
             _ => "unlimited".into(),
@@ -246,9 +246,7 @@ async fn simulate(
         settings: obs.settings(),
         coverage: obs.coverage(),
         timeline: Timeline {
-            machines: ["node1", "node2", "hub", "clients"]
-                .map(String::from)
-                .to_vec(),
+            machines: world.lanes(),
             samples,
             steps: obs.steps(),
             failover_windows: obs.failover_windows(),
@@ -359,7 +357,8 @@ fn longest_outage_s(samples: &[ccr_reports::record::Sample]) -> f64 {
     let mut since: Option<f64> = None;
     let mut served_once = false;
     for s in samples {
-        let out = s.machines.get(3).is_some_and(|c| c.state == "outage");
+        // The clients' lane is the last (see `World::lanes`).
+        let out = s.machines.last().is_some_and(|c| c.state == "outage");
         if !out {
             served_once = true;
             since = None;

@@ -4,10 +4,10 @@
 use ccr_core::cluster::config::ClusterConfig;
 use ccr_core::cluster::hub::HubConfig;
 use ccr_core::cluster::node::PlantedBugs;
-use ccr_core::cluster::{Net, NodeId};
+use ccr_core::cluster::{HubId, Net, NodeId};
 use serde::{Deserialize, Serialize};
 
-use crate::topology::{LinkConfig, Machine, Wan};
+use crate::topology::{LinkConfig, Machine, Wan, WitnessHost};
 
 /// One fault or admin action. Node-relative variants (`…Active`) act on whichever node serves
 /// when the step runs, which is what a scenario about "the active" means.
@@ -98,11 +98,18 @@ pub enum Fault {
     WitnessDown,
     WitnessUp,
     WitnessFileLost,
-    /// The hub transport service stops (its queue and dumpster are kept, as Exchange keeps
-    /// them in its queue database; the witness share on the same machine stays up): nothing
-    /// reaches it, clients cannot hand it mail, it delivers nothing — until `hub-up`.
-    HubDown,
-    HubUp,
+    /// A hub transport service stops (its queue and dumpster are kept, as Exchange keeps
+    /// them in its queue database; a witness share on the same machine stays up): nothing
+    /// reaches it, clients hand their mail to another hub, it delivers nothing — until
+    /// `hub-up`. `hub`: which (1 when absent).
+    HubDown {
+        #[serde(default)]
+        hub: HubId,
+    },
+    HubUp {
+        #[serde(default)]
+        hub: HubId,
+    },
     Move {
         target: NodeId,
         comment: String,
@@ -129,6 +136,19 @@ impl Fault {
             .ok()
             .and_then(|v| v.get("do").and_then(|d| d.as_str()).map(String::from))
             .unwrap_or_else(|| "?".into())
+    }
+
+    /// The machines this fault names (a hub by number counts as its machine), to check that
+    /// the topology has them.
+    pub fn machines(&self) -> Vec<Machine> {
+        match self {
+            Fault::Partition { from, to, .. } => vec![*from, *to],
+            Fault::Isolate { machine, .. }
+            | Fault::ClockJump { machine, .. }
+            | Fault::ClockDrift { machine, .. } => vec![*machine],
+            Fault::HubDown { hub } | Fault::HubUp { hub } => vec![Machine::Hub(*hub)],
+            _ => Vec::new(),
+        }
     }
 
     /// The node this fault acts on, when it names one.
@@ -280,6 +300,9 @@ pub struct Scenario {
     /// A second site and the link to it (none: every machine on one site).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wan: Option<Wan>,
+    /// The witness share's machine: `hub1` (the article's) or `own`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub witness: WitnessHost,
     pub steps: Vec<Step>,
     pub expect: Expect,
     /// Test-only broken logic, to show each checker firing (and to replay a shrunk failure of
@@ -288,6 +311,28 @@ pub struct Scenario {
     /// What `ccr-sim run` needs to find this scenario again: a built-in name or a file path.
     #[serde(skip)]
     pub source: String,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+impl Scenario {
+    /// Whether the topology has `m`: its hubs are `hub1` … `hub{cluster.hubs}`, and the
+    /// witness has a machine only when given one of its own.
+    pub fn has_machine(&self, m: Machine) -> Result<(), String> {
+        match m {
+            Machine::Hub(h) if h.0 == 0 || h.0 > self.cluster.hubs => Err(format!(
+                "{m}: this cluster has {} hub(s) (hubs = {} in [cluster])",
+                self.cluster.hubs, self.cluster.hubs
+            )),
+            Machine::Witness if self.witness != WitnessHost::Own => Err(
+                "witness: the witness share sits on hub1 unless `witness = \"own\"` gives it a machine"
+                    .into(),
+            ),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// How far a scripted step may move by default (a scenario sets `jitter`).
@@ -347,6 +392,7 @@ impl Default for Scenario {
             cluster: ClusterConfig::default(),
             hub: HubConfig::default(),
             wan: None,
+            witness: WitnessHost::default(),
             steps: Vec::new(),
             expect: Expect::default(),
             planted: Planted::default(),

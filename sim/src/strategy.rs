@@ -27,7 +27,7 @@ pub fn machine() -> impl Strategy<Value = Machine> {
     prop_oneof![
         Just(Machine::Node1),
         Just(Machine::Node2),
-        Just(Machine::Hub),
+        Just(Machine::Hub(ccr_core::cluster::HubId::FIRST)),
         Just(Machine::Client)
     ]
 }

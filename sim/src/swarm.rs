@@ -27,14 +27,14 @@
 //! cluster without quorum for as long as they last. Liveness after healing covers the rest.
 
 use ccr_core::cluster::config::MountDial;
-use ccr_core::cluster::{Net, NodeId};
+use ccr_core::cluster::{HubId, Net, NodeId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::knobs;
 use crate::scenario::{Expect, Fault, Scenario, Step, Workload};
-use crate::topology::{LinkConfig, Machine, Wan};
+use crate::topology::{LinkConfig, Machine, Wan, WitnessHost};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -80,7 +80,7 @@ impl Family {
 /// The generator's version: `swarm@V:SEED` names the scenario version V made of SEED. A
 /// change to what a seed generates raises it, so a seed quoted in an old report says that it
 /// now means something else instead of silently replaying another scenario.
-pub const GENERATOR_VERSION: u32 = 8;
+pub const GENERATOR_VERSION: u32 = 9;
 
 /// The shape of every swarm run.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,12 +112,45 @@ impl Default for Swarm {
     }
 }
 
+/// The machines a network or clock fault picks from. `Hub(1)` stands for the hub side:
+/// which of the hubs (or the witness's own machine) follows from the step's instant, so that
+/// the draws keep the order version 8 made them in.
 const MACHINES: [Machine; 4] = [
     Machine::Node1,
     Machine::Node2,
-    Machine::Hub,
+    Machine::Hub(HubId::FIRST),
     Machine::Client,
 ];
+
+/// The hub-side machine a step at `at_ms` acts on: one of the hubs, or the witness's own
+/// machine when it has one.
+fn hub_side(scenario: &Scenario, at_ms: u64, m: Machine) -> Machine {
+    if m != Machine::Hub(HubId::FIRST) {
+        return m;
+    }
+    let hubs = u64::from(scenario.cluster.hubs.max(1));
+    let own = u64::from(scenario.witness == WitnessHost::Own);
+    match at_ms % (hubs + own) {
+        k if k < hubs => Machine::Hub(HubId(1 + k as u8)),
+        _ => Machine::Witness,
+    }
+}
+
+/// The hub a hub fault at `at_ms` stops.
+fn which_hub(scenario: &Scenario, at_ms: u64) -> HubId {
+    HubId(1 + (at_ms % u64::from(scenario.cluster.hubs.max(1))) as u8)
+}
+
+/// Version 9's topology, from a stream of its own so the fault draws keep their order: one
+/// to three hubs (two in half the seeds, Exchange's smallest redundant site), and the
+/// witness on a machine of its own in a quarter.
+fn draw_topology(seed: u64, scenario: &mut Scenario) {
+    let mut r = StdRng::seed_from_u64(seed ^ 0x544f_504f_0000_0009);
+    scenario.cluster.hubs = [1, 2, 2, 3][r.random_range(0..4)];
+    if r.random_bool(0.25) {
+        scenario.witness = WitnessHost::Own;
+    }
+}
 
 impl Swarm {
     /// The scenario seed `seed` stands for. Same seed, same scenario, on any machine.
@@ -143,6 +176,7 @@ impl Swarm {
             source: self.name(seed),
             ..Scenario::default()
         };
+        draw_topology(seed, &mut scenario);
         scenario.cluster.mount_dial = [
             MountDial::Lossless,
             MountDial::GoodAvailability,
@@ -203,7 +237,7 @@ impl Swarm {
         }
         let knobs = knobs::describe(&scenario);
         let site = scenario.wan.as_ref().map_or(String::new(), |w| {
-            let remote: Vec<&str> = w.remote.iter().map(|m| m.name()).collect();
+            let remote: Vec<String> = w.remote.iter().map(|m| m.name()).collect();
             format!(
                 "; second site {} over {:.1} Mbit/s, {}-{} ms",
                 remote.join("+"),
@@ -212,6 +246,11 @@ impl Swarm {
                 w.link.max_delay_ms
             )
         });
+        let site = format!(
+            "{site}; {} hub(s), the witness on {}",
+            scenario.cluster.hubs,
+            scenario.witness.machine()
+        );
         scenario.description = format!(
             "Swarm seed {seed}: {}; {} messages/s of {} bytes{}; mount dial {:?}{site}; knobs: {}.",
             rates.join(", "),
@@ -275,16 +314,16 @@ impl Swarm {
                 let fault = match r.random_range(0..4) {
                     0 => Fault::IsolateActive,
                     1 => Fault::Isolate {
-                        machine: MACHINES[r.random_range(0..4)],
+                        machine: hub_side(scenario, at_ms, MACHINES[r.random_range(0..4)]),
                         net,
                         one_way: r.random_bool(0.3),
                     },
                     _ => {
-                        let a = MACHINES[r.random_range(0..4)];
-                        let b = MACHINES[(a as usize + r.random_range(1..4)) % 4];
+                        let a = r.random_range(0..4);
+                        let b = (a + r.random_range(1..4)) % 4;
                         Fault::Partition {
-                            from: a,
-                            to: b,
+                            from: hub_side(scenario, at_ms, MACHINES[a]),
+                            to: hub_side(scenario, at_ms, MACHINES[b]),
                             net,
                             one_way: r.random_bool(0.3),
                         }
@@ -374,7 +413,7 @@ impl Swarm {
                 }
             }
             Family::Clock => {
-                let machine = MACHINES[r.random_range(0..3)];
+                let machine = hub_side(scenario, at_ms, MACHINES[r.random_range(0..3)]);
                 if r.random_bool(0.5) {
                     let bound = (scenario.cluster.max_drift_ppm / 2) as i64;
                     push(
@@ -394,7 +433,7 @@ impl Swarm {
                     );
                 }
             }
-            // The hub machine: its witness share, and (since version 6) its transport service.
+            // The hub side: the witness share, and (since version 6) a hub transport service.
             Family::Witness => match r.random_range(0..10) {
                 0..=5 => {
                     push(at_ms, Fault::WitnessDown);
@@ -404,9 +443,19 @@ impl Swarm {
                 }
                 6 | 7 => push(at_ms, Fault::WitnessFileLost),
                 _ => {
-                    push(at_ms, Fault::HubDown);
-                    if repaired {
-                        push(later(r, 5, 240), Fault::HubUp);
+                    // Version 9: half of these stop the hub just as a lossy failover's
+                    // survivor asks every hub to redeliver (the mount comes ~15 s after the
+                    // power loss), so the request waits for the hub's return.
+                    let (down_at, during_failover) = if r.random_bool(0.5) {
+                        push(at_ms, Fault::PowerLossActive);
+                        (at_ms + r.random_range(2_000..12_000), true)
+                    } else {
+                        (at_ms, false)
+                    };
+                    let hub = which_hub(scenario, down_at);
+                    push(down_at, Fault::HubDown { hub });
+                    if repaired || during_failover {
+                        push(later(r, 30, 240), Fault::HubUp { hub });
                     }
                 }
             },
@@ -506,8 +555,8 @@ fn draw_wan(r: &mut StdRng, scenario: &Scenario) -> Wan {
     let remote = match r.random_range(0..4) {
         0 => vec![Machine::Node1],
         1 => vec![Machine::Node2],
-        2 => vec![Machine::Hub],
-        _ => vec![Machine::Node2, Machine::Hub],
+        2 => vec![Machine::Hub(HubId::FIRST)],
+        _ => vec![Machine::Node2, Machine::Hub(HubId::FIRST)],
     };
     let delay = r.random_range(1..=50u64);
     let mut link = LinkConfig {

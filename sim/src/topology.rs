@@ -1,26 +1,52 @@
 //! The simulated topology's names: machines and per-network link settings. Plain data, used
 //! by scenarios and by the simulated network.
 
-use ccr_core::cluster::{Endpoint, NodeId};
+use ccr_core::cluster::{Endpoint, HubId, NodeId};
 use serde::{Deserialize, Serialize};
 
-/// A machine, as the network sees it.
+/// A machine, as the network sees it. In files: `node1`, `node2`, `hub1`, `hub2`, … (`hub`
+/// is `hub1`), `witness` (a machine of its own, when the topology gives the witness one) and
+/// `client`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String", into = "String")]
 pub enum Machine {
     Node1,
     Node2,
-    /// The hub transport server, which also hosts the witness share.
-    Hub,
-    /// The clients (Outlook users), on the public network, talking to the hub.
+    /// A hub transport server; `hub1` also hosts the witness share unless the witness has
+    /// a machine of its own.
+    Hub(HubId),
+    /// The witness share's own machine (`witness = "own"`).
+    Witness,
+    /// The clients (Outlook users), on the public network, handing mail to the hubs.
     Client,
 }
 
+/// Where the file share witness lives: on the first hub (the article's layout) or on a
+/// machine of its own, so that losing that hub does not cost the witness too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WitnessHost {
+    #[default]
+    Hub1,
+    Own,
+}
+
+impl WitnessHost {
+    pub fn machine(self) -> Machine {
+        match self {
+            WitnessHost::Hub1 => Machine::Hub(HubId::FIRST),
+            WitnessHost::Own => Machine::Witness,
+        }
+    }
+}
+
 impl Machine {
-    pub fn of(e: Endpoint) -> Machine {
+    /// The machine an endpoint runs on, the witness being on `witness`.
+    pub fn of(e: Endpoint, witness: Machine) -> Machine {
         match e {
             Endpoint::Node(n) | Endpoint::Share(n) => Machine::node(n),
-            Endpoint::Witness | Endpoint::Hub => Machine::Hub,
+            Endpoint::Witness => witness,
+            Endpoint::Hub(h) => Machine::Hub(h),
         }
     }
 
@@ -31,13 +57,48 @@ impl Machine {
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub fn name(self) -> String {
         match self {
-            Machine::Node1 => "node1",
-            Machine::Node2 => "node2",
-            Machine::Hub => "hub",
-            Machine::Client => "client",
+            Machine::Node1 => "node1".into(),
+            Machine::Node2 => "node2".into(),
+            Machine::Hub(h) => h.to_string(),
+            Machine::Witness => "witness".into(),
+            Machine::Client => "client".into(),
         }
+    }
+}
+
+impl From<Machine> for String {
+    fn from(m: Machine) -> String {
+        m.name()
+    }
+}
+
+impl TryFrom<String> for Machine {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Machine, String> {
+        Ok(match s.as_str() {
+            "node1" => Machine::Node1,
+            "node2" => Machine::Node2,
+            "hub" => Machine::Hub(HubId::FIRST),
+            "witness" => Machine::Witness,
+            "client" => Machine::Client,
+            _ => match s.strip_prefix("hub").and_then(|n| n.parse::<u8>().ok()) {
+                Some(n @ 1..=8) => Machine::Hub(HubId(n)),
+                _ => {
+                    return Err(format!(
+                        "unknown machine {s:?}: expected node1, node2, hub1 … hub8 (hub is hub1), witness or client"
+                    ))
+                }
+            },
+        })
+    }
+}
+
+impl std::fmt::Display for Machine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
     }
 }
 
@@ -96,7 +157,7 @@ impl Wan {
             return Err("remote: name the machines at the second site".into());
         }
         if self.remote.contains(&Machine::Client) {
-            return Err("remote: the clients sit with the hub; name the hub".into());
+            return Err("remote: the clients sit with hub1; name hub1".into());
         }
         self.link.check().map_err(|m| format!("link: {m}"))?;
         let log_ms = self.link.transmit_us(cluster.storage.log_size) / 1000;
@@ -118,7 +179,7 @@ impl Wan {
     pub fn crosses(&self, a: Machine, b: Machine) -> bool {
         let remote = |m: Machine| {
             let m = if m == Machine::Client {
-                Machine::Hub
+                Machine::Hub(HubId::FIRST)
             } else {
                 m
             };
@@ -231,15 +292,35 @@ mod tests {
     }
 
     #[test]
+    fn machines_are_named_in_files_as_they_print() {
+        for m in [
+            Machine::Node1,
+            Machine::Hub(HubId(1)),
+            Machine::Hub(HubId(3)),
+            Machine::Witness,
+            Machine::Client,
+        ] {
+            assert_eq!(Machine::try_from(m.name()), Ok(m));
+        }
+        assert_eq!(
+            Machine::try_from("hub".to_string()),
+            Ok(Machine::Hub(HubId(1)))
+        );
+        let err = Machine::try_from("hub9".to_string()).unwrap_err();
+        assert!(err.contains("hub9") && err.contains("hub8"), "{err}");
+    }
+
+    #[test]
     fn the_wan_is_crossed_between_sites_only() {
         let wan = Wan {
             remote: vec![Machine::Node2],
             link: LinkConfig::default(),
         };
         assert!(wan.crosses(Machine::Node1, Machine::Node2));
-        assert!(wan.crosses(Machine::Node2, Machine::Hub));
+        let hub1 = Machine::Hub(HubId::FIRST);
+        assert!(wan.crosses(Machine::Node2, hub1));
         assert!(wan.crosses(Machine::Client, Machine::Node2));
-        assert!(!wan.crosses(Machine::Node1, Machine::Hub));
-        assert!(!wan.crosses(Machine::Client, Machine::Hub));
+        assert!(!wan.crosses(Machine::Node1, hub1));
+        assert!(!wan.crosses(Machine::Client, hub1));
     }
 }

@@ -14,7 +14,7 @@ use ccr_core::cluster::config::ClusterConfig;
 use ccr_core::cluster::hub::{HubConfig, RedeliveryMode};
 use ccr_core::cluster::node::{DB_FILE, LOG_DIR};
 use ccr_core::cluster::wire::{Msg, TimeWindow};
-use ccr_core::cluster::{Endpoint, NodeId};
+use ccr_core::cluster::{Endpoint, HubId, NodeId};
 use ccr_core::disk::MemDisk;
 use ccr_core::storage::database::{Database, MessageMeta};
 use ccr_core::storage::logfile::{scan, LogHeader, HEADER_LEN};
@@ -296,7 +296,7 @@ pub fn unlike_sent(stored: &Stored, client: ClientMail) -> Option<String> {
 /// every delivery the hub had sent and a node confirmed, first in first out, bounded by the
 /// configured size and age. When a message left it is what the hub *had* to do, whatever the
 /// hub says it did.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct DumpsterModel {
     max_bytes: u64,
     max_age_ms: u64,
@@ -372,9 +372,12 @@ struct State {
     /// and regained before the hub heard of the first mount) has already reported the loss,
     /// and says 0 the second time (swarm@3 seed 94).
     reported_lost: BTreeMap<(NodeId, u64), u32>,
-    dumpster: DumpsterModel,
-    /// When the hub first answered each redelivery request (node, request id).
-    redelivery_answered: BTreeMap<(NodeId, u64), u64>,
+    /// One model per hub (each keeps its own dumpster), made from `limits` when the hub is
+    /// first seen.
+    dumpsters: BTreeMap<HubId, DumpsterModel>,
+    limits: DumpsterModel,
+    /// When each hub first answered each redelivery request (hub, node, request id).
+    redelivery_answered: BTreeMap<(HubId, NodeId, u64), u64>,
     /// The newest log generation each node has been told of on the wire (the peer's
     /// heartbeats, the witness's answers): all a survivor can know of what it lacks.
     /// Each increase, with its time: a mount is judged by what the node had been told before
@@ -397,6 +400,15 @@ struct State {
 }
 
 impl State {
+    fn dumpster(&mut self, hub: HubId) -> &mut DumpsterModel {
+        let limits = &self.limits;
+        self.dumpsters.entry(hub).or_insert_with(|| DumpsterModel {
+            max_bytes: limits.max_bytes,
+            max_age_ms: limits.max_age_ms,
+            ..Default::default()
+        })
+    }
+
     fn tell(&mut self, node: NodeId, at: u64, head: Generation) {
         let told = self.told_head.entry(node).or_default();
         if told.last().is_none_or(|(_, h)| head > *h) {
@@ -426,7 +438,7 @@ impl Truth {
             }),
             heartbeat_ms: config.heartbeat_interval_ms(),
             state: std::sync::Mutex::new(State {
-                dumpster: DumpsterModel {
+                limits: DumpsterModel {
                     max_bytes: hub.dumpster_max_bytes,
                     // The hub ages entries on its own clock, which may run fast by up to half
                     // the drift bound: on the simulation's clock an entry may leave that much
@@ -493,17 +505,19 @@ impl Truth {
         }
         let mut s = self.state();
         match (from, msg) {
-            (Endpoint::Hub, Msg::Deliver { id, size, .. }) => {
+            (Endpoint::Hub(h), Msg::Deliver { id, size, .. }) => {
                 // Sent again after a node had confirmed it: a redelivery from the dumpster.
-                if s.dumpster.held.contains_key(id) || s.dumpster.evicted.contains_key(id) {
+                let d = s.dumpster(h);
+                if d.held.contains_key(id) || d.evicted.contains_key(id) {
                     s.redelivered.insert(*id);
                 }
-                s.dumpster.sent(*id, *size)
+                s.dumpster(h).sent(*id, *size)
             }
-            (Endpoint::Hub, Msg::RedeliveryAccepted { request }) => {
+            (Endpoint::Hub(h), Msg::RedeliveryAccepted { request }) => {
                 if let Endpoint::Node(n) = to {
-                    let first = !s.redelivery_answered.contains_key(&(n, *request));
-                    s.redelivery_answered.entry((n, *request)).or_insert(at);
+                    let key = (h, n, *request);
+                    let first = !s.redelivery_answered.contains_key(&key);
+                    s.redelivery_answered.entry(key).or_insert(at);
                     return Sent {
                         first_redelivery_answer: first,
                         ..Sent::default()
@@ -588,7 +602,7 @@ impl Truth {
         };
         let mut s = self.state();
         match (to, msg, head) {
-            (Endpoint::Hub, Msg::Delivered { id, .. }, _) => s.dumpster.confirmed(at, *id),
+            (Endpoint::Hub(h), Msg::Delivered { id, .. }, _) => s.dumpster(h).confirmed(at, *id),
             (Endpoint::Node(n), _, Some(_)) if s.paused.contains(&n) => {
                 let held = s.held_heads.entry(n).or_default();
                 *held = (*held).max(head.unwrap_or(0));
@@ -793,15 +807,27 @@ impl Truth {
 
     pub fn loss_excuse(&self, id: MessageId) -> Option<String> {
         let mut s = self.state();
-        let asked = s.redelivery_answered.values().max().copied()?;
-        s.dumpster.evict(asked);
-        let evicted = *s.dumpster.evicted.get(&id)?;
+        // The hub the message went through: the one whose dumpster held it.
+        let hub = s
+            .dumpsters
+            .iter()
+            .find(|(_, d)| d.held.contains_key(&id) || d.evicted.contains_key(&id))
+            .map(|(h, _)| *h)?;
+        let asked = s
+            .redelivery_answered
+            .iter()
+            .filter(|((h, _, _), _)| *h == hub)
+            .map(|(_, at)| *at)
+            .max()?;
+        let d = s.dumpster(hub);
+        d.evict(asked);
+        let evicted = *d.evicted.get(&id)?;
         (evicted < asked).then(|| {
             format!(
-                "{id:?} left the dumpster at {:.3} s (its limits: {} bytes, {} s), before the redelivery answered at {:.3} s",
+                "{id:?} left {hub}'s dumpster at {:.3} s (its limits: {} bytes, {} s), before {hub} answered the redelivery at {:.3} s",
                 evicted as f64 / 1000.0,
-                s.dumpster.max_bytes,
-                s.dumpster.max_age_ms / 1000,
+                d.max_bytes,
+                d.max_age_ms / 1000,
                 asked as f64 / 1000.0
             )
         })

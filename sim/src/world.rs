@@ -1,6 +1,7 @@
-//! The simulated world: two mailbox node machines and the hub machine, each with its own clock
-//! and (for the nodes) a disk that belongs to the machine and outlives its processes. Processes
-//! run the same async host as the real binary.
+//! The simulated world: two mailbox node machines, the hub transport machines (the first also
+//! hosting the witness share, unless it has a machine of its own) and the clients, each with
+//! its own clock and (for the nodes) a disk that belongs to the machine and outlives its
+//! processes. Processes run the same async host as the real binary.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,7 +13,7 @@ use ccr_core::cluster::node::{Admin, Node};
 use ccr_core::cluster::share;
 use ccr_core::cluster::wire::Msg;
 use ccr_core::cluster::witness::Witness;
-use ccr_core::cluster::{Endpoint, Net, NodeId};
+use ccr_core::cluster::{Endpoint, HubId, Net, NodeId};
 use ccr_core::disk::MemDisk;
 use ccr_core::host::{run_node, Clock, HostEnv, Incoming, Inputs, Network};
 use ccr_core::storage::MessageId;
@@ -44,6 +45,24 @@ pub struct NodeMachine {
     boot_error: Mutex<Option<String>>,
 }
 
+/// A hub transport machine: its clock, whether its service runs, and the way mail reaches it.
+pub struct HubMachine {
+    pub id: HubId,
+    pub clock: Arc<SimClock>,
+    /// The service runs (`hub-down` stops it).
+    up: Arc<std::sync::atomic::AtomicBool>,
+    /// Its network inbox, to take back when it comes up.
+    inbox: Mutex<Option<mpsc::UnboundedSender<Incoming>>>,
+    /// Where the clients hand it mail.
+    submit: mpsc::UnboundedSender<(MessageId, u32)>,
+}
+
+impl HubMachine {
+    fn is_up(&self) -> bool {
+        self.up.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// Runtime work, counted so the benchmarks can run the same amount through bare madsim.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Work {
@@ -69,15 +88,15 @@ pub struct World {
     pub net: SimNet,
     pub obs: Arc<Obs>,
     pub nodes: Vec<NodeMachine>,
-    pub hub_clock: Arc<SimClock>,
+    pub hubs: Vec<HubMachine>,
+    /// The witness share's machine's clock (hub1's, unless it has a machine of its own).
+    witness_clock: Arc<SimClock>,
+    witness_host: crate::topology::WitnessHost,
     pub witness: Arc<Mutex<Witness>>,
     pub witness_up: Arc<Mutex<bool>>,
-    /// The hub transport service runs (`hub-down` stops it), and its inbox, to take back.
-    hub_up: Arc<std::sync::atomic::AtomicBool>,
-    hub_inbox: Mutex<Option<mpsc::UnboundedSender<Incoming>>>,
-    /// Messages the workload has handed the hub so far.
+    /// Messages the clients have handed a hub so far.
     submitted: Arc<std::sync::atomic::AtomicU64>,
-    /// Wakes of the hub machine's task, for the benchmarks.
+    /// Wakes of the hub machines' and the clients' tasks, for the benchmarks.
     hub_wakes: Arc<std::sync::atomic::AtomicU64>,
     /// The hub's and the shares' tasks, stopped at teardown.
     services: Mutex<Vec<JoinHandle<()>>>,
@@ -103,43 +122,65 @@ impl World {
         }
         let witness = Arc::new(Mutex::new(w));
         let witness_up = Arc::new(Mutex::new(true));
-        let hub_clock = Arc::new(SimClock::new());
         let submitted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut hub_inboxes = Vec::new();
+        let hubs: Vec<HubMachine> = HubId::all(config.hubs)
+            .map(|id| {
+                let (submit, rx) = mpsc::unbounded_channel();
+                hub_inboxes.push(rx);
+                HubMachine {
+                    id,
+                    clock: Arc::new(SimClock::new()),
+                    up: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+                    inbox: Mutex::new(None),
+                    submit,
+                }
+            })
+            .collect();
+        let witness_clock = match scenario.witness {
+            crate::topology::WitnessHost::Hub1 => hubs[0].clock.clone(),
+            crate::topology::WitnessHost::Own => Arc::new(SimClock::new()),
+        };
         let world = World {
             planted: scenario.planted,
             config,
             net,
             obs,
             nodes,
-            hub_clock,
+            hubs,
+            witness_clock,
+            witness_host: scenario.witness,
             witness,
             witness_up,
-            hub_up: Arc::new(std::sync::atomic::AtomicBool::new(true)),
-            hub_inbox: Mutex::new(None),
             submitted,
             hub_wakes: Default::default(),
             services: Mutex::new(Vec::new()),
         };
         world.net.set_tap(world.obs.clone());
         world.net.set_wan(scenario.wan.clone());
+        world.net.set_witness_host(scenario.witness);
         world
             .obs
             .attach_disks([world.nodes[0].disk.clone(), world.nodes[1].disk.clone()]);
         world.obs.attach_clocks(
-            world.hub_clock.clone(),
+            world.hubs.iter().map(|h| h.clock.clone()).collect(),
             [world.nodes[0].clock.clone(), world.nodes[1].clock.clone()],
         );
         for m in &world.nodes {
             world.spawn_share(m);
         }
-        let mut hub = Hub::new(scenario.hub.clone());
-        if scenario.planted.hub_skips_redelivery {
-            hub.plant_bug_skip_redelivery();
+        world.spawn_witness();
+        for (hub, submissions) in world.hubs.iter().zip(hub_inboxes) {
+            let mut core = Hub::new(scenario.hub.clone());
+            if scenario.planted.hub_skips_redelivery {
+                core.plant_bug_skip_redelivery();
+            }
+            if scenario.planted.hub_evicts_early {
+                core.plant_bug_evict_early();
+            }
+            world.spawn_hub(hub, core, submissions, scenario.workload.bodies);
         }
-        if scenario.planted.hub_evicts_early {
-            hub.plant_bug_evict_early();
-        }
-        world.spawn_hub(hub, Workload::new(scenario));
+        world.spawn_clients(Workload::new(scenario));
         for id in NodeId::ALL {
             world.start(id);
         }
@@ -522,8 +563,10 @@ impl World {
         match m {
             Machine::Node1 => &self.nodes[0].clock,
             Machine::Node2 => &self.nodes[1].clock,
+            Machine::Hub(h) => &self.hub(h).clock,
+            Machine::Witness => &self.witness_clock,
             // The clients' clocks drive nothing the simulation checks.
-            Machine::Hub | Machine::Client => &self.hub_clock,
+            Machine::Client => &self.hubs[0].clock,
         }
     }
 
@@ -626,8 +669,8 @@ impl World {
             Fault::WitnessDown => *self.witness_up.lock().expect("witness") = false,
             Fault::WitnessUp => *self.witness_up.lock().expect("witness") = true,
             Fault::WitnessFileLost => self.witness.lock().expect("witness").lose_file(),
-            Fault::HubDown => self.set_hub_up(false),
-            Fault::HubUp => self.set_hub_up(true),
+            Fault::HubDown { hub } => self.set_hub_up(*hub, false),
+            Fault::HubUp { hub } => self.set_hub_up(*hub, true),
             Fault::Move { target, comment } => {
                 if let Some(source) = active {
                     self.admin(
@@ -647,12 +690,7 @@ impl World {
     }
 
     fn isolate(&self, machine: Machine, net: Option<Net>, one_way: bool) {
-        for other in [
-            Machine::Node1,
-            Machine::Node2,
-            Machine::Hub,
-            Machine::Client,
-        ] {
+        for other in self.machines() {
             if other != machine {
                 for n in nets(net) {
                     self.net.cut(machine, other, n);
@@ -669,7 +707,9 @@ impl World {
         self.net.heal();
         self.obs.set_lossy_links(false);
         *self.witness_up.lock().expect("witness") = true;
-        self.set_hub_up(true);
+        for hub in HubId::all(self.config.hubs) {
+            self.set_hub_up(hub, true);
+        }
         for m in &self.nodes {
             m.disk
                 .lock()
@@ -728,15 +768,19 @@ impl World {
                 replay_queue,
             });
         }
+        for hub in &self.hubs {
+            let mut faults = self.net.impairments(Machine::Hub(hub.id));
+            if !hub.is_up() {
+                faults.push("hub transport down".into());
+            }
+            machines.push(MachineSample {
+                state: if hub.is_up() { "hub up" } else { "hub down" }.into(),
+                faults,
+                copy_queue: 0,
+                replay_queue: 0,
+            });
+        }
         let witness_up = *self.witness_up.lock().expect("witness");
-        let hub_up = self.hub_up.load(std::sync::atomic::Ordering::Relaxed);
-        let mut hub_faults = self.net.impairments(Machine::Hub);
-        if !witness_up {
-            hub_faults.push("witness down".into());
-        }
-        if !hub_up {
-            hub_faults.push("hub transport down".into());
-        }
         machines.push(MachineSample {
             state: if witness_up {
                 "witness up"
@@ -744,18 +788,22 @@ impl World {
                 "witness down"
             }
             .into(),
-            faults: hub_faults,
+            faults: self.net.impairments(self.witness_host.machine()),
             copy_queue: 0,
             replay_queue: 0,
         });
-        let reaches_service = hub_up
-            && serving.is_some_and(|n| {
-                self.net
-                    .reachable(Machine::Client, Machine::Hub, Net::Public)
+        // Served: some hub the clients reach runs and reaches the serving node.
+        let reaches_service = serving.is_some_and(|n| {
+            self.hubs.iter().any(|h| {
+                h.is_up()
                     && self
                         .net
-                        .reachable(Machine::Hub, Machine::node(n), Net::Public)
-            });
+                        .reachable(Machine::Client, Machine::Hub(h.id), Net::Public)
+                    && self
+                        .net
+                        .reachable(Machine::Hub(h.id), Machine::node(n), Net::Public)
+            })
+        });
         machines.push(MachineSample {
             state: if reaches_service { "served" } else { "outage" }.into(),
             faults: self.net.impairments(Machine::Client),
@@ -820,31 +868,120 @@ impl World {
         self.services.lock().expect("services").push(task);
     }
 
-    /// Stops or starts the hub transport service: while it is down nothing reaches it.
-    fn set_hub_up(&self, up: bool) {
-        let was = self.hub_up.swap(up, std::sync::atomic::Ordering::Relaxed);
+    /// Every machine of this topology, in the timeline's order: nodes, hubs, the witness's
+    /// own machine if it has one, the clients.
+    pub fn machines(&self) -> Vec<Machine> {
+        let mut out = vec![Machine::Node1, Machine::Node2];
+        out.extend(self.hubs.iter().map(|h| Machine::Hub(h.id)));
+        if self.witness_host == crate::topology::WitnessHost::Own {
+            out.push(Machine::Witness);
+        }
+        out.push(Machine::Client);
+        out
+    }
+
+    /// The timeline's lanes, as `sample` fills them.
+    pub fn lanes(&self) -> Vec<String> {
+        let mut out = vec!["node1".to_string(), "node2".to_string()];
+        out.extend(self.hubs.iter().map(|h| h.id.to_string()));
+        out.push("witness".into());
+        out.push("clients".into());
+        out
+    }
+
+    fn hub(&self, id: HubId) -> &HubMachine {
+        &self.hubs[usize::from(id.0.max(1) - 1).min(self.hubs.len() - 1)]
+    }
+
+    /// Stops or starts a hub transport service: while it is down nothing reaches it.
+    fn set_hub_up(&self, id: HubId, up: bool) {
+        self.obs.hub_up(id, up);
+        let hub = self.hub(id);
+        let was = hub.up.swap(up, std::sync::atomic::Ordering::Relaxed);
         if up && !was {
-            if let Some(tx) = self.hub_inbox.lock().expect("hub").clone() {
-                self.net.register(Endpoint::Hub, tx);
+            if let Some(tx) = hub.inbox.lock().expect("hub").clone() {
+                self.net.register(Endpoint::Hub(id), tx);
             }
         } else if !up && was {
-            self.net.unregister(Endpoint::Hub);
+            self.net.unregister(Endpoint::Hub(id));
         }
     }
 
-    fn spawn_hub(&self, mut hub: Hub, mut workload: Workload) {
-        let (hub_tx, mut hub_rx) = mpsc::unbounded_channel::<Incoming>();
-        let (witness_tx, mut witness_rx) = mpsc::unbounded_channel::<Incoming>();
-        *self.hub_inbox.lock().expect("hub") = Some(hub_tx.clone());
-        self.net.register(Endpoint::Hub, hub_tx);
-        let hub_up = self.hub_up.clone();
-        self.net.register(Endpoint::Witness, witness_tx);
+    /// The file share witness, on its machine's clock.
+    fn spawn_witness(&self) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Incoming>();
+        self.net.register(Endpoint::Witness, tx);
         let net = self.net.clone();
-        let obs = self.obs.clone();
-        let clock = self.hub_clock.clone();
+        let clock = self.witness_clock.clone();
         let witness = self.witness.clone();
         let witness_up = self.witness_up.clone();
+        let task = tokio::spawn(async move {
+            while let Some(m) = rx.recv().await {
+                if let (true, Endpoint::Node(from)) = (*witness_up.lock().expect("witness"), m.from)
+                {
+                    let mut w = witness.lock().expect("witness");
+                    w.handle(clock.now(), from, m.msg);
+                    while let Some((to, reply)) = w.poll_send() {
+                        net.send(Endpoint::Witness, to, Net::Public, reply);
+                    }
+                }
+            }
+        });
+        self.services.lock().expect("services").push(task);
+    }
+
+    /// The clients: each message goes to the next hub in turn, or, when that one is down or
+    /// out of reach, to the next that is not (an SMTP client trying its next server). With
+    /// none reachable the message is never handed over, and nobody is promised anything.
+    fn spawn_clients(&self, mut workload: Workload) {
+        let net = self.net.clone();
+        let hubs: Vec<_> = self
+            .hubs
+            .iter()
+            .map(|h| (h.id, h.up.clone(), h.submit.clone()))
+            .collect();
         let submitted = self.submitted.clone();
+        let wakes = self.hub_wakes.clone();
+        let obs = self.obs.clone();
+        let task = tokio::spawn(async move {
+            let mut turn = 0usize;
+            loop {
+                tokio::time::sleep(workload.until_next()).await;
+                wakes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                obs.spend();
+                while let Some((id, size)) = workload.due() {
+                    let n = hubs.len();
+                    let pick = (0..n).map(|k| &hubs[(turn + k) % n]).find(|(h, up, _)| {
+                        up.load(std::sync::atomic::Ordering::Relaxed)
+                            && net.reachable(Machine::Client, Machine::Hub(*h), Net::Public)
+                    });
+                    turn = (turn + 1) % n;
+                    if let Some((_, _, submit)) = pick {
+                        if submit.send((id, size)).is_ok() {
+                            submitted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+        });
+        self.services.lock().expect("services").push(task);
+    }
+
+    fn spawn_hub(
+        &self,
+        machine: &HubMachine,
+        mut hub: Hub,
+        mut submissions: mpsc::UnboundedReceiver<(MessageId, u32)>,
+        bodies: bool,
+    ) {
+        let me = machine.id;
+        let (hub_tx, mut hub_rx) = mpsc::unbounded_channel::<Incoming>();
+        *machine.inbox.lock().expect("hub") = Some(hub_tx.clone());
+        self.net.register(Endpoint::Hub(me), hub_tx);
+        let hub_up = machine.up.clone();
+        let net = self.net.clone();
+        let obs = self.obs.clone();
+        let clock = machine.clock.clone();
         let hub_wakes = self.hub_wakes.clone();
         let task = tokio::spawn(async move {
             loop {
@@ -858,8 +995,7 @@ impl World {
                         .map_or(Duration::from_secs(3600), |d| clock.until(d))
                 } else {
                     Duration::from_secs(1)
-                }
-                .min(workload.until_next());
+                };
                 tokio::select! {
                     biased;
                     Some(m) = hub_rx.recv() => {
@@ -868,25 +1004,9 @@ impl World {
                             hub.handle(clock.now(), from, m.msg);
                         }
                     }
-                    Some(m) = witness_rx.recv() => {
-                        if let (true, Endpoint::Node(from)) = (*witness_up.lock().expect("witness"), m.from) {
-                            let mut w = witness.lock().expect("witness");
-                            w.handle(clock.now(), from, m.msg);
-                            while let Some((to, reply)) = w.poll_send() {
-                                net.send(Endpoint::Witness, to, Net::Public, reply);
-                            }
-                        }
-                    }
+                    // The clients chose this hub because it ran when they looked.
+                    Some((id, size)) = submissions.recv() => hub.submit(clock.now(), id, size),
                     _ = tokio::time::sleep(sleep) => if up { hub.handle_timeout(clock.now()) },
-                }
-                let up = hub_up.load(std::sync::atomic::Ordering::Relaxed);
-                while let Some((id, size)) = workload.due() {
-                    // A client cut off from the hub (or with the hub down) cannot hand it
-                    // anything.
-                    if up && net.reachable(Machine::Client, Machine::Hub, Net::Public) {
-                        hub.submit(clock.now(), id, size);
-                        submitted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
                 }
                 while let Some(action) = hub.poll_action() {
                     match action {
@@ -896,14 +1016,16 @@ impl World {
                             to,
                             net: n,
                             msg: Msg::Deliver { id, size, .. },
-                        } if workload.bodies => {
+                        } if bodies => {
                             let body = ccr_core::storage::body::generate(id, size);
-                            net.send(Endpoint::Hub, to, n, Msg::Deliver { id, size, body })
+                            net.send(Endpoint::Hub(me), to, n, Msg::Deliver { id, size, body })
                         }
-                        HubAction::Send { to, net: n, msg } => net.send(Endpoint::Hub, to, n, msg),
+                        HubAction::Send { to, net: n, msg } => {
+                            net.send(Endpoint::Hub(me), to, n, msg)
+                        }
                         // Only an acknowledgement the client receives makes a promise.
                         HubAction::Acknowledged { id } => {
-                            if net.reachable(Machine::Hub, Machine::Client, Net::Public) {
+                            if net.reachable(Machine::Hub(me), Machine::Client, Net::Public) {
                                 obs.acked(id)
                             }
                         }
@@ -911,7 +1033,10 @@ impl World {
                         HubAction::Evicted { .. } => {}
                         HubAction::Redelivering { epoch, count } => {
                             obs.saw("redelivered", count as u64);
-                            obs.trace("hub", &format!("redelivering {count} message(s) from the dumpster for epoch {epoch}"))
+                            obs.trace(
+                                &me.to_string(),
+                                &format!("redelivering {count} message(s) from the dumpster for epoch {epoch}"),
+                            )
                         }
                     }
                 }
@@ -921,12 +1046,10 @@ impl World {
     }
 }
 
-/// The clients: unique message ids handed to the hub at a steady rate until the faults stop.
-/// Run on the hub machine's schedule, one event per message.
+/// The clients' mail: unique message ids at a steady rate until the faults stop.
 struct Workload {
     every: Duration,
     size: u32,
-    bodies: bool,
     next: tokio::time::Instant,
     end: tokio::time::Instant,
     id: u64,
@@ -939,7 +1062,6 @@ impl Workload {
         Workload {
             every,
             size: scenario.workload.message_size,
-            bodies: scenario.workload.bodies,
             next: now + every,
             end: now + Duration::from_secs(scenario.duration_s),
             id: 0,

@@ -321,3 +321,38 @@ fn a_damaged_body_is_caught_from_the_stored_bytes_by_loss_and_replication_checke
     s.workload.bodies = false;
     assert!(run(&s, 1, false).passed());
 }
+
+#[test]
+fn loss_fires_when_a_mount_stops_asking_once_one_hub_has_answered() {
+    // hub1 is down when the survivor of a lossy failover asks both hubs to resubmit; hub2
+    // answers. The planted node takes hub2's answer for both and never asks hub1 again, so
+    // hub1's share of the lost mail stays lost when it returns. Correct code asks hub1 again
+    // with every announcement and passes.
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/hub-down-during-redelivery.toml"
+    );
+    let mut s = ccr_sim::file::load(std::path::Path::new(path)).expect("library scenario");
+    s.jitter_ms = 0;
+    let honest = run(&s, 1, false);
+    assert!(honest.passed(), "{}", honest.summary());
+    assert!(honest.resubmitted > 0, "{}", honest.summary());
+    assert!(
+        honest
+            .coverage
+            .contains_key("redelivery carried out by a hub back from down"),
+        "{:?}",
+        honest.coverage
+    );
+    s.planted = nodes(PlantedBugs {
+        redelivery_first_hub_only: true,
+        ..PlantedBugs::default()
+    });
+    let broken = run(&s, 1, false);
+    assert_eq!(
+        violated(&broken),
+        Some(Invariant::NoAcknowledgedLoss),
+        "{}",
+        broken.summary()
+    );
+}

@@ -510,28 +510,37 @@ fn clock_jumps_and_a_slow_passive_disk_cause_no_failover() {
 }
 
 #[test]
-fn clients_cut_off_from_the_hub_submit_nothing_and_nothing_fails_over() {
-    let mut s = short(
-        crash(),
-        200,
-        vec![
-            step(
-                60,
-                Fault::Partition {
-                    from: Machine::Client,
-                    to: Machine::Hub,
-                    net: Some(Net::Public),
-                    one_way: false,
-                },
-            ),
-            step(120, Fault::Heal),
-        ],
+fn clients_cut_off_from_the_hubs_submit_nothing_and_nothing_fails_over() {
+    let cut = |fault| {
+        let mut s = short(crash(), 200, vec![step(60, fault), step(120, Fault::Heal)]);
+        s.expect.failover = Some(false);
+        s
+    };
+    let r = run(
+        &cut(Fault::Isolate {
+            machine: Machine::Client,
+            net: Some(Net::Public),
+            one_way: false,
+        }),
+        6,
+        false,
     );
-    s.expect.failover = Some(false);
-    let r = run(&s, 6, false);
     assert!(r.passed(), "{:?}", r.violation);
-    // 50 messages a second for 200 s, less the minute the clients could not reach the hub.
+    // 50 messages a second for 200 s, less the minute the clients could reach no hub.
     assert!(r.acked < 7_000 && r.acked > 6_500, "acked {}", r.acked);
+    // Cut off from hub1 alone, they hand everything to hub2.
+    let r = run(
+        &cut(Fault::Partition {
+            from: Machine::Client,
+            to: Machine::Hub(ccr_core::cluster::HubId::FIRST),
+            net: Some(Net::Public),
+            one_way: false,
+        }),
+        6,
+        false,
+    );
+    assert!(r.passed(), "{:?}", r.violation);
+    assert!(r.acked > 9_500, "acked {}", r.acked);
 }
 
 #[test]
@@ -584,9 +593,8 @@ fn the_end_and_outage_expectations_fire() {
         vec![
             step(
                 20,
-                Fault::Partition {
-                    from: Machine::Client,
-                    to: Machine::Hub,
+                Fault::Isolate {
+                    machine: Machine::Client,
                     net: None,
                     one_way: false,
                 },
@@ -640,7 +648,10 @@ fn a_public_network_failure_on_the_active_moves_the_server_losslessly() {
 fn a_run_records_a_timeline_the_reports_can_draw() {
     let r = run(&crash(), 1, false);
     let tl = &r.timeline;
-    assert_eq!(tl.machines, ["node1", "node2", "hub", "clients"]);
+    assert_eq!(
+        tl.machines,
+        ["node1", "node2", "hub1", "hub2", "witness", "clients"]
+    );
     // One sample a simulated second, through the liveness phase.
     assert!(tl.samples.len() as f64 >= r.sim_seconds - 1.0);
     assert_eq!(tl.steps.len(), 2, "{:?}", tl.steps);
@@ -661,7 +672,7 @@ fn a_run_records_a_timeline_the_reports_can_draw() {
     assert!(during.machines[lost_index]
         .faults
         .contains(&"down".to_string()));
-    assert_eq!(during.machines[3].state, "outage");
+    assert_eq!(during.machines[5].state, "outage");
     assert!(tl.samples.last().unwrap().acked as usize == r.acked);
 
     let dir = tempfile::tempdir().unwrap();

@@ -92,6 +92,10 @@ pub struct ClusterConfig {
     pub signature: Signature,
     /// Who owns the clustered mailbox server when the cluster is first formed.
     pub initial_owner: NodeId,
+    /// Hub transport servers in the site (`hub1`, `hub2`, …), each with its own dumpster:
+    /// a mount asks every one of them to resubmit what it may have lost, and a hub that
+    /// cannot be reached is asked again until it answers.
+    pub hubs: u8,
     /// The Windows Server profile: heartbeats and restart policy unless set below.
     pub os: Os,
     /// Windows' SameSubnetDelay (the profile's when absent).
@@ -168,6 +172,7 @@ impl Default for ClusterConfig {
             cms_name: "E2K7CCR".into(),
             signature: Signature(0xE2C7_CC12_0000_0001),
             initial_owner: NodeId::Node1,
+            hubs: 2,
             os: Os::default(),
             heartbeat_interval_ms: None,
             heartbeat_threshold: None,
@@ -273,6 +278,9 @@ impl ClusterConfig {
     /// is refused with the field at fault.
     pub fn validate(&self) -> Result<(), String> {
         let fail = |field: &str, why: &str| Err(format!("{field}: {why}"));
+        if !(1..=8).contains(&self.hubs) {
+            return fail("hubs", "must be between 1 and 8");
+        }
         if self.heartbeat_interval_ms() == 0 {
             return fail("heartbeat_interval_ms", "must be positive");
         }

@@ -89,9 +89,39 @@ pub enum Endpoint {
     Node(NodeId),
     /// A node machine's log share: a file server that outlives the node's services.
     Share(NodeId),
-    /// The file share witness (on the hub machine, as in the article).
+    /// The file share witness (on the first hub's machine, as in the article, unless the
+    /// topology gives it a machine of its own).
     Witness,
-    Hub,
+    /// A hub transport server: each keeps its own queue and transport dumpster.
+    Hub(HubId),
+}
+
+/// One of the site's hub transport servers, numbered from 1 (`hub1` hosts the witness share
+/// unless it has a machine of its own). Exchange keeps a transport dumpster on every hub, and
+/// after a lossy mount the store asks each of them to resubmit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct HubId(pub u8);
+
+impl HubId {
+    pub const FIRST: HubId = HubId(1);
+
+    /// The hubs of a site with `count` of them, in order.
+    pub fn all(count: u8) -> impl Iterator<Item = HubId> {
+        (1..=count.max(1)).map(HubId)
+    }
+}
+
+impl Default for HubId {
+    fn default() -> HubId {
+        HubId::FIRST
+    }
+}
+
+impl std::fmt::Display for HubId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "hub{}", self.0)
+    }
 }
 
 /// A machine's clock reading, in milliseconds. `mono` never jumps and drives every timeout and

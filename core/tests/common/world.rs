@@ -12,7 +12,7 @@ use ccr_core::cluster::node::{Action, Admin, Input, Node, NodeEvent, PlantedBugs
 use ccr_core::cluster::share;
 use ccr_core::cluster::wire::Msg;
 use ccr_core::cluster::witness::Witness;
-use ccr_core::cluster::{Endpoint, Net, NodeId, Now};
+use ccr_core::cluster::{Endpoint, HubId, Net, NodeId, Now};
 use ccr_core::disk::{execute_all, DiskError, MemDisk, Tear};
 use ccr_core::storage::MessageId;
 use rand::rngs::StdRng;
@@ -29,7 +29,7 @@ pub enum Place {
 fn place(e: Endpoint) -> Place {
     match e {
         Endpoint::Node(n) | Endpoint::Share(n) => Place::Node(n),
-        Endpoint::Witness | Endpoint::Hub => Place::Hub,
+        Endpoint::Witness | Endpoint::Hub(_) => Place::Hub,
     }
 }
 
@@ -118,7 +118,8 @@ pub struct World {
     pub machines: Vec<Machine>,
     pub witness: Witness,
     pub witness_up: bool,
-    pub hub: Hub,
+    /// The site's hubs, `hubs[0]` being hub1; clients hand them mail in turn.
+    pub hubs: Vec<Hub>,
     queue: BTreeMap<(u64, u64), Ev>,
     cuts: BTreeSet<(Place, Place, Net)>,
     pub net: NetConfig,
@@ -141,7 +142,9 @@ impl World {
             rng: StdRng::seed_from_u64(seed),
             witness: Witness::new(&config),
             witness_up: true,
-            hub: Hub::new(HubConfig::default()),
+            hubs: HubId::all(config.hubs)
+                .map(|_| Hub::new(HubConfig::default()))
+                .collect(),
             machines: Vec::new(),
             config,
             queue: BTreeMap::new(),
@@ -327,10 +330,10 @@ impl World {
         }
     }
 
-    fn drain_hub(&mut self) {
-        while let Some(a) = self.hub.poll_action() {
+    fn drain_hub(&mut self, hub: HubId) {
+        while let Some(a) = self.hubs[usize::from(hub.0) - 1].poll_action() {
             match a {
-                HubAction::Send { to, net, msg } => self.send(Endpoint::Hub, to, net, msg),
+                HubAction::Send { to, net, msg } => self.send(Endpoint::Hub(hub), to, net, msg),
                 HubAction::Acknowledged { id } => {
                     self.acked.insert(id);
                 }
@@ -373,10 +376,10 @@ impl World {
                     }
                 }
             }
-            Endpoint::Hub => {
+            Endpoint::Hub(hub) => {
                 if let Endpoint::Node(id) = from {
-                    self.hub.handle(now, id, msg);
-                    self.drain_hub();
+                    self.hubs[usize::from(hub.0) - 1].handle(now, id, msg);
+                    self.drain_hub(hub);
                 }
             }
         }
@@ -450,7 +453,7 @@ impl World {
                 .into_iter()
                 .filter(|&id| self.machines[id.index()].held.is_none())
                 .filter_map(|id| self.node(id).and_then(|n| n.poll_timeout()))
-                .chain(self.hub.poll_timeout())
+                .chain(self.hubs.iter().filter_map(|h| h.poll_timeout()))
                 .min();
             let next_event = self.queue.keys().next().map(|k| k.0);
             let t = match (timers, next_event) {
@@ -478,9 +481,12 @@ impl World {
                         }
                     }
                 }
-                if self.hub.poll_timeout().is_some_and(|d| d <= now.mono) {
-                    self.hub.handle_timeout(now);
-                    self.drain_hub();
+                for hub in HubId::all(self.config.hubs) {
+                    let h = &mut self.hubs[usize::from(hub.0) - 1];
+                    if h.poll_timeout().is_some_and(|d| d <= now.mono) {
+                        h.handle_timeout(now);
+                        self.drain_hub(hub);
+                    }
                 }
             }
             self.check_single_active();
@@ -521,8 +527,9 @@ impl World {
             Ev::Submit => {
                 let id = MessageId(self.next_message);
                 self.next_message += 1;
-                self.hub.submit(Now::at(self.now), id, 20_000);
-                self.drain_hub();
+                let hub = HubId(1 + (id.0 % self.hubs.len() as u64) as u8);
+                self.hubs[usize::from(hub.0) - 1].submit(Now::at(self.now), id, 20_000);
+                self.drain_hub(hub);
                 if self.now + self.submit_every_ms <= self.submit_until {
                     self.push(self.now + self.submit_every_ms, Ev::Submit);
                 }

@@ -22,7 +22,7 @@ use super::boot::{Boot, PersistedState};
 use super::config::ClusterConfig;
 use super::status::{CmsState, CmsStatus, CopyStatus, OperationalMachine, SummaryCopyStatus};
 use super::wire::{CopyReport, Heartbeat, LineageEntry, Msg, TimeWindow, View};
-use super::{Endpoint, Net, NodeId, Now};
+use super::{Endpoint, HubId, Net, NodeId, Now};
 use crate::disk::{DiskError, DiskOp};
 use crate::storage::database::Database;
 use crate::storage::inspect::Inspector;
@@ -187,6 +187,9 @@ pub struct PlantedBugs {
     /// Replay applies each message body one byte short: the copy's database disagrees with
     /// the logs it replayed.
     pub replay_truncates_body: bool,
+    /// The first hub's confirmation of a redelivery request is taken for all of them: a hub
+    /// that was down when the mount asked is never asked again.
+    pub redelivery_first_hub_only: bool,
 }
 
 /// What the owner is doing about the clustered mailbox server.
@@ -258,7 +261,7 @@ struct WitnessHold {
 enum Io {
     /// Appends and a sync of these messages; acknowledge when durable.
     Commit {
-        ids: Vec<MessageId>,
+        ids: Vec<(MessageId, HubId)>,
         generation: Generation,
         epoch: u64,
     },
@@ -323,9 +326,10 @@ pub struct Node {
     role: Role,
     next_heartbeat: u64,
     last_heard: [Option<u64>; 2],
-    /// When the hub last answered a ping over the public network.
+    /// When a hub last answered a ping over the public network (any hub: the public network
+    /// works if clients' mail can reach this node through one of them).
     public_pong: Option<u64>,
-    /// Since when this node has been pinging the hub without a gap.
+    /// Since when this node has been pinging the hubs without a gap.
     pinging_since: u64,
     /// Since when the peer's private heartbeats have been arriving without a gap.
     private_since: u64,
@@ -393,7 +397,9 @@ pub struct Node {
 
     // Store.
     batch: Vec<Record>,
-    batch_ids: Vec<MessageId>,
+    /// Messages waiting for the next sync, each with the hub that delivered it (the one to
+    /// tell when it is durable).
+    batch_ids: Vec<(MessageId, HubId)>,
     unsynced: BTreeSet<MessageId>,
     commit_in_flight: bool,
     store_failure: Option<String>,
@@ -404,9 +410,12 @@ pub struct Node {
     /// When the open log got its first record (this process's clock): the idle roll's start.
     open_log_since: Option<u64>,
 
-    /// The redelivery request of the last mount; repeated until the hub confirms it, and kept
-    /// in the cluster state so that a restart does not forget it.
+    /// The redelivery request of the last mount; repeated to each hub until that hub confirms
+    /// it, and kept in the cluster state so that a restart does not forget it.
     redelivery_pending: Option<u64>,
+    /// The hubs that confirmed the pending request. Not persisted: after a restart every hub
+    /// is asked again, and one that carried the request out already only confirms it.
+    redelivery_confirmed: BTreeSet<HubId>,
     /// The pending request's failover window, for hubs in time-window mode (persisted with it).
     redelivery_window: Option<TimeWindow>,
     /// A failover window an old owner handed over with the server, for our mount to ask.
@@ -506,6 +515,7 @@ impl Node {
             store_failures: state.store_failures,
             open_log_since: None,
             redelivery_pending: state.redelivery_pending,
+            redelivery_confirmed: BTreeSet::new(),
             redelivery_window: state.redelivery_window,
             inherited_window: None,
             last_redelivery_request: state
@@ -691,7 +701,9 @@ impl Node {
             }
             // Stamps are this node's own clock: a pong from before a restart is stale.
             Msg::Pong { stamp }
-                if from == Endpoint::Hub && net == Net::Public && stamp >= self.boot_mono =>
+                if matches!(from, Endpoint::Hub(_))
+                    && net == Net::Public
+                    && stamp >= self.boot_mono =>
             {
                 self.public_pong = Some(self.public_pong.map_or(stamp, |p| p.max(stamp)));
             }
@@ -716,7 +728,11 @@ impl Node {
             Msg::DatabaseFile { bytes } => self.on_database_file(now, bytes),
             Msg::StateFile { bytes } => self.on_state_file(now, bytes),
             Msg::NoLog { generation, reason } => self.on_no_log(now, generation, reason),
-            Msg::Deliver { id, size, body } => self.on_deliver(now, id, size, body),
+            Msg::Deliver { id, size, body } => {
+                if let Endpoint::Hub(hub) = from {
+                    self.on_deliver(now, hub, id, size, body)
+                }
+            }
             Msg::MovePrepare {
                 move_id,
                 last_generation,
@@ -732,11 +748,20 @@ impl Node {
                 window,
             } => self.on_hand_over(now, view, comment, drain, window),
             Msg::RedeliveryAccepted { request } if self.redelivery_pending == Some(request) => {
-                self.redelivery_pending = None;
-                self.redelivery_window = None;
-                self.persist_state();
+                let Endpoint::Hub(hub) = from else { return };
+                if !self.redelivery_confirmed.insert(hub) {
+                    return;
+                }
+                if self.bugs.redelivery_first_hub_only
+                    || self.hubs().all(|h| self.redelivery_confirmed.contains(&h))
+                {
+                    self.redelivery_pending = None;
+                    self.redelivery_window = None;
+                    self.redelivery_confirmed.clear();
+                    self.persist_state();
+                }
                 if self.is_serving() {
-                    self.announce();
+                    self.announce_to(hub);
                 }
             }
             _ => {}
@@ -865,7 +890,13 @@ impl Node {
             public_ok: self.public_ok(now),
         };
         self.note_ping(now);
-        self.send(Endpoint::Hub, Net::Public, Msg::Ping { stamp: now.mono });
+        for hub in self.hubs() {
+            self.send(
+                Endpoint::Hub(hub),
+                Net::Public,
+                Msg::Ping { stamp: now.mono },
+            );
+        }
         for net in Net::ALL {
             self.send(
                 Endpoint::Node(self.id.peer()),
@@ -878,14 +909,21 @@ impl Node {
         }
     }
 
-    /// Tells the hub what to redeliver after a mount, and only once it has taken that in, that
-    /// this node serves. In the other order the hub delivers its backlog first, and a backlog
-    /// past the dumpster's size evicts the very mail the mount lost before the request that
-    /// names it arrives (property-test seed 4610043280141519744).
+    /// Tells each hub what to redeliver after a mount, and only once it has taken that in,
+    /// that this node serves. In the other order a hub delivers its backlog first, and a
+    /// backlog past the dumpster's size evicts the very mail the mount lost before the request
+    /// that names it arrives (property-test seed 4610043280141519744). A hub that has not
+    /// answered (down, cut off) delivers nothing here until it does; the others go on.
     fn announce(&mut self) {
-        if let Some(request) = self.redelivery_pending {
-            self.send(
-                Endpoint::Hub,
+        for hub in self.hubs() {
+            self.announce_to(hub);
+        }
+    }
+
+    fn announce_to(&mut self, hub: HubId) {
+        match self.redelivery_pending {
+            Some(request) if !self.redelivery_confirmed.contains(&hub) => self.send(
+                Endpoint::Hub(hub),
                 Net::Public,
                 Msg::Redeliver {
                     epoch: self.view.epoch,
@@ -893,10 +931,18 @@ impl Node {
                     lineage: self.lineage.clone(),
                     window: self.redelivery_window,
                 },
-            );
-        } else {
-            self.send(Endpoint::Hub, Net::Public, Msg::Mounted { view: self.view });
+            ),
+            _ => self.send(
+                Endpoint::Hub(hub),
+                Net::Public,
+                Msg::Mounted { view: self.view },
+            ),
         }
+    }
+
+    /// The site's hub transport servers.
+    fn hubs(&self) -> impl Iterator<Item = HubId> + use<> {
+        HubId::all(self.config.hubs)
     }
 
     fn copy_report(&self) -> CopyReport {

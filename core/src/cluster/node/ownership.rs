@@ -145,7 +145,7 @@ impl Node {
         // had written meanwhile (swarm@6:3912, found by the duplicates check).
         self.db.forget_unwritten(self.batch.len());
         self.batch.clear();
-        for id in std::mem::take(&mut self.batch_ids) {
+        for (id, _) in std::mem::take(&mut self.batch_ids) {
             self.unsynced.remove(&id);
         }
         // After a failed write the writer in memory may have rolled on while the disk did
@@ -386,6 +386,7 @@ impl Node {
             );
             self.redelivery_window = TimeWindow::earliest(unanswered, window);
             self.redelivery_pending = Some(request);
+            self.redelivery_confirmed.clear();
         }
         ops.extend(self.persisted_state().persist_ops());
         self.disk(ops, Io::Background);

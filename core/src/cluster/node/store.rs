@@ -3,17 +3,24 @@
 
 use super::{Io, Node, DB_FILE};
 use crate::cluster::wire::Msg;
-use crate::cluster::{Endpoint, Net, Now};
+use crate::cluster::{Endpoint, HubId, Net, Now};
 use crate::disk::{DiskError, DiskOp};
 use crate::storage::record::Record;
 use crate::storage::writer::LogWriter;
 use crate::storage::{Generation, MessageId};
 
 impl Node {
-    pub(super) fn on_deliver(&mut self, now: Now, id: MessageId, size: u32, mut body: Vec<u8>) {
+    pub(super) fn on_deliver(
+        &mut self,
+        now: Now,
+        hub: HubId,
+        id: MessageId,
+        size: u32,
+        mut body: Vec<u8>,
+    ) {
         if !self.is_serving() {
             self.send(
-                Endpoint::Hub,
+                Endpoint::Hub(hub),
                 Net::Public,
                 Msg::NotActive { view: self.view },
             );
@@ -32,7 +39,7 @@ impl Node {
         if self.db.contains(id) && !self.bugs.store_keeps_resubmissions {
             if self.unsynced.contains(&id) {
                 // Acknowledged with the next sync, once it is durable.
-                self.batch_ids.push(id);
+                self.batch_ids.push((id, hub));
             } else {
                 // Durable already: in the open log, or in a closed one — where the last
                 // complete generation is an upper bound, which is what the dumpster needs
@@ -42,7 +49,7 @@ impl Node {
                 } else {
                     self.db.applied()
                 };
-                self.confirm(id, generation, self.view.epoch);
+                self.confirm(hub, id, generation, self.view.epoch);
             }
         } else {
             if self.bugs.store_truncates_body {
@@ -56,16 +63,16 @@ impl Node {
                 .apply_record(generation, record.clone())
                 .expect("the open generation follows the applied ones");
             self.batch.push(record);
-            self.batch_ids.push(id);
+            self.batch_ids.push((id, hub));
             self.unsynced.insert(id);
         }
         self.maybe_flush(now);
     }
 
     /// Tells the hub a message is durable, and where (for the dumpster's redelivery decisions).
-    fn confirm(&mut self, id: MessageId, generation: Generation, epoch: u64) {
+    fn confirm(&mut self, hub: HubId, id: MessageId, generation: Generation, epoch: u64) {
         self.send(
-            Endpoint::Hub,
+            Endpoint::Hub(hub),
             Net::Public,
             Msg::Delivered {
                 id,
@@ -110,7 +117,7 @@ impl Node {
     pub(super) fn on_commit_done(
         &mut self,
         now: Now,
-        ids: Vec<MessageId>,
+        ids: Vec<(MessageId, HubId)>,
         generation: Generation,
         epoch: u64,
         result: Result<(), DiskError>,
@@ -124,10 +131,10 @@ impl Node {
                 // landing in the dumpster after that would never be redelivered. Unconfirmed,
                 // the hub sends the message again to whoever serves.
                 let serving = self.is_serving() && self.view.epoch == epoch;
-                for id in ids {
+                for (id, hub) in ids {
                     self.unsynced.remove(&id);
                     if serving {
-                        self.confirm(id, generation, epoch);
+                        self.confirm(hub, id, generation, epoch);
                     }
                 }
                 self.maybe_flush(now);
