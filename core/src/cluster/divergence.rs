@@ -137,6 +137,7 @@ mod tests {
             owner,
             first_generation: first,
             prev_checksum: prev,
+            asked_since: None,
         }
     }
 

@@ -493,6 +493,7 @@ mod tests {
             owner: Node1,
             first_generation: first,
             prev_checksum: 0,
+            asked_since: None,
         };
         let lineage = [l(0, 1), l(3, 21)];
         assert!(!may_be_lost(&entry(0, 20), 3, &lineage));
@@ -643,6 +644,7 @@ mod tests {
                     owner: Node2,
                     first_generation: 1,
                     prev_checksum: 0,
+                    asked_since: None,
                 }],
                 window: None,
             },
@@ -699,6 +701,7 @@ mod tests {
             owner,
             first_generation: first,
             prev_checksum: 0,
+            asked_since: None,
         };
         let lineage = vec![l(4, Node1, 1), l(5, Node2, 0x72)];
         hub.handle(
@@ -833,12 +836,14 @@ mod tests {
                             owner: Node1,
                             first_generation: 1,
                             prev_checksum: 0,
+                            asked_since: None,
                         },
                         LineageEntry {
                             epoch: 1,
                             owner: Node2,
                             first_generation: 3,
                             prev_checksum: 0,
+                            asked_since: None,
                         },
                     ],
                     window: None,

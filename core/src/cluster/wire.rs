@@ -26,6 +26,11 @@ pub struct LineageEntry {
     pub first_generation: Generation,
     /// Checksum of `first_generation - 1` (0 when `first_generation` is 1).
     pub prev_checksum: u32,
+    /// The time window this epoch's mount asked time-window hubs to resubmit, if any. The
+    /// owner may lose the server before every hub answered (one was down), and nothing tells
+    /// its successor whether they did: a failover's mount asks for this window again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked_since: Option<TimeWindow>,
 }
 
 /// The wall-clock window of a time-window redelivery (Exchange's way): the mail a hub

@@ -758,6 +758,14 @@ impl Node {
                     self.redelivery_pending = None;
                     self.redelivery_window = None;
                     self.redelivery_confirmed.clear();
+                    // Every hub answered: a successor need not ask for this window again.
+                    let epoch = self.view.epoch;
+                    let me = self.id;
+                    if let Some(e) = self.lineage.last_mut() {
+                        if e.epoch == epoch && e.owner == me {
+                            e.asked_since = None;
+                        }
+                    }
                     self.persist_state();
                 }
                 if self.is_serving() {

@@ -314,6 +314,32 @@ impl Node {
         let window = (judged || lost > 0).then(|| TimeWindow {
             since_wall: self.inspector.last_inspected_ms().unwrap_or(0),
         });
+        // The owner we take over from may have lost the server before every hub answered
+        // its own request (a hub down, then the owner paused: swarm@9:1372), and nothing
+        // tells us whether they did. A failover asks again for what it asked.
+        let window = window.map(|w| {
+            let before = self.lineage.last().and_then(|e| e.asked_since);
+            TimeWindow::earliest(Some(w), before).unwrap_or(w)
+        });
+        // Every mount asks: the hub redelivers only what our lineage cannot account for, so a
+        // clean remount or a move costs nothing, and a stream someone wrote while we could not
+        // know (a witness that lost its file, say) is repaired. Set before the state is
+        // persisted, so that the request survives a restart.
+        if !self.bugs.skip_redelivery {
+            let request = now.mono.max(self.last_redelivery_request + 1);
+            self.last_redelivery_request = request;
+            // A failover's window not yet carried out (the hub was unreachable) stays: a
+            // remount after a restart must not replace it with none (swarm@6:257).
+            // So does one the old owner handed over with the server (swarm@6:9165).
+            let unanswered = TimeWindow::earliest(
+                self.redelivery_pending.and(self.redelivery_window),
+                self.inherited_window.take(),
+            );
+            self.redelivery_window = TimeWindow::earliest(unanswered, window);
+            self.redelivery_pending = Some(request);
+            self.redelivery_confirmed.clear();
+        }
+        let asked = self.redelivery_pending.and(self.redelivery_window);
         self.replay_ready();
         let mut ops = Vec::new();
         let new_epoch = self
@@ -353,6 +379,7 @@ impl Node {
                 owner: self.id,
                 first_generation,
                 prev_checksum: self.inspector.last_checksum().unwrap_or(0),
+                asked_since: asked,
             });
         }
         if self.writer.is_none() {
@@ -369,24 +396,6 @@ impl Node {
             ops.extend(start);
             self.writer = Some(writer);
             self.open_log_since = None;
-        }
-        // Every mount asks: the hub redelivers only what our lineage cannot account for, so a
-        // clean remount or a move costs nothing, and a stream someone wrote while we could not
-        // know (a witness that lost its file, say) is repaired. Set before the state is
-        // persisted, so that the request survives a restart.
-        if !self.bugs.skip_redelivery {
-            let request = now.mono.max(self.last_redelivery_request + 1);
-            self.last_redelivery_request = request;
-            // A failover's window not yet carried out (the hub was unreachable) stays: a
-            // remount after a restart must not replace it with none (swarm@6:257).
-            // So does one the old owner handed over with the server (swarm@6:9165).
-            let unanswered = TimeWindow::earliest(
-                self.redelivery_pending.and(self.redelivery_window),
-                self.inherited_window.take(),
-            );
-            self.redelivery_window = TimeWindow::earliest(unanswered, window);
-            self.redelivery_pending = Some(request);
-            self.redelivery_confirmed.clear();
         }
         ops.extend(self.persisted_state().persist_ops());
         self.disk(ops, Io::Background);

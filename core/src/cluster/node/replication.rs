@@ -405,7 +405,11 @@ impl Node {
         {
             return;
         }
-        if self.resolved && self.lineage == owner_lineage {
+        if self.resolved && same_stream(&self.lineage, owner_lineage) {
+            // Only what the owner still asks of the hubs may have changed.
+            if self.lineage != owner_lineage {
+                self.lineage = owner_lineage.to_vec();
+            }
             return;
         }
         match self.reconcile(owner_lineage) {
@@ -636,4 +640,14 @@ impl Node {
             }
         }
     }
+}
+
+/// Two lineages describe the same stream: the same epochs, owners and starting points,
+/// whatever each epoch still asks of the hubs.
+fn same_stream(a: &[LineageEntry], b: &[LineageEntry]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            (x.epoch, x.owner, x.first_generation, x.prev_checksum)
+                == (y.epoch, y.owner, y.first_generation, y.prev_checksum)
+        })
 }
