@@ -304,3 +304,34 @@ proptest! {
         w.check_settled();
     }
 }
+
+/// Found by the random draw (CI, stop 27). A scheduled move to node2, whose mount asks the
+/// hubs for a window and records it in its lineage entry (`asked_since`), cleared once every
+/// hub answers. node1, passive, persisted the entry while the request was open, crashed, and
+/// on restart compared the entries whole: the cleared request read as another stream,
+/// "diverged by 11 generations", and a healthy copy asked for a reseed. Entries now compare
+/// by their stream fields only.
+#[test]
+fn a_passive_restarting_after_a_move_follows_the_new_owner() {
+    let w = run(
+        11398346269852490312,
+        vec![
+            (
+                34467,
+                Fault::Admin(
+                    NodeId::Node1,
+                    Admin::Move {
+                        target: NodeId::Node2,
+                        comment: "proptest".into(),
+                    },
+                ),
+            ),
+            (93790, Fault::Crash(NodeId::Node1)),
+        ],
+        0.04911857882421514,
+        0.062043900816973314,
+        147,
+        PlantedBugs::default(),
+    );
+    w.check_settled();
+}

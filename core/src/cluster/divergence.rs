@@ -58,7 +58,11 @@ pub enum Resolution {
 /// The last generation two lineages certainly share (`None`: no bound, one is a prefix of
 /// the other).
 pub fn common_until(own: &[LineageEntry], owner: &[LineageEntry]) -> Option<Generation> {
-    let same = own.iter().zip(owner).take_while(|(a, b)| a == b).count();
+    let same = own
+        .iter()
+        .zip(owner)
+        .take_while(|(a, b)| a.same_start(b))
+        .count();
     let starts = [own.get(same), owner.get(same)];
     starts
         .into_iter()
@@ -268,5 +272,9 @@ mod tests {
         assert_eq!(common_until(&a, &a), None);
         assert_eq!(common_until(&a[..1], &a), Some(39));
         assert_eq!(common_until(&[], &a), Some(0));
+        // What an epoch still asks of the hubs is not part of its stream.
+        let mut asked = a.clone();
+        asked[1].asked_since = Some(crate::cluster::wire::TimeWindow { since_wall: 5 });
+        assert_eq!(common_until(&asked, &a), None);
     }
 }

@@ -33,6 +33,24 @@ pub struct LineageEntry {
     pub asked_since: Option<TimeWindow>,
 }
 
+impl LineageEntry {
+    /// The same epoch of the same stream: what an entry still asks of the hubs (which its
+    /// owner clears once they all answered) says nothing about the logs.
+    pub fn same_start(&self, other: &LineageEntry) -> bool {
+        (
+            self.epoch,
+            self.owner,
+            self.first_generation,
+            self.prev_checksum,
+        ) == (
+            other.epoch,
+            other.owner,
+            other.first_generation,
+            other.prev_checksum,
+        )
+    }
+}
+
 /// The wall-clock window of a time-window redelivery (Exchange's way): the mail a hub
 /// delivered for earlier owners since the creation of the newest log the mounting copy holds
 /// (stamped by the clock of the node that wrote it). Each hub compares its own delivery

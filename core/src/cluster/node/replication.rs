@@ -645,9 +645,5 @@ impl Node {
 /// Two lineages describe the same stream: the same epochs, owners and starting points,
 /// whatever each epoch still asks of the hubs.
 fn same_stream(a: &[LineageEntry], b: &[LineageEntry]) -> bool {
-    a.len() == b.len()
-        && a.iter().zip(b).all(|(x, y)| {
-            (x.epoch, x.owner, x.first_generation, x.prev_checksum)
-                == (y.epoch, y.owner, y.first_generation, y.prev_checksum)
-        })
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_start(y))
 }
