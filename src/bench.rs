@@ -112,7 +112,7 @@ pub async fn shipping(bin: &Path, logs: u64, site: Site) -> Result<Value, String
     let log_size = ccr_core::storage::StorageConfig::default().log_size;
     let rate = 100.0;
     let report = client::load(
-        c.hub_address()?,
+        &c.hub_addresses()?,
         &c.key(),
         &c.links(),
         1,
@@ -222,10 +222,10 @@ fn background_stream(
     secs: u64,
     grace_secs: u64,
 ) -> Result<tokio::task::JoinHandle<Result<client::LoadReport, String>>, String> {
-    let (hub, key, tls) = (c.hub_address()?, c.key(), c.links());
+    let (hubs, key, tls) = (c.hub_addresses()?, c.key(), c.links());
     Ok(tokio::spawn(async move {
         client::load(
-            hub,
+            &hubs,
             &key,
             &tls,
             first_id,

@@ -54,10 +54,11 @@ pub struct Stream {
     pub grace: Duration,
 }
 
-/// Submits `stream` to the hub, ids from `first_id` on; reconnects when the hub connection
-/// drops.
+/// Submits `stream` spread over `hubs` in turn (message `i` to hub `i mod n`, as mail from
+/// many senders reaches a site's hubs), ids from `first_id` on. A hub that cannot be reached
+/// is skipped for the next one, and its connection tried again at its next turn.
 pub async fn load(
-    hub: SocketAddr,
+    hubs: &[SocketAddr],
     key: &Key,
     tls: &Links,
     first_id: u64,
@@ -69,41 +70,52 @@ pub async fn load(
         size,
         grace,
     } = stream;
+    if hubs.is_empty() {
+        return Err("no hub to submit to".to_string());
+    }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
     let start = Instant::now();
     let every = Duration::from_secs_f64(1.0 / rate.max(0.001));
     let mut sent = 0u64;
     let mut acked = Vec::new();
     let mut receipts = std::collections::BTreeMap::new();
-    let mut conn: Option<tokio::io::WriteHalf<crate::tls::Conn>> = None;
+    let mut conns: Vec<Option<tokio::io::WriteHalf<crate::tls::Conn>>> =
+        hubs.iter().map(|_| None).collect();
+    let mut turn = 0usize;
     let mut next = start;
     while start.elapsed() < duration {
-        if conn.is_none() {
-            if let Ok(s) = tls.connect(hub).await {
-                let (mut r, w) = tokio::io::split(s);
-                let tx = tx.clone();
-                let key = key.clone();
-                tokio::spawn(async move {
-                    while let Ok(Wire::Acked { id }) = frame::read::<_, Wire>(&mut r, &key).await {
-                        let _ = tx.send(id);
-                    }
-                });
-                conn = Some(w);
+        let id = first_id + sent;
+        let body = crate::mail::body(id, size);
+        for _ in 0..hubs.len() {
+            let h = turn % hubs.len();
+            turn += 1;
+            if conns[h].is_none() {
+                if let Ok(s) = tls.connect(hubs[h]).await {
+                    let (mut r, w) = tokio::io::split(s);
+                    let tx = tx.clone();
+                    let key = key.clone();
+                    tokio::spawn(async move {
+                        while let Ok(Wire::Acked { id }) =
+                            frame::read::<_, Wire>(&mut r, &key).await
+                        {
+                            let _ = tx.send(id);
+                        }
+                    });
+                    conns[h] = Some(w);
+                }
             }
-        }
-        if let Some(w) = conn.as_mut() {
-            let id = first_id + sent;
-            let body = crate::mail::body(id, size);
-            let receipt = crate::mail::Receipt::of(id, size, &body);
-            if frame::write(w, key, &Wire::Submit { id, size, body })
-                .await
-                .is_ok()
-            {
-                receipts.insert(id, receipt);
+            let Some(w) = conns[h].as_mut() else { continue };
+            let submit = Wire::Submit {
+                id,
+                size,
+                body: body.clone(),
+            };
+            if frame::write(w, key, &submit).await.is_ok() {
+                receipts.insert(id, crate::mail::Receipt::of(id, size, &body));
                 sent += 1;
-            } else {
-                conn = None;
+                break;
             }
+            conns[h] = None;
         }
         while let Ok(id) = rx.try_recv() {
             acked.push(id);

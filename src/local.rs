@@ -1,5 +1,6 @@
 //! A cluster of real `ccr` processes on loopback in a temporary folder: node1, node2 and the
-//! hub, each started from a binary, each with its own log file. The loopback tests and
+//! hubs (two unless a caller says otherwise, as a new cluster has), each started from a
+//! binary, each with its own log file. The loopback tests and
 //! `ccr bench` drive it; `ccr up` is the hand-driven equivalent.
 
 use std::net::SocketAddr;
@@ -8,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ccr_core::cluster::status::SummaryCopyStatus;
-use ccr_core::cluster::NodeId;
+use ccr_core::cluster::{HubId, NodeId};
 
 use crate::client;
 use crate::frame::Key;
@@ -17,13 +18,25 @@ use crate::tls::Links;
 use crate::transport::{Addresses, MachineAddr};
 use crate::wire::{AdminReply, AdminRequest};
 
+/// How many hubs a local cluster has unless its caller says: as a new cluster (and `ccr up`).
+pub const DEFAULT_HUBS: u8 = 2;
+
+/// The client addresses of every hub at `addresses`, hub1's first.
+pub fn client_addresses(addresses: &Addresses) -> Vec<SocketAddr> {
+    std::iter::once(&addresses.hub)
+        .chain(&addresses.more_hubs)
+        .map(|m| m.public)
+        .collect()
+}
+
 pub struct LocalCluster {
     bin: PathBuf,
     key: String,
     dir: tempfile::TempDir,
-    /// node1.toml, node2.toml, hub.toml.
-    pub configs: [PathBuf; 3],
-    children: [Option<Child>; 3],
+    /// node1.toml, node2.toml, hub.toml (hub1), hub2.toml, ….
+    pub configs: crate::up::Configs,
+    /// node1's and node2's processes, then each hub's in order.
+    children: Vec<Option<Child>>,
     admin: [SocketAddr; 2],
     /// How the tests' clients connect: with node1's certificate when the cluster runs TLS.
     tls: Links,
@@ -50,8 +63,8 @@ pub enum Condition {
 }
 
 impl LocalCluster {
-    /// The hub and `nodes`, each a process of `bin`, on ports of their own, TLS on every
-    /// link (a throwaway CA, as `ccr up` makes).
+    /// The hubs (two, the default) and `nodes`, each a process of `bin`, on ports of their
+    /// own, TLS on every link (a throwaway CA, as `ccr up` makes).
     pub fn start(bin: &Path, key: &str, nodes: &[NodeId]) -> Result<LocalCluster, String> {
         LocalCluster::start_with(bin, key, nodes, true)
     }
@@ -75,6 +88,18 @@ impl LocalCluster {
         tls: bool,
         base: Option<&Path>,
     ) -> Result<LocalCluster, String> {
+        LocalCluster::start_hubs(bin, key, nodes, tls, base, DEFAULT_HUBS)
+    }
+
+    /// As [`LocalCluster::start_in`], with `hubs` hub processes (1 to 8).
+    pub fn start_hubs(
+        bin: &Path,
+        key: &str,
+        nodes: &[NodeId],
+        tls: bool,
+        base: Option<&Path>,
+        hubs: u8,
+    ) -> Result<LocalCluster, String> {
         let dir = match base {
             Some(base) => tempfile::tempdir_in(base)
                 .map_err(|e| format!("temporary folder in {}: {e}", base.display()))?,
@@ -86,11 +111,11 @@ impl LocalCluster {
         static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
         let nth = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let base = 20_000 + (std::process::id() % 120) as u16 * 100 + (nth % 5) * 20;
-        let configs = crate::up::write_configs(dir.path(), base, key, tls)?;
+        let configs = crate::up::write_configs(dir.path(), base, key, tls, hubs)?;
         LocalCluster::launch(bin, key, nodes, dir, configs, None)
     }
 
-    /// The hub, node1 and node2 each in a network namespace of its own (see [`Lab`]), TLS on,
+    /// One hub, node1 and node2 each in a network namespace of its own (see [`Lab`]), TLS on,
     /// so that [`LocalCluster::partition`] can cut one off for real. Needs root.
     pub fn start_in_namespaces(
         bin: &Path,
@@ -123,25 +148,28 @@ impl LocalCluster {
         key: &str,
         nodes: &[NodeId],
         dir: tempfile::TempDir,
-        configs: [PathBuf; 3],
+        configs: crate::up::Configs,
         lab: Option<Lab>,
     ) -> Result<LocalCluster, String> {
-        let node1: crate::config::NodeFile = crate::config::load(&configs[0])?;
-        let node2: crate::config::NodeFile = crate::config::load(&configs[1])?;
+        let node1: crate::config::NodeFile = crate::config::load(&configs.node1)?;
+        let node2: crate::config::NodeFile = crate::config::load(&configs.node2)?;
         let admin = [node1.admin, node2.admin];
         let tls = Links::load(node1.tls.as_ref())?;
         let mut c = LocalCluster {
             bin: bin.to_path_buf(),
             key: key.to_string(),
-            children: [None, None, None],
+            children: (0..2 + configs.hubs.len()).map(|_| None).collect(),
             dir,
             configs,
             admin,
             tls,
             lab,
         };
-        let hub = c.spawn("hub", 2, "hub")?;
-        c.children[2] = Some(hub);
+        for h in 0..c.configs.hubs.len() {
+            let name = crate::up::hub_file_name(HubId(h as u8 + 1));
+            let child = c.spawn("hub", 2 + h, &name)?;
+            c.children[2 + h] = Some(child);
+        }
         for &n in nodes {
             c.start_node(n)?;
         }
@@ -175,23 +203,39 @@ impl LocalCluster {
         self.tls.clone()
     }
 
-    /// The hub's client address.
+    /// hub1's client address.
     pub fn hub_address(&self) -> Result<SocketAddr, String> {
-        let hub: crate::config::HubFile = crate::config::load(&self.configs[2])?;
-        Ok(hub.addresses.hub.public)
+        Ok(self.hub_addresses()?[0])
     }
 
-    fn spawn(&self, role: &str, config: usize, log_name: &str) -> Result<Child, String> {
+    /// Every hub's client address, hub1's first: where a client spreads its mail.
+    pub fn hub_addresses(&self) -> Result<Vec<SocketAddr>, String> {
+        let hub: crate::config::HubFile = crate::config::load(self.configs.hub())?;
+        Ok(client_addresses(&hub.addresses))
+    }
+
+    /// How many hub processes the cluster has.
+    pub fn hub_count(&self) -> usize {
+        self.configs.hubs.len()
+    }
+
+    /// Starts the process of machine `index` (0 node1, 1 node2, 2 hub1, 3 hub2, …).
+    fn spawn(&self, role: &str, index: usize, log_name: &str) -> Result<Child, String> {
+        let config = match index {
+            0 => &self.configs.node1,
+            1 => &self.configs.node2,
+            h => &self.configs.hubs[h - 2],
+        };
         let log_path = self.dir.path().join(format!("{log_name}.log"));
         let log =
             std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
         let mut command = match &self.lab {
-            Some(lab) => lab.command(MACHINES[(config + 1) % 3], &self.bin),
+            Some(lab) => lab.command(MACHINES[(index + 1) % 3], &self.bin),
             None => Command::new(&self.bin),
         };
         command
             .args([role, "--config"])
-            .arg(&self.configs[config])
+            .arg(config)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -207,18 +251,48 @@ impl LocalCluster {
         Ok(())
     }
 
-    /// `kill -9` of the hub's process (hub, dumpster and witness), then a fresh one from the
+    /// `kill -9` of hub1's process (hub, dumpster and witness), then a fresh one from the
     /// same config: what it knew comes back from its state file.
     pub async fn restart_hub(&mut self, down_for: Duration) -> Result<(), String> {
-        static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
-        if let Some(mut c) = self.children[2].take() {
-            c.kill().map_err(|e| format!("kill the hub: {e}"))?;
-            c.wait().map_err(|e| format!("wait for the hub: {e}"))?;
-        }
+        self.restart_hub_n(HubId::FIRST, down_for).await
+    }
+
+    /// `kill -9` of hub `id`'s process, then, `down_for` later, a fresh one from its config.
+    pub async fn restart_hub_n(&mut self, id: HubId, down_for: Duration) -> Result<(), String> {
+        self.kill9_hub(id)?;
         tokio::time::sleep(down_for).await;
-        let nth = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.children[2] = Some(self.spawn("hub", 2, &format!("hub-{nth}"))?);
+        self.start_hub(id)
+    }
+
+    /// `kill -9` of hub `id`'s process (nothing when it is not running).
+    pub fn kill9_hub(&mut self, id: HubId) -> Result<(), String> {
+        let index = self.hub_index(id)?;
+        if let Some(mut c) = self.children[index].take() {
+            c.kill().map_err(|e| format!("kill {id}: {e}"))?;
+            c.wait().map_err(|e| format!("wait for {id}: {e}"))?;
+        }
         Ok(())
+    }
+
+    /// Starts hub `id`'s process again; each start logs to a file of its own.
+    pub fn start_hub(&mut self, id: HubId) -> Result<(), String> {
+        static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        let index = self.hub_index(id)?;
+        let nth = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("{}-{nth}", crate::up::hub_file_name(id));
+        self.children[index] = Some(self.spawn("hub", index, &name)?);
+        Ok(())
+    }
+
+    fn hub_index(&self, id: HubId) -> Result<usize, String> {
+        let i = usize::from(id.0);
+        if i == 0 || i > self.configs.hubs.len() {
+            return Err(format!(
+                "{id}: this cluster has {} hub(s)",
+                self.configs.hubs.len()
+            ));
+        }
+        Ok(1 + i)
     }
 
     /// Takes `n`'s network link down (a cluster in namespaces only): it runs on, heard by
@@ -257,7 +331,7 @@ impl LocalCluster {
         let out = lab
             .command(n.name(), &self.bin)
             .args(["status", "--config"])
-            .arg(&self.configs[n.index()])
+            .arg(self.configs.node(n))
             .output()
             .map_err(|e| format!("ccr status on {n}'s machine: {e}"))?;
         let text = String::from_utf8_lossy(&out.stdout);

@@ -78,21 +78,26 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Submit mail through the hub.
+    /// Submit mail, spread over every hub the config lists in turn.
     Client {
-        /// The hub's config file (its address and the key).
+        /// A hub's config file (every hub's address and the key).
         #[arg(long)]
         config: PathBuf,
         #[command(subcommand)]
         what: ClientCmd,
     },
-    /// Start node1, node2 and the hub on loopback, data in DIR (default: a new temporary one).
+    /// Start node1, node2 and the hubs on loopback, data in DIR (default: a new temporary one).
     Up {
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// First of the ports used (hub = PORT, nodes PORT+1, PORT+2; admin PORT+11, PORT+12).
+        /// First of the ports used (hub1 = PORT, nodes PORT+1, PORT+2, hub2… PORT+3…; admin
+        /// PORT+11, PORT+12).
         #[arg(long, default_value_t = 7400)]
         port: u16,
+        /// How many hub transport servers (1 to 8), each with its own dumpster; hub1 also
+        /// hosts the file share witness.
+        #[arg(long, default_value_t = 2)]
+        hubs: u8,
         /// Plain TCP between the processes instead of TLS under a throwaway CA (DIR/tls).
         #[arg(long)]
         no_tls: bool,
@@ -326,7 +331,7 @@ mod real {
                     } => (rate, duration, size, acked_file),
                 };
                 let report = client::load(
-                    f.addresses.hub.public,
+                    &ccr::local::client_addresses(&f.addresses),
                     &key,
                     &tls,
                     first_id(),
@@ -349,7 +354,12 @@ mod real {
                 }
                 Ok(())
             }
-            Command::Up { dir, port, no_tls } => up(dir, port, !no_tls).await,
+            Command::Up {
+                dir,
+                port,
+                no_tls,
+                hubs,
+            } => up(dir, port, !no_tls, hubs).await,
             Command::Bench { what } => {
                 let bin = std::env::current_exe()
                     .map_err(|e| format!("cannot find this binary to start the roles: {e}"))?;
@@ -500,7 +510,12 @@ mod real {
         }
     }
 
-    async fn up(dir: Option<std::path::PathBuf>, port: u16, tls: bool) -> Result<(), String> {
+    async fn up(
+        dir: Option<std::path::PathBuf>,
+        port: u16,
+        tls: bool,
+        hubs: u8,
+    ) -> Result<(), String> {
         let dir = match dir {
             Some(d) => d,
             None => tempfile::Builder::new()
@@ -510,10 +525,16 @@ mod real {
                 .keep(),
         };
         let key = format!("{:032x}", rand::random::<u128>());
-        let [n1, n2, hub] = ccr::up::write_configs(&dir, port, &key, tls)?;
+        let configs = ccr::up::write_configs(&dir, port, &key, tls, hubs)?;
+        let (n1, n2, hub) = (&configs.node1, &configs.node2, configs.hub());
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut children: Vec<std::process::Child> = Vec::new();
-        for (role, cfg) in [("hub", &hub), ("node", &n1), ("node", &n2)] {
+        let roles = configs
+            .hubs
+            .iter()
+            .map(|h| ("hub", h))
+            .chain([("node", n1), ("node", n2)]);
+        for (role, cfg) in roles {
             let child = std::process::Command::new(&exe)
                 .args([role, "--config"])
                 .arg(cfg)
@@ -522,7 +543,8 @@ mod real {
             children.push(child);
         }
         println!(
-            "A CCR cluster runs on loopback; data and configs in {}",
+            "A CCR cluster runs on loopback ({} hub(s), the witness on hub1); data and configs in {}",
+            configs.hubs.len(),
             dir.display()
         );
         println!("  ccr status --config {}", n1.display());

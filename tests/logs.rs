@@ -31,7 +31,8 @@ fn first_log_line(args: &[&str], role: &str, config: &std::path::Path, rust_log:
 fn logs_are_structured_text_or_json_with_the_role_as_a_field() {
     let dir = tempfile::tempdir().unwrap();
     let base = 30_000 + (std::process::id() % 100) as u16 * 20;
-    let [node1, _, hub] = ccr::up::write_configs(dir.path(), base, KEY, true).unwrap();
+    let configs = ccr::up::write_configs(dir.path(), base, KEY, true, 1).unwrap();
+    let (node1, hub) = (configs.node1.clone(), configs.hub().to_path_buf());
 
     let json = first_log_line(&["--log-format", "json"], "hub", &hub, "info");
     let v: serde_json::Value =

@@ -1,4 +1,4 @@
-//! The real binary end to end: node1, node2 and the hub as separate processes on loopback with
+//! The real binary end to end: node1, node2 and two hubs as separate processes on loopback with
 //! temporary data folders, a client stream, `kill -9` of the active, a scheduled move there and
 //! back, and connections without the key, with garbage or with a certificate of another CA
 //! refused without harm. The clusters run TLS on every link (a throwaway CA, as `ccr up`
@@ -11,7 +11,7 @@ use ccr::client;
 use ccr::frame::Key;
 use ccr::local::{Condition, LocalCluster};
 use ccr::wire::{AdminReply, AdminRequest};
-use ccr_core::cluster::NodeId;
+use ccr_core::cluster::{HubId, NodeId};
 
 const KEY: &str = "an-integration-test-key-0123456789";
 
@@ -66,7 +66,7 @@ async fn missing(c: &Cluster, n: NodeId, ids: &[u64]) -> Vec<u64> {
 
 async fn load(c: &Cluster, first_id: u64, secs: f64) -> ccr::client::LoadReport {
     client::load(
-        c.hub_address().unwrap(),
+        &c.hub_addresses().unwrap(),
         &Key::new(KEY).unwrap(),
         &c.links(),
         first_id,
@@ -99,10 +99,10 @@ async fn kill_the_active_then_move_there_and_back() {
 
     // A client stream; eight seconds in, kill -9 the active.
     let stream = {
-        let (hub, tls) = (c.hub_address().unwrap(), c.links());
+        let (hubs, tls) = (c.hub_addresses().unwrap(), c.links());
         tokio::spawn(async move {
             client::load(
-                hub,
+                &hubs,
                 &Key::new(KEY).unwrap(),
                 &tls,
                 1_000_000,
@@ -268,7 +268,7 @@ async fn unauthenticated_and_malformed_connections_get_nothing_and_harm_nothing(
         Serves(NodeId::Node1),
     )
     .await;
-    let node1: ccr::config::NodeFile = ccr::config::load(&c.configs[0]).unwrap();
+    let node1: ccr::config::NodeFile = ccr::config::load(&c.configs.node1).unwrap();
     let targets = [node1.admin, node1.addresses.node1.public];
     for addr in targets {
         // Garbage, an oversized length, and a well-formed frame under the wrong key.
@@ -328,7 +328,7 @@ async fn a_peer_with_a_certificate_of_another_ca_is_refused_with_the_reason_logg
         Serves(NodeId::Node1),
     )
     .await;
-    let node1: ccr::config::NodeFile = ccr::config::load(&c.configs[0]).unwrap();
+    let node1: ccr::config::NodeFile = ccr::config::load(&c.configs.node1).unwrap();
     let ours = node1.tls.clone().expect("the cluster runs TLS");
     let other = tempfile::tempdir().unwrap();
     let theirs = throwaway_ca(
@@ -352,7 +352,7 @@ async fn a_peer_with_a_certificate_of_another_ca_is_refused_with_the_reason_logg
         );
     }
     let stream = client::load(
-        c.hub_address().unwrap(),
+        &c.hub_addresses().unwrap(),
         &key,
         &stranger,
         5_000_000,
@@ -459,6 +459,100 @@ async fn a_restarted_hub_still_redelivers_from_its_dumpster() {
         left,
         Vec::<u64>::new(),
         "acknowledged before the hub restarted, redelivered after it with their bodies\n{}",
+        c.log_tails(20)
+    );
+}
+
+/// Several hubs, each with its own dumpster: a client's mail spreads over hub1 and hub2; hub2
+/// is down (`kill -9`) when the lossy mount asks the hubs to resubmit, so only hub1's share
+/// comes back at first — and hub2, restarted from its state file, redelivers the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_down_during_a_redelivery_redelivers_when_it_returns() {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_ccr"));
+    let mut c = Cluster(LocalCluster::start(bin, KEY, &[NodeId::Node1]).unwrap());
+    assert_eq!(c.hub_count(), 2, "a local cluster has two hubs by default");
+    c.wait_for(
+        "node1 online alone",
+        Duration::from_secs(30),
+        Serves(NodeId::Node1),
+    )
+    .await;
+    let first = 4_000_000;
+    let report = load(&c, first, 3.0).await;
+    assert!(
+        report.acked.len() > 50,
+        "acknowledged {}",
+        report.acked.len()
+    );
+    // The client took turns: odd offsets went through hub2.
+    let through_hub2: Vec<u64> = report
+        .acked
+        .iter()
+        .copied()
+        .filter(|id| (id - first) % 2 == 1)
+        .collect();
+    assert!(through_hub2.len() > 20, "{through_hub2:?}");
+
+    c.0.kill9_hub(HubId(2)).unwrap();
+    c.kill9(NodeId::Node1);
+    c.start_node(NodeId::Node2);
+    // node2 never held a log: the administrator accepts the loss (Restore-StorageGroupCopy).
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let mut restored = false;
+    for _ in 0..30 {
+        if c.serving(NodeId::Node2).await {
+            break;
+        }
+        if !restored {
+            restored = matches!(
+                c.ask(NodeId::Node2, AdminRequest::RestoreCopy).await,
+                Some(AdminReply::Accepted)
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    c.wait_for(
+        "node2 mounts",
+        Duration::from_secs(60),
+        Serves(NodeId::Node2),
+    )
+    .await;
+    // hub1 answers; hub2 cannot. Judged from node2's files.
+    let before =
+        c.0.not_stored(NodeId::Node2, &report.receipts, Duration::from_secs(0))
+            .await
+            .unwrap();
+    let after_hub1 = async {
+        for _ in 0..60 {
+            let left =
+                c.0.not_stored(NodeId::Node2, &report.receipts, Duration::from_secs(0))
+                    .await
+                    .unwrap();
+            if left.iter().all(|id| through_hub2.contains(id)) {
+                return left;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        panic!("hub1's share never came back\n{}", c.log_tails(20));
+    }
+    .await;
+    assert!(!before.is_empty(), "nothing was missing after the restore");
+    assert_eq!(
+        after_hub1,
+        through_hub2,
+        "with hub2 down, exactly its share is missing\n{}",
+        c.log_tails(20)
+    );
+
+    c.0.start_hub(HubId(2)).unwrap();
+    let left =
+        c.0.not_stored(NodeId::Node2, &report.receipts, Duration::from_secs(60))
+            .await
+            .unwrap();
+    assert_eq!(
+        left,
+        Vec::<u64>::new(),
+        "hub2's share, redelivered once it returned\n{}",
         c.log_tails(20)
     );
 }

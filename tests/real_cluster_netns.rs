@@ -36,14 +36,14 @@ async fn a_partitioned_active_fails_over_without_split_brain_or_loss() {
     wait("node2's copy healthy", Condition::CaughtUp(NodeId::Node2)).await;
 
     let stream = {
-        let (hub, key, tls) = (c.hub_address().unwrap(), c.key(), c.links());
+        let (hubs, key, tls) = (c.hub_addresses().unwrap(), c.key(), c.links());
         let stream = client::Stream {
             rate: 20.0,
             duration: Duration::from_secs(35),
             size: 4000,
             grace: Duration::from_secs(60),
         };
-        tokio::spawn(async move { client::load(hub, &key, &tls, 1, stream).await })
+        tokio::spawn(async move { client::load(&hubs, &key, &tls, 1, stream).await })
     };
     tokio::time::sleep(Duration::from_secs(8)).await;
 

@@ -305,13 +305,17 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         "node_config" | "hub_config" => {
             let dir = tempfile::tempdir().expect("a temporary folder");
             // With and without a [tls] section.
-            let i = if target == "node_config" { 0 } else { 2 };
             [false, true]
                 .into_iter()
                 .map(|tls| {
-                    let paths =
-                        ccr::up::write_configs(dir.path(), 7400, KEY, tls).expect("configs");
-                    std::fs::read(&paths[i]).expect("written")
+                    let configs =
+                        ccr::up::write_configs(dir.path(), 7400, KEY, tls, 1).expect("configs");
+                    let path = if target == "node_config" {
+                        &configs.node1
+                    } else {
+                        configs.hub()
+                    };
+                    std::fs::read(path).expect("written")
                 })
                 .collect()
         }
