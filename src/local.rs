@@ -336,7 +336,7 @@ impl LocalCluster {
             .map_err(|e| format!("ccr status on {n}'s machine: {e}"))?;
         let text = String::from_utf8_lossy(&out.stdout);
         Ok(out.status.success()
-            && text.contains("State                : Online")
+            && text.lines().any(|l| l == "State                : Online")
             && text.contains(&format!("{} <Active>", n.name())))
     }
 

@@ -195,6 +195,86 @@ fn the_articles_scheduled_moves_are_lossless_and_record_the_comment() {
     assert_eq!(w.redelivered, 0, "a move needs no redelivery");
 }
 
+/// The states Get-ClusteredMailboxServerStatus shows on the way: the source of a move is
+/// Offline Pending while it hands over, the target Online Pending until its store mounts; a
+/// survivor taking over after a power loss is Online Pending before it mounts.
+#[test]
+fn cms_status_shows_online_and_offline_pending_on_the_way() {
+    use ccr_core::cluster::status::CmsState;
+    let states = |w: &mut World, node: ccr_core::cluster::NodeId, from: u64, to: u64| {
+        let mut seen = Vec::new();
+        let mut t = from;
+        while t < to {
+            t += 50;
+            w.run_until(t);
+            if let Some(n) = w.node(node) {
+                let s = n.cms_status(ccr_core::cluster::Now::at(w.now)).state;
+                if seen.last() != Some(&s) {
+                    seen.push(s);
+                }
+            }
+        }
+        seen
+    };
+    let mut w = world();
+    w.workload(50, 40_000);
+    w.schedule(
+        20_000,
+        Fault::Admin(
+            Node1,
+            Admin::Move {
+                target: Node2,
+                comment: "patching".into(),
+            },
+        ),
+    );
+    w.run_until(19_900);
+    let mut source = Vec::new();
+    let mut target = Vec::new();
+    for t in (19_950..50_000).step_by(50) {
+        w.run_until(t);
+        for (id, seen) in [(Node1, &mut source), (Node2, &mut target)] {
+            let s = w
+                .node(id)
+                .unwrap()
+                .cms_status(ccr_core::cluster::Now::at(w.now))
+                .state;
+            if seen.last() != Some(&s) {
+                seen.push(s);
+            }
+        }
+    }
+    assert!(
+        source.contains(&CmsState::OfflinePending),
+        "source: {source:?}"
+    );
+    assert!(w
+        .node(Node2)
+        .unwrap()
+        .cms_status(ccr_core::cluster::Now::at(w.now))
+        .to_string()
+        .contains("State                : Online\n"),);
+    assert_eq!(w.serving(), vec![Node2], "target states: {target:?}");
+    // The target's own view: the owner-side pending state before its store mounts.
+    assert!(
+        target.contains(&CmsState::OnlinePending),
+        "target: {target:?}"
+    );
+
+    let mut w = world();
+    w.workload(50, 60_000);
+    w.schedule(20_000, Fault::PowerLoss(Node1));
+    let seen = states(&mut w, Node2, 0, 70_000);
+    let pending = seen.iter().position(|s| *s == CmsState::OnlinePending);
+    let online_after = seen.iter().rposition(|s| *s == CmsState::Online);
+    assert!(
+        pending.is_some() && online_after > pending,
+        "survivor: {seen:?}"
+    );
+    let shown = CmsState::OnlinePending.to_string();
+    assert_eq!(shown, "Online Pending");
+}
+
 #[test]
 fn a_move_without_a_comment_is_refused_with_the_reason() {
     let mut w = world();

@@ -13,8 +13,26 @@ pub enum CmsState {
     Online,
     Offline,
     PartiallyOnline,
-    Pending,
+    /// Its resources are being brought online: a takeover draining the lost node's share or
+    /// waiting for the store to mount.
+    OnlinePending,
+    /// Its resources are being taken offline: the source of a scheduled move, store
+    /// dismounted, handing over.
+    OfflinePending,
     Failed,
+}
+
+impl std::fmt::Display for CmsState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CmsState::Online => "Online",
+            CmsState::Offline => "Offline",
+            CmsState::PartiallyOnline => "Partially Online",
+            CmsState::OnlinePending => "Online Pending",
+            CmsState::OfflinePending => "Offline Pending",
+            CmsState::Failed => "Failed",
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,7 +55,7 @@ pub struct CmsStatus {
 impl std::fmt::Display for CmsStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "Identity             : {}", self.identity)?;
-        writeln!(f, "State                : {:?}", self.state)?;
+        writeln!(f, "State                : {}", self.state)?;
         let machines: Vec<String> = self
             .operational_machines
             .iter()

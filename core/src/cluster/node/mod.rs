@@ -971,10 +971,10 @@ impl Node {
         let (state, reason) = match &self.role {
             Role::Owner(OwnerState::Serving) => (CmsState::Online, None),
             Role::Owner(OwnerState::Onlining { .. }) | Role::Owner(OwnerState::Draining { .. }) => {
-                (CmsState::Pending, None)
+                (CmsState::OnlinePending, None)
             }
             Role::Owner(OwnerState::Moving(m)) => (
-                CmsState::Pending,
+                CmsState::OfflinePending,
                 Some(format!("moving to {}: {}", m.target, m.comment)),
             ),
             Role::Owner(OwnerState::Blocked {
