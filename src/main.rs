@@ -136,6 +136,17 @@ enum Command {
     UpdateCopy(Target),
     /// Restore-StorageGroupCopy (mount this copy, accepting loss)
     RestoreCopy(Target),
+    /// Stop-ClusteredMailboxServer: dismount and keep the server offline on both nodes,
+    /// across restarts and failures, until start-cms. `status` shows it done.
+    StopCms {
+        #[command(flatten)]
+        target: Target,
+        /// Why (Exchange's -StopReason): required, shown by status while stopped.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Start-ClusteredMailboxServer: bring a stopped server online again.
+    StartCms(Target),
     /// Benchmarks of a loopback cluster of this binary: one JSON line each (`cargo xtask
     /// bench` runs them and writes BENCHMARKS.md).
     Bench {
@@ -442,6 +453,10 @@ mod real {
             Command::ResumeCopy(t) => command(&t, AdminRequest::ResumeCopy).await,
             Command::UpdateCopy(t) => command(&t, AdminRequest::UpdateCopy).await,
             Command::RestoreCopy(t) => command(&t, AdminRequest::RestoreCopy).await,
+            Command::StopCms { target, reason } => {
+                command(&target, AdminRequest::StopCms { reason }).await
+            }
+            Command::StartCms(t) => command(&t, AdminRequest::StartCms).await,
             Command::Verify { target, data, ids } => {
                 let receipts = ccr::mail::read_receipts(&ids)?;
                 if let Some(dir) = data {

@@ -246,6 +246,8 @@ fn answer_admin(
         AdminRequest::ResumeCopy => Admin::ResumeCopy,
         AdminRequest::UpdateCopy => Admin::UpdateCopy,
         AdminRequest::RestoreCopy => Admin::RestoreCopy,
+        AdminRequest::StopCms { reason } => Admin::StopCms { reason },
+        AdminRequest::StartCms => Admin::StartCms,
     };
     match tx.send(command) {
         Ok(()) => AdminReply::Accepted,

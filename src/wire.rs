@@ -91,6 +91,12 @@ pub enum AdminRequest {
     UpdateCopy,
     /// `Restore-StorageGroupCopy`
     RestoreCopy,
+    /// `Stop-ClusteredMailboxServer -StopReason …`
+    StopCms {
+        reason: String,
+    },
+    /// `Start-ClusteredMailboxServer`
+    StartCms,
     /// `Test-ReplicationHealth`
     TestReplicationHealth,
     /// Which of these message ids this node's database does not hold (for verification).

@@ -556,3 +556,88 @@ async fn a_hub_down_during_a_redelivery_redelivers_when_it_returns() {
         c.log_tails(20)
     );
 }
+
+async fn stopped_reason(c: &Cluster, n: NodeId) -> Option<String> {
+    match c.ask(n, AdminRequest::Status).await {
+        Some(AdminReply::Status {
+            serving: false,
+            status,
+            ..
+        }) => status
+            .reason
+            .filter(|r| r.contains("stopped by an administrator")),
+        _ => None,
+    }
+}
+
+/// Stop-ClusteredMailboxServer on the passive: both nodes report the server stopped; each is
+/// killed with -9 and started again, and nothing comes online — until start-cms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_server_stays_offline_across_kill_9_until_started() {
+    let mut c = Cluster::start();
+    c.wait_for(
+        "node1 online",
+        Duration::from_secs(60),
+        Serves(NodeId::Node1),
+    )
+    .await;
+    let report = load(&c, 4_000_000, 3.0).await;
+    assert!(
+        report.acked.len() > 50,
+        "acknowledged {}",
+        report.acked.len()
+    );
+    assert!(matches!(
+        c.ask(
+            NodeId::Node2,
+            AdminRequest::StopCms {
+                reason: "SAN firmware".into()
+            }
+        )
+        .await,
+        Some(AdminReply::Accepted)
+    ));
+    let mut both = false;
+    for _ in 0..100 {
+        both = stopped_reason(&c, NodeId::Node1).await.is_some()
+            && stopped_reason(&c, NodeId::Node2).await.is_some();
+        if both {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(both, "both nodes report the stop\n{}", c.log_tails(15));
+    for n in [NodeId::Node1, NodeId::Node2] {
+        c.kill9(n);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        c.start_node(n);
+    }
+    // Longer than a failover takes: neither the survivor nor a restarted node mounts.
+    for _ in 0..40 {
+        for n in NodeId::ALL {
+            assert!(
+                !c.serving(n).await,
+                "{n} brought a stopped server online\n{}",
+                c.log_tails(15)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(stopped_reason(&c, NodeId::Node1)
+        .await
+        .is_some_and(|r| r.contains("SAN firmware")));
+    assert!(matches!(
+        c.ask(NodeId::Node1, AdminRequest::StartCms).await,
+        Some(AdminReply::Accepted)
+    ));
+    c.wait_for(
+        "node1 online again",
+        Duration::from_secs(60),
+        Serves(NodeId::Node1),
+    )
+    .await;
+    assert_eq!(
+        missing(&c, NodeId::Node1, &report.acked).await,
+        Vec::<u64>::new()
+    );
+}

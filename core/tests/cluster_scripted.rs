@@ -611,3 +611,68 @@ fn a_copy_window_catches_up_over_a_long_round_trip_in_a_fraction_of_the_time() {
         "one log at a time took {one} ms, four at a time {four} ms"
     );
 }
+
+#[test]
+fn a_stopped_server_stays_offline_across_restarts_and_failures_until_started() {
+    let mut w = world();
+    w.workload(50, 140_000);
+    w.schedule(
+        10_000,
+        Fault::Admin(Node1, Admin::StopCms { reason: " ".into() }),
+    );
+    w.schedule(
+        20_000,
+        Fault::Admin(
+            Node1,
+            Admin::StopCms {
+                reason: "SAN firmware".into(),
+            },
+        ),
+    );
+    // Both machines lose power during the window, one after the other, and come back.
+    w.schedule(30_000, Fault::PowerLoss(Node1));
+    w.schedule(40_000, Fault::Restart(Node1));
+    w.schedule(50_000, Fault::PowerLoss(Node2));
+    w.schedule(60_000, Fault::PowerLoss(Node1));
+    w.schedule(65_000, Fault::Restart(Node2));
+    w.schedule(70_000, Fault::Restart(Node1));
+    w.run_until(25_000);
+    assert!(w.events.iter().any(|(_, _, e)| matches!(
+        e,
+        NodeEvent::AdminRefused { reason } if reason.contains("StopReason")
+    )));
+    let stopped_at = w
+        .events
+        .iter()
+        .find(|(_, _, e)| matches!(e, NodeEvent::CmsStopped { .. }))
+        .map(|(t, _, _)| *t)
+        .expect("the stop returned");
+    assert!(stopped_at < 25_000);
+    assert!(w.serving().is_empty());
+    w.run_until(120_000);
+    assert!(w.serving().is_empty(), "a stopped server came online");
+    assert_eq!(w.mounts().len(), 1, "only the first formation mounted");
+    for id in [Node1, Node2] {
+        let status = w
+            .node(id)
+            .unwrap()
+            .cms_status(ccr_core::cluster::Now::at(w.now));
+        assert!(
+            status
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("SAN firmware")),
+            "{id}: {status:?}"
+        );
+    }
+    // Started from the passive: the owner mounts, and the hub delivers what it held.
+    w.schedule(120_000, Fault::Admin(Node2, Admin::StartCms));
+    w.run_until(200_000);
+    assert!(w
+        .events
+        .iter()
+        .any(|(_, _, e)| matches!(e, NodeEvent::CmsStarted)));
+    assert_eq!(w.serving().len(), 1);
+    assert_eq!(w.mounts().len(), 2);
+    w.check_settled();
+}

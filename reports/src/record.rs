@@ -27,6 +27,8 @@ pub const SITUATIONS: &[&str] = &[
     "one-way isolation of the active",
     "failed store restarted in place",
     "group failed over past the restart policy",
+    "clustered mailbox server stopped by an administrator",
+    "stopped server's node lost while stopped",
     "log copied across the WAN",
     "heartbeat queued 100 ms or more behind other traffic",
     "stored message bodies compared with the client's",
@@ -51,6 +53,10 @@ pub enum Invariant {
     /// What a node reported (logs lost at a mount, copy state and queues, who serves) agrees
     /// with what the simulated world recorded.
     ReportsTruthful,
+    /// Once an administrator's Stop-ClusteredMailboxServer returned, no node acknowledges
+    /// mail or announces a mount until the server is started again (restarts and failovers
+    /// included).
+    StoppedStaysStopped,
     /// Not an invariant: the run went past its budget of simulated events or wall time.
     Stuck,
     /// Not an invariant: something the scenario said would happen did not.
@@ -73,6 +79,7 @@ impl Invariant {
             Invariant::MoveLossless => "move-lossless",
             Invariant::Duplicates => "duplicates",
             Invariant::ReportsTruthful => "reports-truthful",
+            Invariant::StoppedStaysStopped => "stopped-stays-stopped",
             Invariant::Stuck => "stuck",
             Invariant::Expectation => "expectation",
             Invariant::LostToClockSkew => "lost-to-clock-skew",

@@ -318,6 +318,10 @@ impl Obs {
 
     /// A fault took the serving node away: the failover clock starts.
     pub fn active_lost(&self, node: NodeId) {
+        if self.truth.is_stop_ordered() {
+            // The administrator stopped the server: no failover is due.
+            return;
+        }
         let now = self.elapsed_ms();
         let mut s = self.state.lock().expect("obs");
         if s.active_lost_at.is_none() {
@@ -406,6 +410,9 @@ impl Observer for Obs {
         match event {
             NodeEvent::StayDismounted { .. } => self.cover("dial kept a database dismounted"),
             NodeEvent::MoveRefused { .. } => self.cover("move refused"),
+            NodeEvent::CmsStopped { .. } if self.truth.stop_returned(self.elapsed_ms()) => {
+                self.cover("clustered mailbox server stopped by an administrator")
+            }
             NodeEvent::TakeoverStarted => {
                 let now = self.elapsed_ms();
                 self.state

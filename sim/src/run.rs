@@ -340,6 +340,11 @@ fn check_expectations(
             "rolled-back",
             "diverged logs rolled back",
         ),
+        (
+            expect.stopped,
+            "stopped",
+            "clustered mailbox server stopped by an administrator",
+        ),
     ] {
         if wanted && !coverage.contains_key(situation) {
             obs.violate(

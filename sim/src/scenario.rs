@@ -126,6 +126,15 @@ pub enum Fault {
     RestoreCopy {
         node: NodeId,
     },
+    /// `Stop-ClusteredMailboxServer -StopReason …`, run on `node`.
+    StopCms {
+        node: NodeId,
+        reason: String,
+    },
+    /// `Start-ClusteredMailboxServer`, run on `node`.
+    StartCms {
+        node: NodeId,
+    },
 }
 
 impl Fault {
@@ -167,7 +176,9 @@ impl Fault {
             | Fault::SuspendCopy { node }
             | Fault::ResumeCopy { node }
             | Fault::UpdateCopy { node }
-            | Fault::RestoreCopy { node } => Some(*node),
+            | Fault::RestoreCopy { node }
+            | Fault::StopCms { node, .. }
+            | Fault::StartCms { node } => Some(*node),
             Fault::Isolate {
                 machine: Machine::Node1,
                 ..
@@ -259,6 +270,9 @@ pub struct Expect {
     /// Time-window redelivery must lose acknowledged mail to a skewed hub clock — the
     /// Exchange weakness the scenario shows (otherwise such a loss is the run's outcome).
     pub lost_to_clock_skew: bool,
+    /// An administrator's Stop-ClusteredMailboxServer must have returned (the stop took
+    /// effect: the database dismounted and the stop was recorded beyond one node).
+    pub stopped: bool,
 }
 
 impl Default for Expect {
@@ -276,6 +290,7 @@ impl Default for Expect {
             outage_max_s: None,
             duplicates_max: 0,
             lost_to_clock_skew: false,
+            stopped: false,
         }
     }
 }

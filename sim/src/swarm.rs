@@ -47,7 +47,8 @@ pub enum Family {
     Witness,
     /// Gray failures: lossy, slow or duplicating links, slow disks.
     Gray,
-    /// Administrators: moves, suspending and resuming and reseeding copies.
+    /// Administrators: moves, suspending and resuming and reseeding copies, stopping and
+    /// starting the server.
     Admin,
 }
 
@@ -80,7 +81,7 @@ impl Family {
 /// The generator's version: `swarm@V:SEED` names the scenario version V made of SEED. A
 /// change to what a seed generates raises it, so a seed quoted in an old report says that it
 /// now means something else instead of silently replaying another scenario.
-pub const GENERATOR_VERSION: u32 = 9;
+pub const GENERATOR_VERSION: u32 = 10;
 
 /// The shape of every swarm run.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,6 +153,38 @@ fn draw_topology(seed: u64, scenario: &mut Scenario) {
     }
 }
 
+/// Version 10: when the admin family is drawn, one seed in three has an administrator stop
+/// the server (Stop-ClusteredMailboxServer) on either node at a random instant, and start it
+/// again 1 s to 3 minutes later — or, in a quarter of those, never: the liveness phase's
+/// operator starts it. From a stream of its own, so the other draws keep version 9's order;
+/// the other faults go on meanwhile (a node lost while the server is stopped must not bring
+/// it online).
+fn draw_stop(swarm: &Swarm, seed: u64, steps: &mut Vec<Step>) {
+    let mut r = StdRng::seed_from_u64(seed ^ 0x5354_4f50_0000_000a);
+    if !r.random_bool(1.0 / 3.0) {
+        return;
+    }
+    let end = swarm.duration_s * 1000 - 1;
+    let start = swarm.quiet_start_s * 1000;
+    let at_ms = start + r.random_range(0..end - start);
+    let node = NodeId::ALL[r.random_range(0..2)];
+    steps.push(Step {
+        at_ms,
+        fault: Fault::StopCms {
+            node,
+            reason: "swarm maintenance".into(),
+        },
+    });
+    let started = at_ms + r.random_range(1_000..=180_000);
+    let node = NodeId::ALL[r.random_range(0..2)];
+    if r.random_bool(0.75) && started < end {
+        steps.push(Step {
+            at_ms: started,
+            fault: Fault::StartCms { node },
+        });
+    }
+}
+
 impl Swarm {
     /// The scenario seed `seed` stands for. Same seed, same scenario, on any machine.
     pub fn generate(&self, seed: u64) -> Scenario {
@@ -196,6 +229,9 @@ impl Swarm {
                 let at_ms = self.quiet_start_s * 1000 + r.random_range(0..span_ms);
                 self.fault(*family, at_ms, &scenario, &mut r, &mut steps);
             }
+        }
+        if families.contains(&Family::Admin) {
+            draw_stop(self, seed, &mut steps);
         }
         steps.retain(|s| s.at_ms < self.duration_s * 1000);
         steps.sort_by_key(|s| s.at_ms);

@@ -367,6 +367,11 @@ struct State {
     drained: BTreeSet<(NodeId, u64)>,
     /// Nodes an administrator told to mount whatever they have, not yet mounted since.
     restore_ordered: BTreeSet<NodeId>,
+    /// An administrator ran Stop-ClusteredMailboxServer and no Start since.
+    stop_ordered: bool,
+    /// When that stop returned to the administrator (it is done): from then on nobody may
+    /// write until a start is ordered.
+    stopped_since: Option<u64>,
     /// What each node's first mount event in an epoch said it lost, waiting for the wire's
     /// mount to compare. The first: a node that mounts again in its own epoch (quorum lost
     /// and regained before the hub heard of the first mount) has already reported the loss,
@@ -640,6 +645,34 @@ impl Truth {
         self.state().redelivered.len() as u64
     }
 
+    /// An administrator ran Stop- (`true`) or Start-ClusteredMailboxServer (`false`).
+    pub fn stop_ordered(&self, stop: bool) {
+        let mut s = self.state();
+        s.stop_ordered = stop;
+        if !stop {
+            s.stopped_since = None;
+        }
+    }
+
+    pub fn is_stop_ordered(&self) -> bool {
+        self.state().stop_ordered
+    }
+
+    /// Whether a stop has returned and no start was ordered since.
+    pub fn is_stopped(&self) -> bool {
+        self.state().stopped_since.is_some()
+    }
+
+    /// The administrator's stop returned at `at`. Returns whether this is news.
+    pub fn stop_returned(&self, at: u64) -> bool {
+        let mut s = self.state();
+        if s.stop_ordered && s.stopped_since.is_none() {
+            s.stopped_since = Some(at);
+            return true;
+        }
+        false
+    }
+
     /// An administrator ordered `node` to mount whatever it has.
     pub fn restore_ordered(&self, node: NodeId) {
         self.state().restore_ordered.insert(node);
@@ -879,7 +912,18 @@ fn write_act(
     gap_ms: u64,
     what: &str,
 ) -> Option<Verdict> {
-    let mut verdict = None;
+    let mut verdict = s.stopped_since.map(|since| {
+        (
+            Invariant::StoppedStaysStopped,
+            format!(
+                "{node} {what} in epoch {epoch} at {:.3} s, but an administrator's \
+                 Stop-ClusteredMailboxServer returned at {:.3} s and nobody has started the \
+                 server since",
+                at as f64 / 1000.0,
+                since as f64 / 1000.0
+            ),
+        )
+    });
     if let Some(w) = s.epochs.get(&epoch) {
         if w.node != node {
             verdict = Some((

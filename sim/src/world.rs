@@ -313,10 +313,24 @@ impl World {
     /// - a database the mount dial keeps dismounted while the running peer holds no newer logs
     ///   (they are gone — say an earlier reseed discarded them), or holds them only on a
     ///   diverged branch whose copies fail inspection, gets `Restore-StorageGroupCopy`,
-    ///   accepting the loss the dumpster then makes good.
+    ///   accepting the loss the dumpster then makes good;
+    /// - a server an administrator stopped and never started gets
+    ///   `Start-ClusteredMailboxServer` on a node that knows it is stopped.
     pub fn operator_actions(&self, second: u64) {
         if !second.is_multiple_of(10) {
             return;
+        }
+        let stopped = NodeId::ALL.into_iter().find(|&id| {
+            self.node(id)
+                .is_some_and(|n| n.lock().expect("node").cms_stopped())
+        });
+        if let Some(id) = stopped {
+            self.obs.saw("operator-start", 1);
+            self.obs.trace(
+                "world",
+                &format!("operator: Start-ClusteredMailboxServer on {id}, left stopped"),
+            );
+            self.start_cms(id);
         }
         for id in NodeId::ALL {
             let (Some(me), Some(peer)) = (self.node(id), self.node(id.peer())) else {
@@ -546,6 +560,11 @@ impl World {
         self.admin(id, Admin::RestoreCopy);
     }
 
+    fn start_cms(&self, id: NodeId) {
+        self.obs.truth().stop_ordered(false);
+        self.admin(id, Admin::StartCms);
+    }
+
     fn admin(&self, id: NodeId, cmd: Admin) {
         if let Some(p) = self.machine(id).process.lock().expect("process").as_ref() {
             let _ = p.admin.send(cmd);
@@ -589,6 +608,18 @@ impl World {
             self.obs.cover(format!("one-way isolation of {role}"));
         }
         let takes_active = |n: NodeId| active == Some(n);
+        let loses_a_node = matches!(
+            fault,
+            Fault::Crash { .. }
+                | Fault::PowerLoss { .. }
+                | Fault::CrashActive
+                | Fault::PowerLossActive
+                | Fault::Pause { .. }
+                | Fault::PauseActive
+        );
+        if loses_a_node && self.obs.truth().is_stopped() {
+            self.obs.cover("stopped server's node lost while stopped");
+        }
         match fault {
             Fault::Crash { node } => {
                 if takes_active(*node) {
@@ -686,6 +717,19 @@ impl World {
             Fault::ResumeCopy { node } => self.admin(*node, Admin::ResumeCopy),
             Fault::UpdateCopy { node } => self.admin(*node, Admin::UpdateCopy),
             Fault::RestoreCopy { node } => self.restore(*node),
+            Fault::StopCms { node, reason } => {
+                // Whatever happens to the server from now on is the administrator's doing
+                // until it is started again: no failover is due.
+                self.obs.truth().stop_ordered(true);
+                self.obs.stop_failover_clock();
+                self.admin(
+                    *node,
+                    Admin::StopCms {
+                        reason: reason.clone(),
+                    },
+                )
+            }
+            Fault::StartCms { node } => self.start_cms(*node),
         }
     }
 

@@ -356,3 +356,34 @@ fn loss_fires_when_a_mount_stops_asking_once_one_hub_has_answered() {
         broken.summary()
     );
 }
+
+#[test]
+fn stopped_stays_stopped_fires_when_a_stop_does_not_last() {
+    // The library's maintenance window: Stop-ClusteredMailboxServer on the passive, then the
+    // active loses power and comes back. The planted bug carries the stop out as a one-off
+    // dismount instead of a state that lasts; the stop still returns to the administrator.
+    let mut s = ccr_sim::file::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/stopped-server-stays-offline.toml"
+    )))
+    .expect("library scenario");
+    s.planted = nodes(PlantedBugs {
+        takeover_ignores_stop: true,
+        ..PlantedBugs::default()
+    });
+    let r = run(&s, 1, true);
+    assert_eq!(
+        violated(&r),
+        Some(Invariant::StoppedStaysStopped),
+        "{}",
+        r.summary()
+    );
+    let trace = r.trace.unwrap();
+    assert!(
+        trace.iter().any(|l| l.contains("CmsStopped")),
+        "the stop reports success"
+    );
+    s.planted = Planted::default();
+    let honest = run(&s, 1, false);
+    assert!(honest.passed(), "{:?}", honest.violation);
+}

@@ -51,6 +51,7 @@ fn heartbeat() -> Msg {
         lineage: Vec::new(),
         copy: None,
         public_ok: true,
+        intent: Default::default(),
     })
 }
 

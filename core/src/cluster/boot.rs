@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::ClusterConfig;
 use super::node::{DB_FILE, INSPECT_DIR, LOG_DIR, STATE_FILE};
-use super::wire::{LineageEntry, TimeWindow, View};
+use super::wire::{CmsIntent, LineageEntry, TimeWindow, View};
 use crate::disk::{join, replace_atomically, Disk, DiskError, DiskOp};
 use crate::storage::database::{Database, DbError};
 use crate::storage::recovery::{recover, RecoveryError};
@@ -37,6 +37,14 @@ pub struct PersistedState {
     /// (wall clock, ms), within the policy's period.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub store_failures: Vec<u64>,
+    /// The newest Stop- or Start-ClusteredMailboxServer this node knows of: a stopped server
+    /// stays offline across restarts until an administrator starts it.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub intent: CmsIntent,
+}
+
+fn is_default(intent: &CmsIntent) -> bool {
+    *intent == CmsIntent::default()
 }
 
 impl PersistedState {
@@ -52,6 +60,7 @@ impl PersistedState {
             last_redelivery_request: 0,
             redelivery_window: None,
             store_failures: Vec::new(),
+            intent: CmsIntent::default(),
         }
     }
 

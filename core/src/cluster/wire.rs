@@ -72,6 +72,25 @@ impl TimeWindow {
     }
 }
 
+/// `Stop-ClusteredMailboxServer` / `Start-ClusteredMailboxServer`: the administrator's latest
+/// word on whether the server should be online. Each command takes the next `seq`; wherever
+/// two meet (heartbeats, state files, the witness) the newer wins, a stop winning a tie. A
+/// stopped server stays offline on every node, across restarts and failovers, until started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CmsIntent {
+    pub seq: u64,
+    pub stopped: bool,
+    /// The administrator's `-StopReason`, while stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl CmsIntent {
+    pub fn newer_than(&self, other: &CmsIntent) -> bool {
+        (self.seq, self.stopped) > (other.seq, other.stopped)
+    }
+}
+
 /// What a passive tells the owner about its copy (a move needs a healthy target).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CopyReport {
@@ -108,6 +127,9 @@ pub struct Heartbeat {
     pub copy: Option<CopyReport>,
     /// The sender reaches the hub on the public network (clients could reach it).
     pub public_ok: bool,
+    /// The newest stop or start of the server the sender knows of.
+    #[serde(default)]
+    pub intent: CmsIntent,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,6 +184,10 @@ pub enum Msg {
         epoch: u64,
         head: Generation,
         view: View,
+        /// The newest stop or start the witness has recorded: a node taking over learns of
+        /// a stop its peer recorded before it died.
+        #[serde(default)]
+        intent: CmsIntent,
     },
     WitnessDenied {
         stamp: u64,
@@ -169,6 +195,15 @@ pub enum Msg {
         epoch: u64,
         head: Generation,
         view: View,
+    },
+
+    /// Node → witness: keep this stop or start of the server (the cluster database's copy on
+    /// the witness share), answered with the newest the witness holds.
+    RecordIntent {
+        intent: CmsIntent,
+    },
+    IntentRecorded {
+        intent: CmsIntent,
     },
 
     // Scheduled move, owner ↔ target.

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::config::ClusterConfig;
-use super::wire::{Msg, View};
+use super::wire::{CmsIntent, Msg, View};
 use super::{Endpoint, NodeId, Now};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +33,9 @@ pub struct Witness {
     known_heads: [u32; 2],
     /// The newest ownership view any arbitrating node reported (kept in the witness file).
     known_view: Option<View>,
+    /// The newest stop or start of the server any node recorded (kept in the witness file).
+    #[serde(default)]
+    known_intent: CmsIntent,
     #[serde(skip)]
     out: VecDeque<(Endpoint, Msg)>,
     /// Test-only planted bug: grant every request, as a broken witness would.
@@ -48,6 +51,7 @@ impl Witness {
             epoch: 0,
             known_heads: [0; 2],
             known_view: None,
+            known_intent: CmsIntent::default(),
             out: VecDeque::new(),
             grants_everyone: false,
         }
@@ -69,12 +73,27 @@ impl Witness {
         self.lock = None;
         self.known_heads = [0; 2];
         self.known_view = None;
+        self.known_intent = CmsIntent::default();
     }
 
     pub fn handle(&mut self, now: Now, from: NodeId, msg: Msg) {
-        let Msg::Arbitrate { stamp, head, view } = msg else {
-            return;
+        let (stamp, head, view) = match msg {
+            Msg::Arbitrate { stamp, head, view } => (stamp, head, view),
+            Msg::RecordIntent { intent } => {
+                if intent.newer_than(&self.known_intent) && !self.grants_everyone {
+                    self.known_intent = intent;
+                }
+                self.out.push_back((
+                    Endpoint::Node(from),
+                    Msg::IntentRecorded {
+                        intent: self.known_intent.clone(),
+                    },
+                ));
+                return;
+            }
+            _ => return,
         };
+        let intent = self.known_intent.clone();
         let (head, view) = if self.grants_everyone {
             // The planted bug remembers nothing either: a dumb share.
             (head, view)
@@ -100,6 +119,7 @@ impl Witness {
                     epoch: l.epoch,
                     head,
                     view,
+                    intent,
                 }
             }
             Some(l) if now.mono < l.renewed_at + self.hold_ms && self.grants_everyone => {
@@ -109,6 +129,7 @@ impl Witness {
                     epoch: l.epoch,
                     head,
                     view,
+                    intent,
                 }
             }
             Some(l) if now.mono < l.renewed_at + self.hold_ms => Msg::WitnessDenied {
@@ -130,6 +151,7 @@ impl Witness {
                     epoch: self.epoch,
                     head,
                     view,
+                    intent,
                 }
             }
         };
@@ -175,7 +197,8 @@ mod tests {
                 view: View {
                     epoch: 0,
                     owner: NodeId::Node1
-                }
+                },
+                intent: CmsIntent::default(),
             }
         );
         assert!(matches!(

@@ -10,6 +10,7 @@
 //! scheduled move) and `store` (the active store's writes and acknowledgements).
 
 mod health;
+mod intent;
 mod ownership;
 mod public;
 mod quorum;
@@ -21,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use super::boot::{Boot, PersistedState};
 use super::config::ClusterConfig;
 use super::status::{CmsState, CmsStatus, CopyStatus, OperationalMachine, SummaryCopyStatus};
-use super::wire::{CopyReport, Heartbeat, LineageEntry, Msg, TimeWindow, View};
+use super::wire::{CmsIntent, CopyReport, Heartbeat, LineageEntry, Msg, TimeWindow, View};
 use super::{Endpoint, HubId, Net, NodeId, Now};
 use crate::disk::{DiskError, DiskOp};
 use crate::storage::database::Database;
@@ -64,6 +65,11 @@ pub enum Admin {
     /// `Restore-StorageGroupCopy`: activate this copy by hand, accepting the loss; also what an
     /// admin uses to mount a database the mount dial kept dismounted.
     RestoreCopy,
+    /// `Stop-ClusteredMailboxServer -StopReason …`: take the server offline, on every node,
+    /// until it is started again (restarts and failovers leave it offline).
+    StopCms { reason: String },
+    /// `Start-ClusteredMailboxServer`: bring a stopped server online again.
+    StartCms,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +158,15 @@ pub enum NodeEvent {
     AdminRefused {
         reason: String,
     },
+    /// The administrator's Stop-ClusteredMailboxServer, run on this node, is done: the
+    /// database is dismounted and the stop is recorded beyond this node (on the peer or the
+    /// witness), so no failover or restart brings it online.
+    CmsStopped {
+        reason: String,
+    },
+    /// The administrator's Start-ClusteredMailboxServer, run on this node, is recorded beyond
+    /// this node; the owner mounts as after any start.
+    CmsStarted,
 }
 
 /// Test-only planted bugs, so the checkers can be shown firing.
@@ -190,6 +205,9 @@ pub struct PlantedBugs {
     /// The first hub's confirmation of a redelivery request is taken for all of them: a hub
     /// that was down when the mount asked is never asked again.
     pub redelivery_first_hub_only: bool,
+    /// A stop is carried out as a one-off dismount, not kept as a state: a restart or a
+    /// takeover brings the stopped server online again.
+    pub takeover_ignores_stop: bool,
 }
 
 /// What the owner is doing about the clustered mailbox server.
@@ -310,6 +328,14 @@ pub struct Node {
     view: View,
     lineage: Vec<LineageEntry>,
     last_move_comment: Option<String>,
+    intent: CmsIntent,
+    /// A stop or start run on this node (its `seq`), until it is done (see `intent.rs`).
+    intent_asked: Option<u64>,
+    /// The newest intent `seq` the peer's heartbeats showed, and whether it was serving then.
+    peer_intent_seq: u64,
+    /// The newest intent `seq` the witness said it holds.
+    witness_intent_seq: u64,
+    last_intent_record: Option<u64>,
 
     // Storage.
     db: Database,
@@ -458,6 +484,11 @@ impl Node {
             view: state.view,
             lineage: state.lineage,
             last_move_comment: state.last_move_comment,
+            intent: state.intent,
+            intent_asked: None,
+            peer_intent_seq: 0,
+            witness_intent_seq: 0,
+            last_intent_record: None,
             // A passive copies only once it has compared its logs with a serving owner's
             // lineage and adopted it; an owner's stream is its own.
             resolved: state.view.owner == id,
@@ -681,6 +712,7 @@ impl Node {
     fn tick(&mut self, now: Now) {
         self.last_tick = now.mono;
         self.check_quorum(now);
+        self.obey_intent(now, false);
         self.progress_role(now);
         self.leave_if_public_network_failed(now);
         if self.store_restart_at.is_some_and(|t| now.mono >= t) {
@@ -688,6 +720,8 @@ impl Node {
             self.out.push_back(Action::Restart);
         }
         self.request_witness_if_needed(now);
+        self.record_intent_if_needed(now);
+        self.confirm_intent(now);
         self.forget_move_if_over(now);
         self.copy_if_needed(now);
         self.roll_idle_log(now);
@@ -712,7 +746,9 @@ impl Node {
                 epoch,
                 head,
                 view,
+                intent,
             } => {
+                self.learn_intent_from_witness(now, intent);
                 self.learn_from_witness(now, head, view);
                 self.on_witness_granted(now, stamp, epoch)
             }
@@ -722,6 +758,9 @@ impl Node {
                 self.learn_from_witness(now, head, view);
                 self.witness_holder = Some(holder);
                 self.emit(NodeEvent::WitnessDenied { holder });
+            }
+            Msg::IntentRecorded { intent } if from == Endpoint::Witness => {
+                self.learn_intent_from_witness(now, intent)
             }
             Msg::LogFile { generation, bytes } => self.on_log_file(now, generation, bytes),
             Msg::OpenLogFile { bytes } => self.on_open_log_file(now, bytes),
@@ -831,6 +870,8 @@ impl Node {
             }
             Admin::UpdateCopy => self.start_reseed(now),
             Admin::RestoreCopy => self.restore_copy(now),
+            Admin::StopCms { reason } => self.stop_cms(now, reason),
+            Admin::StartCms => self.start_cms(now),
         }
     }
 
@@ -862,6 +903,7 @@ impl Node {
             last_redelivery_request: self.last_redelivery_request,
             redelivery_window: self.redelivery_window,
             store_failures: self.store_failures.clone(),
+            intent: self.intent.clone(),
         }
     }
 
@@ -896,6 +938,7 @@ impl Node {
             lineage: self.lineage.clone(),
             copy: (!owner_side).then(|| self.copy_report()),
             public_ok: self.public_ok(now),
+            intent: self.intent.clone(),
         };
         self.note_ping(now);
         for hub in self.hubs() {
@@ -994,6 +1037,13 @@ impl Node {
                 (state, Some(reason.clone()))
             }
             Role::Passive { .. } if self.peer_serving(now) => (CmsState::Online, None),
+            Role::Passive { .. } if self.intent.stopped => (
+                CmsState::Offline,
+                Some(format!(
+                    "stopped by an administrator: {}",
+                    self.intent.reason.as_deref().unwrap_or("")
+                )),
+            ),
             Role::Passive { .. } => (CmsState::Offline, None),
         };
         let quorum_owner = self.witness_holder.unwrap_or(self.view.owner);

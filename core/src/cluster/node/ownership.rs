@@ -18,7 +18,8 @@ impl Node {
                     && (self.peer_down(now) || self.owner_copy_damaged())
                     && self.reseed_required.is_none()
                     && !self.seeding
-                    && self.store_failure.is_none();
+                    && self.store_failure.is_none()
+                    && !self.held_stopped();
                 if may_take_over {
                     self.role = Role::Passive {
                         arbitrate_at: Some(now.mono + self.config.passive_arbitration_delay_ms),
@@ -28,7 +29,10 @@ impl Node {
             }
             Role::Passive { .. } => {}
             Role::Owner(OwnerState::Offline { .. }) => {
-                if self.store_failure.is_none() && self.may_mount(now).is_ok() {
+                if self.store_failure.is_none()
+                    && !self.held_stopped()
+                    && self.may_mount(now).is_ok()
+                {
                     if self.mounted_in_this_epoch() {
                         // Our own stream continues: a remount.
                         self.role = Role::Owner(OwnerState::Onlining {
@@ -529,6 +533,14 @@ impl Node {
         if self.copy_damaged {
             self.emit(NodeEvent::AdminRefused {
                 reason: "Restore-StorageGroupCopy: this copy is damaged; reseed it first".into(),
+            });
+            return;
+        }
+        if self.held_stopped() {
+            self.emit(NodeEvent::AdminRefused {
+                reason: "Restore-StorageGroupCopy: the clustered mailbox server is stopped; \
+                         start it first"
+                    .into(),
             });
             return;
         }
