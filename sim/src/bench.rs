@@ -159,6 +159,15 @@ pub fn planted_bugs() -> Vec<(&'static str, Planted)> {
                 ..none()
             }),
         ),
+        // Bites only in the seeds where an administrator stops the server (v10: a third of
+        // those with the admin family).
+        (
+            "takeover_ignores_stop",
+            node(PlantedBugs {
+                takeover_ignores_stop: true,
+                ..none()
+            }),
+        ),
         (
             "witness_grants_everyone",
             Planted {
