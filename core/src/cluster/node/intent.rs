@@ -25,6 +25,14 @@ impl Node {
         self.intent.stopped
     }
 
+    /// What status shows while the server is stopped.
+    pub(super) fn stopped_reason(&self) -> String {
+        format!(
+            "{STOPPED_BY_ADMIN}: {}",
+            self.intent.reason.as_deref().unwrap_or("")
+        )
+    }
+
     /// Whether the stop keeps this node from bringing the server online. (The planted bug
     /// treats a stop as a one-off dismount, not as a state that lasts.)
     pub(super) fn held_stopped(&self) -> bool {
@@ -119,10 +127,7 @@ impl Node {
             }
             return;
         }
-        let reason = format!(
-            "{STOPPED_BY_ADMIN}: {}",
-            self.intent.reason.as_deref().unwrap_or("")
-        );
+        let reason = self.stopped_reason();
         match &self.role {
             Role::Owner(OwnerState::Moving(_)) => {}
             Role::Owner(OwnerState::Offline { reason: r }) if *r == reason => {}

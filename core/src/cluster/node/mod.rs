@@ -1037,13 +1037,9 @@ impl Node {
                 (state, Some(reason.clone()))
             }
             Role::Passive { .. } if self.peer_serving(now) => (CmsState::Online, None),
-            Role::Passive { .. } if self.intent.stopped => (
-                CmsState::Offline,
-                Some(format!(
-                    "stopped by an administrator: {}",
-                    self.intent.reason.as_deref().unwrap_or("")
-                )),
-            ),
+            Role::Passive { .. } if self.intent.stopped => {
+                (CmsState::Offline, Some(self.stopped_reason()))
+            }
             Role::Passive { .. } => (CmsState::Offline, None),
         };
         let quorum_owner = self.witness_holder.unwrap_or(self.view.owner);
