@@ -158,9 +158,10 @@ pub enum NodeEvent {
     AdminRefused {
         reason: String,
     },
-    /// The administrator's Stop-ClusteredMailboxServer, run on this node, is done: the
-    /// database is dismounted and the stop is recorded beyond this node (on the peer or the
-    /// witness), so no failover or restart brings it online.
+    /// The administrator's Stop-ClusteredMailboxServer, run on this node, is done: neither
+    /// node serves (the peer says so, or its leases have surely run out) and the stop is
+    /// recorded beyond this node (on the peer or the witness), so no failover or restart
+    /// brings it online.
     CmsStopped {
         reason: String,
     },
@@ -331,7 +332,7 @@ pub struct Node {
     intent: CmsIntent,
     /// A stop or start run on this node (its `seq`), until it is done (see `intent.rs`).
     intent_asked: Option<u64>,
-    /// The newest intent `seq` the peer's heartbeats showed, and whether it was serving then.
+    /// The newest intent `seq` the peer's heartbeats showed.
     peer_intent_seq: u64,
     /// The newest intent `seq` the witness said it holds.
     witness_intent_seq: u64,
