@@ -23,6 +23,10 @@ pub struct MemDiskConfig {
     pub sync_latency: Duration,
     /// Transfer rate for reads and appends.
     pub bytes_per_sec: u64,
+    /// When not zero, every `*.log` file takes at least this much space from its creation:
+    /// Exchange creates each log at its full size, and a simulation whose records leave the
+    /// message bodies out must still fill the log disk as a megabyte per log would.
+    pub nominal_log_size: u64,
 }
 
 impl Default for MemDiskConfig {
@@ -32,6 +36,7 @@ impl Default for MemDiskConfig {
             op_latency: Duration::from_micros(50),
             sync_latency: Duration::from_millis(2),
             bytes_per_sec: 200 * 1024 * 1024,
+            nominal_log_size: 0,
         }
     }
 }
@@ -120,6 +125,12 @@ pub struct MemDisk {
     now: Option<u64>,
     busy_until: u64,
     in_flight: std::collections::VecDeque<InFlight>,
+    /// Log files removed since [`MemDisk::take_removed_logs`] last emptied it: what the
+    /// simulator's checkers judge truncation by (a node's word on what it deleted is not
+    /// evidence).
+    removed_logs: Vec<String>,
+    /// Writes refused because the disk was full, since `take_refused_full`.
+    refused_full: u64,
 }
 
 impl Default for MemDisk {
@@ -139,7 +150,29 @@ impl MemDisk {
             now: None,
             busy_until: 0,
             in_flight: Default::default(),
+            removed_logs: Vec::new(),
+            refused_full: 0,
         }
+    }
+
+    /// The space a file of `len` bytes at `path` takes (see [`MemDiskConfig::nominal_log_size`]).
+    fn charge(&self, path: &str, len: usize) -> u64 {
+        let len = len as u64;
+        if self.config.nominal_log_size > 0 && path.ends_with(".log") {
+            len.max(self.config.nominal_log_size)
+        } else {
+            len
+        }
+    }
+
+    /// How many writes this disk refused because it was full since the last call.
+    pub fn take_refused_full(&mut self) -> u64 {
+        std::mem::take(&mut self.refused_full)
+    }
+
+    /// The log files removed since the last call, in order.
+    pub fn take_removed_logs(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.removed_logs)
     }
 
     /// Turns on in-flight tracking and tells the disk the time (ns, any fixed origin): each
@@ -195,12 +228,12 @@ impl MemDisk {
                 self.put_file(&path, prev);
             }
             Undo::Append { path, len } => {
-                if let Some(f) = self.files.get_mut(&path) {
-                    if len <= f.data.len() {
-                        self.used -= (f.data.len() - len) as u64;
-                        f.data.truncate(len);
-                        f.synced = f.synced.min(len);
-                    }
+                let cur = self.files.get(&path).map(|f| f.data.len());
+                if let Some(cur) = cur.filter(|&cur| len <= cur) {
+                    self.used -= self.charge(&path, cur) - self.charge(&path, len);
+                    let f = self.files.get_mut(&path).expect("just read");
+                    f.data.truncate(len);
+                    f.synced = f.synced.min(len);
                 }
             }
             Undo::Sync { path, synced } => {
@@ -222,13 +255,13 @@ impl MemDisk {
     fn put_file(&mut self, path: &str, file: Option<MemFile>) -> Option<MemFile> {
         let old = match file {
             Some(f) => {
-                self.used += f.data.len() as u64;
+                self.used += self.charge(path, f.data.len());
                 self.files.insert(path.to_string(), f)
             }
             None => self.files.remove(path),
         };
         if let Some(o) = &old {
-            self.used -= o.data.len() as u64;
+            self.used -= self.charge(path, o.data.len());
         }
         old
     }
@@ -339,7 +372,15 @@ impl MemDisk {
             Tear::Clean => None,
             Tear::Torn(rng) => Some(rng),
         };
-        for file in self.files.values_mut() {
+        let nominal = self.config.nominal_log_size;
+        let charge = |path: &str, len: usize| {
+            if nominal > 0 && path.ends_with(".log") {
+                (len as u64).max(nominal)
+            } else {
+                len as u64
+            }
+        };
+        for (path, file) in self.files.iter_mut() {
             let pending = file.data.len() - file.synced;
             if pending == 0 {
                 continue;
@@ -349,7 +390,7 @@ impl MemDisk {
                 None => 0,
             };
             let new_len = file.synced + keep;
-            self.used -= (file.data.len() - new_len) as u64;
+            self.used -= charge(path, file.data.len()) - charge(path, new_len);
             effect.dropped_bytes += (file.data.len() - new_len) as u64;
             if keep > 0 {
                 effect.torn_files += 1;
@@ -419,10 +460,22 @@ impl MemDisk {
 impl Disk for MemDisk {
     fn create(&mut self, path: &str) -> DiskResult<()> {
         check_path(path)?;
-        let prev = self.files.insert(path.to_string(), MemFile::default());
-        if let Some(old) = &prev {
-            self.used -= old.data.len() as u64;
+        let freed = self
+            .files
+            .get(path)
+            .map_or(0, |old| self.charge(path, old.data.len()));
+        let needed = self.charge(path, 0);
+        let free = self.config.capacity.saturating_sub(self.used - freed);
+        if needed > free {
+            self.refused_full += 1;
+            return Err(DiskError::Full {
+                path: path.to_string(),
+                needed,
+                free,
+            });
         }
+        let prev = self.files.insert(path.to_string(), MemFile::default());
+        self.used = self.used - freed + needed;
         let latency = self.latency(0, false);
         self.issued(latency, || Undo::Create {
             path: path.to_string(),
@@ -433,18 +486,19 @@ impl Disk for MemDisk {
 
     fn append(&mut self, path: &str, data: &[u8]) -> DiskResult<()> {
         check_path(path)?;
+        let len = self.file_mut(path)?.data.len();
+        let needed = self.charge(path, len + data.len()) - self.charge(path, len);
         let free = self.config.capacity.saturating_sub(self.used);
-        if data.len() as u64 > free {
+        if needed > free {
+            self.refused_full += 1;
             return Err(DiskError::Full {
                 path: path.to_string(),
-                needed: data.len() as u64,
+                needed,
                 free,
             });
         }
-        let file = self.file_mut(path)?;
-        let len = file.data.len();
-        file.data.extend_from_slice(data);
-        self.used += data.len() as u64;
+        self.file_mut(path)?.data.extend_from_slice(data);
+        self.used += needed;
         let latency = self.latency(data.len(), false);
         self.issued(latency, || Undo::Append {
             path: path.to_string(),
@@ -480,9 +534,11 @@ impl Disk for MemDisk {
         let file = self.files.remove(from).ok_or_else(|| DiskError::NotFound {
             path: from.to_string(),
         })?;
+        self.used =
+            self.used - self.charge(from, file.data.len()) + self.charge(to, file.data.len());
         let prev_to = self.files.insert(to.to_string(), file);
         if let Some(old) = &prev_to {
-            self.used -= old.data.len() as u64;
+            self.used -= self.charge(to, old.data.len());
         }
         let latency = self.latency(0, false);
         self.issued(latency, || Undo::Rename {
@@ -498,7 +554,10 @@ impl Disk for MemDisk {
         let old = self.files.remove(path).ok_or_else(|| DiskError::NotFound {
             path: path.to_string(),
         })?;
-        self.used -= old.data.len() as u64;
+        self.used -= self.charge(path, old.data.len());
+        if path.ends_with(".log") {
+            self.removed_logs.push(path.to_string());
+        }
         let latency = self.latency(0, false);
         self.issued(latency, || Undo::Remove {
             path: path.to_string(),
@@ -530,6 +589,48 @@ mod tests {
 
     fn rng() -> rand::rngs::StdRng {
         rand::rngs::StdRng::seed_from_u64(7)
+    }
+
+    #[test]
+    fn log_files_take_their_nominal_size_and_removals_are_journaled() {
+        let mut d = MemDisk::new(MemDiskConfig {
+            capacity: 3_000,
+            nominal_log_size: 1_000,
+            ..Default::default()
+        });
+        d.create("logs/E00.log").unwrap();
+        d.append("logs/E00.log", &[1; 10]).unwrap();
+        assert_eq!(
+            d.used(),
+            1_000,
+            "a log takes its nominal size from its creation"
+        );
+        d.create("db.edb").unwrap();
+        d.append("db.edb", &[2; 500]).unwrap();
+        d.rename("logs/E00.log", "logs/E0000000001.log").unwrap();
+        d.create("logs/E00.log").unwrap();
+        assert_eq!(d.used(), 2_500);
+        // A third log does not fit; neither does growing the database past the capacity.
+        assert!(matches!(
+            d.create("logs/E00.tmp.log"),
+            Err(DiskError::Full {
+                needed: 1_000,
+                free: 500,
+                ..
+            })
+        ));
+        assert!(d.append("db.edb", &[3; 501]).is_err());
+        // Past its nominal size a log grows byte for byte.
+        d.append("logs/E00.log", &[4; 1_200]).unwrap();
+        assert_eq!(d.used(), 2_700);
+        d.remove("logs/E0000000001.log").unwrap();
+        d.remove("db.edb").unwrap();
+        assert_eq!(d.used(), 1_200);
+        assert_eq!(
+            d.take_removed_logs(),
+            vec!["logs/E0000000001.log".to_string()]
+        );
+        assert!(d.take_removed_logs().is_empty());
     }
 
     #[test]
