@@ -147,6 +147,16 @@ enum Command {
     },
     /// Start-ClusteredMailboxServer: bring a stopped server online again.
     StartCms(Target),
+    /// Back up this node's copy into its data folder's `backups/` (the database file and
+    /// the closed logs); afterwards both nodes delete the logs both copies' database files
+    /// hold, up to the backup's checkpoint.
+    Backup {
+        #[command(flatten)]
+        target: Target,
+        /// Copy only the logs (needs a full backup before it).
+        #[arg(long)]
+        incremental: bool,
+    },
     /// Benchmarks of a loopback cluster of this binary: one JSON line each (`cargo xtask
     /// bench` runs them and writes BENCHMARKS.md).
     Bench {
@@ -457,6 +467,10 @@ mod real {
                 command(&target, AdminRequest::StopCms { reason }).await
             }
             Command::StartCms(t) => command(&t, AdminRequest::StartCms).await,
+            Command::Backup {
+                target,
+                incremental,
+            } => command(&target, AdminRequest::Backup { incremental }).await,
             Command::Verify { target, data, ids } => {
                 let receipts = ccr::mail::read_receipts(&ids)?;
                 if let Some(dir) = data {

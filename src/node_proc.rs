@@ -6,10 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ccr_core::cluster::boot::boot;
-use ccr_core::cluster::node::{Admin, Node, NodeEvent};
+use ccr_core::cluster::node::{Admin, Node, NodeEvent, DB_FILE, LOG_DIR};
+use ccr_core::cluster::wire::BackupKind;
 use ccr_core::cluster::{share, Endpoint, NodeId, Now};
 use ccr_core::disk::RealDisk;
 use ccr_core::host::{run_node, Clock, HostEnv, Incoming, Inputs, Network, Observer};
+use ccr_core::storage::names::parse_closed_log_name;
 use ccr_core::storage::MessageId;
 use tokio::sync::mpsc;
 
@@ -51,11 +53,60 @@ impl Clock for RealClock {
 }
 
 /// Node events as log lines on stderr.
-struct LogObserver;
+/// Logs what the node does, and carries out its backups: the files are copied when the node
+/// says the backup is taken, before the host issues the truncation that follows it.
+struct LogObserver {
+    data: std::path::PathBuf,
+}
+
+impl LogObserver {
+    /// Copies the durable files of a backup into `backups/NNNN-KIND-CHECKPOINT/` under the
+    /// data folder: the database file (full backups) and every closed log.
+    fn copy_backup(&self, kind: BackupKind, checkpoint: u32) -> Result<std::path::PathBuf, String> {
+        let root = self.data.join("backups");
+        let taken = std::fs::read_dir(&root).map_or(0, |d| d.count());
+        let dir = root.join(format!("{:04}-{kind}-{checkpoint:08x}", taken + 1));
+        let fail = |what: &std::path::Path, e: std::io::Error| format!("{}: {e}", what.display());
+        std::fs::create_dir_all(dir.join(LOG_DIR)).map_err(|e| fail(&dir, e))?;
+        if kind == BackupKind::Full {
+            let from = self.data.join(DB_FILE);
+            let to = dir.join(DB_FILE);
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| fail(parent, e))?;
+            }
+            std::fs::copy(&from, &to).map_err(|e| fail(&from, e))?;
+        }
+        let logs = self.data.join(LOG_DIR);
+        for entry in std::fs::read_dir(&logs).map_err(|e| fail(&logs, e))? {
+            let entry = entry.map_err(|e| fail(&logs, e))?;
+            let name = entry.file_name();
+            if parse_closed_log_name(&name.to_string_lossy()).is_some() {
+                std::fs::copy(entry.path(), dir.join(LOG_DIR).join(&name))
+                    .map_err(|e| fail(&entry.path(), e))?;
+            }
+        }
+        Ok(dir)
+    }
+}
 
 impl Observer for LogObserver {
     fn node_event(&self, node: NodeId, now: Now, event: &NodeEvent) {
         let node = node.name();
+        if let NodeEvent::BackupTaken { kind, checkpoint } = event {
+            match self.copy_backup(*kind, *checkpoint) {
+                Ok(dir) => tracing::info!(
+                    node,
+                    kind = %kind,
+                    checkpoint,
+                    to = %dir.display(),
+                    "backup taken"
+                ),
+                Err(e) => {
+                    tracing::error!(node, kind = %kind, error = e.as_str(), "backup could not be copied")
+                }
+            }
+            return;
+        }
         let t = now.mono as f64 / 1000.0;
         // What an administrator acts on is info or warn, with its reason; routine copying
         // and replay are debug.
@@ -207,7 +258,9 @@ pub async fn run(mut file: NodeFile) -> Result<(), String> {
             disk,
             clock,
             network,
-            observer: Arc::new(LogObserver),
+            observer: Arc::new(LogObserver {
+                data: file.data.clone(),
+            }),
         },
     )
     .await;
@@ -248,6 +301,13 @@ fn answer_admin(
         AdminRequest::RestoreCopy => Admin::RestoreCopy,
         AdminRequest::StopCms { reason } => Admin::StopCms { reason },
         AdminRequest::StartCms => Admin::StartCms,
+        AdminRequest::Backup { incremental } => Admin::Backup {
+            kind: if incremental {
+                BackupKind::Incremental
+            } else {
+                BackupKind::Full
+            },
+        },
     };
     match tx.send(command) {
         Ok(()) => AdminReply::Accepted,

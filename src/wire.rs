@@ -97,6 +97,11 @@ pub enum AdminRequest {
     },
     /// `Start-ClusteredMailboxServer`
     StartCms,
+    /// A backup of this node's copy (full unless `incremental`); logs are truncated after it.
+    Backup {
+        #[serde(default)]
+        incremental: bool,
+    },
     /// `Test-ReplicationHealth`
     TestReplicationHealth,
     /// Which of these message ids this node's database does not hold (for verification).

@@ -676,3 +676,108 @@ fn a_stopped_server_stays_offline_across_restarts_and_failures_until_started() {
     assert_eq!(w.mounts().len(), 2);
     w.check_settled();
 }
+
+/// Backups and truncation: an incremental backup needs a full one first; after a full backup
+/// each node deletes the logs both copies' database files hold, up to the backup's
+/// checkpoint — a suspended passive holds truncation back on the active until it has caught
+/// up — and a node booting from a truncated log folder, or taking over from one, loses
+/// nothing.
+#[test]
+fn a_backup_truncates_what_both_copies_hold_and_a_suspended_copy_holds_it_back() {
+    use ccr_core::cluster::wire::BackupKind;
+    let oldest = |w: &World, id| {
+        w.node(id)
+            .unwrap()
+            .closed_logs()
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(0)
+    };
+    let mut w = World::new(1, small_logs(), calm());
+    w.workload(20, 110_000);
+    w.schedule(
+        20_000,
+        Fault::Admin(
+            Node2,
+            Admin::Backup {
+                kind: BackupKind::Incremental,
+            },
+        ),
+    );
+    w.schedule(
+        30_000,
+        Fault::Admin(
+            Node2,
+            Admin::SuspendCopy {
+                comment: Some("maintenance".into()),
+            },
+        ),
+    );
+    w.schedule(
+        60_000,
+        Fault::Admin(
+            Node1,
+            Admin::Backup {
+                kind: BackupKind::Full,
+            },
+        ),
+    );
+    w.run_until(80_000);
+    assert_eq!(
+        w.count(
+            |e| matches!(e, NodeEvent::AdminRefused { reason } if reason.contains("needs a full backup"))
+        ),
+        1
+    );
+    let held = w.node(Node2).unwrap().db_file_checkpoint();
+    let backed_up = w.node(Node1).unwrap().backup_mark().checkpoint;
+    assert!(
+        backed_up > held + 5,
+        "the backup ({backed_up}) is past the suspended copy's checkpoint ({held})"
+    );
+    assert_eq!(w.node(Node2).unwrap().backup_mark().checkpoint, backed_up);
+    assert!(
+        oldest(&w, Node1) <= held + 1,
+        "node1 deleted logs node2 has not replayed: oldest {:#x}, node2's checkpoint {held:#x}",
+        oldest(&w, Node1)
+    );
+    assert_eq!(
+        oldest(&w, Node1),
+        held.min(backed_up) + 1,
+        "up to the passive's checkpoint"
+    );
+
+    w.schedule(80_000, Fault::Admin(Node2, Admin::ResumeCopy));
+    w.run_until(120_000);
+    for id in [Node1, Node2] {
+        assert_eq!(
+            oldest(&w, id),
+            backed_up + 1,
+            "{id} truncated up to the backup"
+        );
+        let on_disk = w.machines[id.index()]
+            .disk
+            .paths()
+            .into_iter()
+            .filter(|p| p.starts_with("logs/E00") && p.len() > "logs/E00.log".len())
+            .count();
+        assert_eq!(
+            on_disk,
+            w.node(id).unwrap().closed_logs().len(),
+            "{id}'s log folder"
+        );
+    }
+    assert!(w.count(|e| matches!(e, NodeEvent::LogsTruncated { .. })) >= 2);
+
+    // Booting from a truncated folder, and (with everything copied) a failover onto one.
+    w.schedule(121_000, Fault::PowerLoss(Node2));
+    w.schedule(125_000, Fault::Restart(Node2));
+    w.schedule(150_000, Fault::PowerLoss(Node1));
+    w.schedule(200_000, Fault::Restart(Node1));
+    w.run_until(200_000);
+    w.heal_everything();
+    w.run_until(260_000);
+    assert_eq!(w.serving(), vec![Node2]);
+    w.check_settled();
+}

@@ -29,6 +29,10 @@ pub const SITUATIONS: &[&str] = &[
     "group failed over past the restart policy",
     "clustered mailbox server stopped by an administrator",
     "stopped server's node lost while stopped",
+    "full backup taken",
+    "incremental backup taken",
+    "logs truncated after a backup",
+    "disk full: a write refused",
     "log copied across the WAN",
     "heartbeat queued 100 ms or more behind other traffic",
     "stored message bodies compared with the client's",
@@ -57,6 +61,9 @@ pub enum Invariant {
     /// mail or announces a mount until the server is started again (restarts and failovers
     /// included).
     StoppedStaysStopped,
+    /// A node truncating its logs after a backup deletes only what the other copy still
+    /// holds, as a log or in its database file (read from both disks).
+    TruncationSafe,
     /// Not an invariant: the run went past its budget of simulated events or wall time.
     Stuck,
     /// Not an invariant: something the scenario said would happen did not.
@@ -80,6 +87,7 @@ impl Invariant {
             Invariant::Duplicates => "duplicates",
             Invariant::ReportsTruthful => "reports-truthful",
             Invariant::StoppedStaysStopped => "stopped-stays-stopped",
+            Invariant::TruncationSafe => "truncation-safe",
             Invariant::Stuck => "stuck",
             Invariant::Expectation => "expectation",
             Invariant::LostToClockSkew => "lost-to-clock-skew",

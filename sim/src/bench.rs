@@ -168,6 +168,15 @@ pub fn planted_bugs() -> Vec<(&'static str, Planted)> {
                 ..none()
             }),
         ),
+        // Bites only where a backup is taken while the passive's database lags the active's
+        // (v11: backups in half the seeds).
+        (
+            "truncation_ignores_passive",
+            node(PlantedBugs {
+                truncation_ignores_passive: true,
+                ..none()
+            }),
+        ),
         (
             "witness_grants_everyone",
             Planted {

@@ -18,10 +18,14 @@ pub struct SimDisk {
 }
 
 impl SimDisk {
-    /// A fresh disk on the current madsim runtime's clock.
-    pub fn start() -> SimDisk {
+    /// A fresh disk on the current madsim runtime's clock, on which every log file takes
+    /// at least `nominal_log_size` bytes (see `MemDiskConfig::nominal_log_size`).
+    pub fn start(nominal_log_size: u64) -> SimDisk {
         SimDisk {
-            mem: MemDisk::default(),
+            mem: MemDisk::new(ccr_core::disk::MemDiskConfig {
+                nominal_log_size,
+                ..Default::default()
+            }),
             clock: Elapsed::start(),
         }
     }

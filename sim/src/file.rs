@@ -69,6 +69,9 @@ struct ScenarioFile {
     /// The witness share's machine: "hub1" (the default) or "own".
     #[serde(default)]
     witness: crate::topology::WitnessHost,
+    /// Each node machine's disk, in MB (every log taking its nominal size): the log disk
+    /// that fills when nobody takes backups. Kept through the liveness phase.
+    disk_capacity_mb: Option<toml::Spanned<u64>>,
     #[serde(default)]
     step: Vec<toml::Spanned<toml::Table>>,
     expect: Option<toml::Spanned<Expect>>,
@@ -140,9 +143,10 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
             "s" => 1_000,
             "m" => 60_000,
             "h" => 3_600_000,
+            "d" => 86_400_000,
             other => {
                 return Err(format!(
-                    "`{text}`: unknown unit `{other}` (use ms, s, m or h)"
+                    "`{text}`: unknown unit `{other}` (use ms, s, m, h or d)"
                 ))
             }
         };
@@ -242,6 +246,20 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, FileError> {
     cluster
         .validate()
         .map_err(|m| at(cluster_at, format!("[cluster] {m}")))?;
+
+    let disk_capacity_mb = match file.disk_capacity_mb {
+        Some(mb) if *mb.get_ref() == 0 || *mb.get_ref() > 64 * 1024 => {
+            return Err(at(
+                mb.span().start,
+                format!(
+                "disk_capacity_mb = {} is not between 1 and {} (64 GB, the simulated disk's size)",
+                mb.get_ref(),
+                64 * 1024
+            ),
+            ))
+        }
+        other => other.map(|mb| mb.into_inner()),
+    };
 
     // The machines there are, to check the steps and the second site against.
     let topology = Scenario {
@@ -349,6 +367,7 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, FileError> {
         hub,
         wan,
         witness: file.witness,
+        disk_capacity_mb,
         steps,
         expect,
         planted: file.planted,
@@ -387,6 +406,9 @@ pub fn to_toml(scenario: &Scenario, header: &str) -> String {
     t.insert("hub".into(), table(&scenario.hub));
     if let Some(wan) = &scenario.wan {
         t.insert("wan".into(), table(wan));
+    }
+    if let Some(mb) = scenario.disk_capacity_mb {
+        t.insert("disk_capacity_mb".into(), Value::Integer(mb as i64));
     }
     if scenario.witness != crate::topology::WitnessHost::default() {
         t.insert(
@@ -515,6 +537,23 @@ failover = true
         assert_eq!(e.line, 3, "{e}");
         let e = error("name = \"x\"\nduration = \"5m\"\njitter = \"6m\"\n");
         assert_eq!(e.line, 3, "{e}");
+        let e = error("name = \"x\"\nduration = \"5m\"\ndisk_capacity_mb = 0\n");
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("disk_capacity_mb = 0"), "{e}");
+        let ok = parse(
+            "x.toml",
+            "name = \"x\"\nduration = \"2d\"\ndisk_capacity_mb = 400\n[[step]]\nat = \"1d\"\ndo = \"backup\"\nnode = \"node2\"\nkind = \"incremental\"\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            (ok.duration_s, ok.disk_capacity_mb),
+            (2 * 86_400, Some(400))
+        );
+        let again = parse("x.toml", &to_toml(&ok, "")).expect("round trip");
+        assert_eq!(
+            (again.disk_capacity_mb, &again.steps),
+            (Some(400), &ok.steps)
+        );
     }
 
     #[test]

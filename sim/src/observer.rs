@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use ccr_core::cluster::config::ClusterConfig;
 use ccr_core::cluster::hub::HubConfig;
 use ccr_core::cluster::node::{Node, NodeEvent};
-use ccr_core::cluster::wire::Msg;
+use ccr_core::cluster::wire::{BackupKind, Msg};
 use ccr_core::cluster::{Endpoint, HubId, NodeId, Now};
 use ccr_core::host::Observer;
 use ccr_core::storage::MessageId;
@@ -437,11 +437,43 @@ impl Observer for Obs {
                 self.cover("failed store restarted in place");
                 self.truth.process_started(node)
             }
+            NodeEvent::BackupTaken { kind, checkpoint } => {
+                self.cover(match kind {
+                    BackupKind::Full => "full backup taken",
+                    BackupKind::Incremental => "incremental backup taken",
+                });
+                if let Some(disks) = self.disks.get() {
+                    let [d1, d2] = disks.each_ref().map(|d| {
+                        let mut d = d.lock().expect("disk");
+                        d.catch_up();
+                        d
+                    });
+                    let verdicts = self
+                        .truth
+                        .backup_taken(node, *kind, *checkpoint, [&d1, &d2]);
+                    drop((d1, d2));
+                    for (invariant, message) in verdicts {
+                        self.violate(invariant, message);
+                    }
+                }
+            }
             _ => {}
         }
     }
 
-    fn stepped(&self, _node: &Node, _now: Now) {
+    fn stepped(&self, node: &Node, _now: Now) {
+        if let Some(disks) = self.disks.get() {
+            let (removed, refused) = {
+                let mut disk = disks[node.id().index()].lock().expect("disk");
+                (disk.take_removed_logs(), disk.take_refused_full())
+            };
+            if refused > 0 {
+                self.cover("disk full: a write refused");
+            }
+            if !removed.is_empty() {
+                self.judge_removals(node.id(), &removed, disks);
+            }
+        }
         self.node_steps
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.spend();
@@ -538,6 +570,28 @@ impl crate::net::Tap for Obs {
 }
 
 impl Obs {
+    /// Log files a node's step deleted: truncation is judged against both disks.
+    fn judge_removals(
+        &self,
+        node: NodeId,
+        removed: &[String],
+        disks: &[Arc<std::sync::Mutex<SimDisk>>; 2],
+    ) {
+        let [d1, d2] = disks.each_ref().map(|d| {
+            let mut d = d.lock().expect("disk");
+            d.catch_up();
+            d
+        });
+        let removals = self.truth.logs_removed(node, removed, [&d1, &d2]);
+        drop((d1, d2));
+        if removals.truncated > 0 {
+            self.cover("logs truncated after a backup");
+        }
+        if let Some((invariant, message)) = removals.verdict {
+            self.violate(invariant, message);
+        }
+    }
+
     /// A node's first announcement of a mount in an epoch: judged against the disks, and the
     /// end of a failover when another node had been serving.
     fn mounted(&self, now: u64, mount: PendingMount) {

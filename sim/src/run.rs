@@ -345,6 +345,12 @@ fn check_expectations(
             "stopped",
             "clustered mailbox server stopped by an administrator",
         ),
+        (
+            expect.truncated,
+            "truncated",
+            "logs truncated after a backup",
+        ),
+        (expect.disk_full, "disk-full", "disk full: a write refused"),
     ] {
         if wanted && !coverage.contains_key(situation) {
             obs.violate(
@@ -436,7 +442,26 @@ fn final_checks(
         );
         return (acked.len(), 0);
     }
-    let stored = crate::truth::durable_messages(&world.disk(active));
+    // A database file damaged at rest is found when that store next starts, and the other
+    // copy then serves: with the logs before its checkpoint truncated, the mail the file held
+    // is judged where it then is.
+    let judged_on = if crate::truth::db_damaged(&world.disk(active)) {
+        obs.cover("serving copy's database file damaged at rest");
+        obs.trace(
+            "check",
+            &format!(
+                "{active}'s database file is damaged at rest: acknowledged mail judged from {}'s disk (the copy that serves once the damage is found) and the logs on {active}'s, which it copies",
+                active.peer()
+            ),
+        );
+        active.peer()
+    } else {
+        active
+    };
+    let mut stored = crate::truth::durable_messages(&world.disk(judged_on));
+    if judged_on != active {
+        crate::truth::add_logged_messages(&mut stored, &world.disk(active));
+    }
     let missing: Vec<MessageId> = acked
         .iter()
         .filter(|id| !stored.contains_key(id))
@@ -455,7 +480,7 @@ fn final_checks(
         obs.violate(
             Invariant::NoAcknowledgedLoss,
             format!(
-                "{damaged} acknowledged message(s) on {active}'s disk are not what the client sent: {why}"
+                "{damaged} acknowledged message(s) on {judged_on}'s disk are not what the client sent: {why}"
             ),
         );
         return (acked.len(), damaged);
@@ -489,7 +514,7 @@ fn final_checks(
         obs.violate(
             Invariant::NoAcknowledgedLoss,
             format!(
-                "{} acknowledged message(s) missing from {active}'s disk, e.g. {:?}",
+                "{} acknowledged message(s) missing from {judged_on}'s disk, e.g. {:?}",
                 lost.len(),
                 &lost[..lost.len().min(5)]
             ),
@@ -581,9 +606,10 @@ fn final_checks(
             ),
         );
     } else if let Some(why) = {
+        let base = obs.truth().stream_base();
         let d1 = world.disk(NodeId::Node1);
         let d2 = world.disk(NodeId::Node2);
-        crate::truth::judge_replication([&d1, &d2], client)
+        crate::truth::judge_replication([&d1, &d2], client, base.as_ref())
     } {
         obs.violate(Invariant::ReplicationSound, why);
     }

@@ -4,6 +4,7 @@
 use ccr_core::cluster::config::ClusterConfig;
 use ccr_core::cluster::hub::HubConfig;
 use ccr_core::cluster::node::PlantedBugs;
+use ccr_core::cluster::wire::BackupKind;
 use ccr_core::cluster::{HubId, Net, NodeId};
 use serde::{Deserialize, Serialize};
 
@@ -135,6 +136,17 @@ pub enum Fault {
     StartCms {
         node: NodeId,
     },
+    /// A backup of `node`'s copy (`kind` full, the default, or incremental); logs are
+    /// truncated after it.
+    Backup {
+        node: NodeId,
+        #[serde(default = "full_backup")]
+        kind: BackupKind,
+    },
+}
+
+fn full_backup() -> BackupKind {
+    BackupKind::Full
 }
 
 impl Fault {
@@ -178,7 +190,8 @@ impl Fault {
             | Fault::UpdateCopy { node }
             | Fault::RestoreCopy { node }
             | Fault::StopCms { node, .. }
-            | Fault::StartCms { node } => Some(*node),
+            | Fault::StartCms { node }
+            | Fault::Backup { node, .. } => Some(*node),
             Fault::Isolate {
                 machine: Machine::Node1,
                 ..
@@ -273,6 +286,10 @@ pub struct Expect {
     /// An administrator's Stop-ClusteredMailboxServer must have returned (the stop took
     /// effect: the database dismounted and the stop was recorded beyond one node).
     pub stopped: bool,
+    /// Logs must have been truncated after a backup (judged from the disks).
+    pub truncated: bool,
+    /// A node's disk must have refused a write for want of space.
+    pub disk_full: bool,
 }
 
 impl Default for Expect {
@@ -291,6 +308,8 @@ impl Default for Expect {
             duplicates_max: 0,
             lost_to_clock_skew: false,
             stopped: false,
+            truncated: false,
+            disk_full: false,
         }
     }
 }
@@ -318,6 +337,10 @@ pub struct Scenario {
     /// The witness share's machine: `hub1` (the article's) or `own`.
     #[serde(default, skip_serializing_if = "is_default")]
     pub witness: WitnessHost,
+    /// Each node machine's disk in MB (none: the simulated disk's 64 GB), kept through the
+    /// liveness phase: a log disk that fills unless backups truncate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_capacity_mb: Option<u64>,
     pub steps: Vec<Step>,
     pub expect: Expect,
     /// Test-only broken logic, to show each checker firing (and to replay a shrunk failure of
@@ -408,6 +431,7 @@ impl Default for Scenario {
             hub: HubConfig::default(),
             wan: None,
             witness: WitnessHost::default(),
+            disk_capacity_mb: None,
             steps: Vec::new(),
             expect: Expect::default(),
             planted: Planted::default(),

@@ -27,6 +27,7 @@
 //! cluster without quorum for as long as they last. Liveness after healing covers the rest.
 
 use ccr_core::cluster::config::MountDial;
+use ccr_core::cluster::wire::BackupKind;
 use ccr_core::cluster::{HubId, Net, NodeId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -81,7 +82,7 @@ impl Family {
 /// The generator's version: `swarm@V:SEED` names the scenario version V made of SEED. A
 /// change to what a seed generates raises it, so a seed quoted in an old report says that it
 /// now means something else instead of silently replaying another scenario.
-pub const GENERATOR_VERSION: u32 = 10;
+pub const GENERATOR_VERSION: u32 = 11;
 
 /// The shape of every swarm run.
 #[derive(Debug, Clone, PartialEq)]
@@ -185,6 +186,41 @@ fn draw_stop(swarm: &Swarm, seed: u64, steps: &mut Vec<Step>) {
     }
 }
 
+/// Version 11: in half the seeds administrators take one to four backups at random instants
+/// from either copy — the first full (nine times in ten: otherwise an incremental one that
+/// must be refused), the rest full or incremental — so logs are truncated while the other
+/// faults go on. From a stream of its own, so the other draws keep version 10's order.
+fn draw_backups(swarm: &Swarm, seed: u64, steps: &mut Vec<Step>) {
+    let mut r = StdRng::seed_from_u64(seed ^ 0x4241_434b_0000_000b);
+    if !r.random_bool(0.5) {
+        return;
+    }
+    let end = swarm.duration_s * 1000 - 1;
+    let start = swarm.quiet_start_s * 1000;
+    let mut times: Vec<u64> = (0..r.random_range(1..=4))
+        .map(|_| start + r.random_range(0..end - start))
+        .collect();
+    times.sort_unstable();
+    for (i, at_ms) in times.into_iter().enumerate() {
+        let full = if i == 0 {
+            r.random_bool(0.9)
+        } else {
+            r.random_bool(0.5)
+        };
+        steps.push(Step {
+            at_ms,
+            fault: Fault::Backup {
+                node: NodeId::ALL[r.random_range(0..2)],
+                kind: if full {
+                    BackupKind::Full
+                } else {
+                    BackupKind::Incremental
+                },
+            },
+        });
+    }
+}
+
 impl Swarm {
     /// The scenario seed `seed` stands for. Same seed, same scenario, on any machine.
     pub fn generate(&self, seed: u64) -> Scenario {
@@ -233,6 +269,7 @@ impl Swarm {
         if families.contains(&Family::Admin) {
             draw_stop(self, seed, &mut steps);
         }
+        draw_backups(self, seed, &mut steps);
         steps.retain(|s| s.at_ms < self.duration_s * 1000);
         steps.sort_by_key(|s| s.at_ms);
         scenario.steps = steps;

@@ -152,6 +152,11 @@ pub fn newest_written_quick(disk: &MemDisk) -> Generation {
     closed.max(open)
 }
 
+/// The database file is on the disk but cannot be read: damaged at rest.
+pub fn db_damaged(disk: &MemDisk) -> bool {
+    disk.durable(DB_FILE).is_some() && db_file(disk).is_none()
+}
+
 /// The database file as it durably stands, if it is readable.
 fn db_file(disk: &MemDisk) -> Option<Database> {
     disk.durable(DB_FILE)
@@ -257,22 +262,36 @@ pub fn durable_messages(disk: &MemDisk) -> Stored {
     let mut stored: Stored = db_file(disk)
         .map(|db| db.messages().collect())
         .unwrap_or_default();
+    add_logged_messages(&mut stored, disk);
+    stored
+}
+
+/// Adds the messages in every log's intact records on `disk` (a takeover copies those from
+/// its share even when the database file beside them is damaged).
+pub fn add_logged_messages(stored: &mut Stored, disk: &MemDisk) {
     for name in disk.names_in(LOG_DIR) {
         let Some(bytes) = disk.durable(&format!("{LOG_DIR}/{name}")) else {
             continue;
         };
         if let Ok(s) = scan(bytes) {
-            apply_records(&mut stored, s.records);
+            apply_records(stored, s.records);
         }
     }
-    stored
 }
 
 /// The content of the stream up to `generation` as one disk's closed logs spell it, if that
-/// disk holds every generation from 1.
-fn stream_content(disk: &MemDisk, generation: Generation) -> Option<Stored> {
-    let mut stored = Stored::new();
-    for g in 1..=generation {
+/// disk holds every generation from 1 — or from the end of `base` (a backed-up checkpoint's
+/// content, checked when the backup was taken) when `generation` is not before it.
+fn stream_content(
+    disk: &MemDisk,
+    generation: Generation,
+    base: Option<&(Generation, Stored)>,
+) -> Option<Stored> {
+    let (from, mut stored) = match base {
+        Some((at, content)) if *at <= generation => (*at + 1, content.clone()),
+        _ => (1, Stored::new()),
+    };
+    for g in from..=generation {
         let path = format!("{LOG_DIR}/{}", ccr_core::storage::names::closed_log_name(g));
         apply_records(&mut stored, scan(disk.durable(&path)?).ok()?.records);
     }
@@ -351,6 +370,10 @@ impl DumpsterModel {
 
 #[derive(Default)]
 struct State {
+    /// The content of the stream up to a backed-up checkpoint, checked against the logs
+    /// when the backup was taken: where truncation has deleted the logs before it, the
+    /// replication checker starts from here instead of from generation 1.
+    stream_base: Option<(Generation, Stored)>,
     epochs: BTreeMap<u64, Writer>,
     /// Per node, its current run of writing: (first act, last act).
     runs: BTreeMap<NodeId, (u64, u64)>,
@@ -788,6 +811,105 @@ impl Truth {
         }
     }
 
+    /// A node said it took a backup at `reported` (its database file's checkpoint). Judged
+    /// from its disk as it now stands — which is what the backup copies: the checkpoint must
+    /// be the file's, and a full backup's database must hold what the logs up to it hold.
+    /// The verified content becomes the replication checker's starting point.
+    pub fn backup_taken(
+        &self,
+        node: NodeId,
+        kind: ccr_core::cluster::wire::BackupKind,
+        reported: Generation,
+        disks: [&MemDisk; 2],
+    ) -> Vec<(Invariant, String)> {
+        let mut verdicts = Vec::new();
+        let own = disks[node.index()];
+        let Some(db) = db_file(own) else {
+            verdicts.push((
+                Invariant::ReportsTruthful,
+                format!("{node} reported a {kind} backup at checkpoint {reported:#x}, but its database file cannot be read"),
+            ));
+            return verdicts;
+        };
+        let actual = db.checkpoint();
+        if actual != reported {
+            verdicts.push((
+                Invariant::ReportsTruthful,
+                format!("{node} reported a {kind} backup at checkpoint {reported:#x}, but its database file durably holds {actual:#x}"),
+            ));
+        }
+        if kind != ccr_core::cluster::wire::BackupKind::Full {
+            return verdicts;
+        }
+        let content: Stored = db.messages().collect();
+        let mut s = self.state();
+        let base = s.stream_base.as_ref();
+        if base.is_some_and(|(at, _)| *at >= actual) {
+            return verdicts;
+        }
+        let expected = [own, disks[1 - node.index()]]
+            .into_iter()
+            .find_map(|d| stream_content(d, actual, base));
+        match expected {
+            Some(expected) if expected != content => verdicts.push((
+                Invariant::ReplicationSound,
+                format!("{node}'s {kind} backup at checkpoint {actual:#x} holds a database that differs from the logs up to it"),
+            )),
+            Some(_) => s.stream_base = Some((actual, content)),
+            None => {}
+        }
+        verdicts
+    }
+
+    /// Log files a node deleted (read from its disk's journal, not from what it said). A
+    /// closed log at or below the node's own database checkpoint, with newer closed logs kept
+    /// beside it, is being truncated: the
+    /// other copy must still hold it, as a log or in its database file — otherwise that copy
+    /// can never get it (Exchange truncates only what both copies have replayed). Removals of
+    /// logs past the node's checkpoint are rollbacks and reseeds, which the other checkers
+    /// judge by what they do to the mail.
+    pub fn logs_removed(&self, node: NodeId, paths: &[String], disks: [&MemDisk; 2]) -> Removals {
+        let own = disks[node.index()];
+        let own_checkpoint = db_file(own).map_or(0, |db| db.checkpoint());
+        // Truncation deletes the oldest logs and keeps the newer ones; a reseed discards the
+        // whole copy (no closed log stays), which is not truncation.
+        let newest_kept = last_closed_quick(own);
+        let other = disks[1 - node.index()];
+        // A database file damaged at rest makes that copy one to reseed whatever this node
+        // deletes (its logs up to the checkpoint went with the backup): nothing to judge.
+        let other_damaged = db_damaged(other);
+        let other_checkpoint = db_file(other).map_or(0, |db| db.checkpoint());
+        let mut removals = Removals::default();
+        for path in paths {
+            let Some(g) = path
+                .strip_prefix(&format!("{LOG_DIR}/"))
+                .and_then(parse_closed_log_name)
+            else {
+                continue;
+            };
+            if g > own_checkpoint || g >= newest_kept {
+                continue;
+            }
+            removals.truncated += 1;
+            if other_damaged || g <= other_checkpoint || other.durable(path).is_some() {
+                continue;
+            }
+            removals.verdict.get_or_insert((
+                Invariant::TruncationSafe,
+                format!(
+                    "{node} deleted log {g:#x}, which {}'s copy neither holds nor has in its database file (checkpoint {other_checkpoint:#x})",
+                    node.peer()
+                ),
+            ));
+        }
+        removals
+    }
+
+    /// The verified stream content a backup left, for the replication checker.
+    pub fn stream_base(&self) -> Option<(Generation, Stored)> {
+        self.state().stream_base.clone()
+    }
+
     pub fn mounts(&self) -> Vec<TruthMount> {
         self.state().mounts.clone()
     }
@@ -970,10 +1092,22 @@ fn write_act(
     verdict
 }
 
+/// What a node's deletions of log files were, judged from both disks.
+#[derive(Debug, Default)]
+pub struct Removals {
+    /// Closed logs at or below the node's own database checkpoint: truncation.
+    pub truncated: usize,
+    pub verdict: Option<(Invariant, String)>,
+}
+
 /// Judges the two copies' disks after healing: closed logs of the same generation are the
 /// same bytes, each database file holds exactly what the stream up to its checkpoint holds
 /// (bodies included), and the stream holds what the clients sent.
-pub fn judge_replication(disks: [&MemDisk; 2], client: ClientMail) -> Option<String> {
+pub fn judge_replication(
+    disks: [&MemDisk; 2],
+    client: ClientMail,
+    base: Option<&(Generation, Stored)>,
+) -> Option<String> {
     let facts = disks.map(DiskFacts::read);
     for (g, crc) in &facts[0].closed {
         if let Some(other) = facts[1].closed.get(g) {
@@ -994,7 +1128,7 @@ pub fn judge_replication(disks: [&MemDisk; 2], client: ClientMail) -> Option<Str
         // The stream as whichever copy still holds all its logs spells it.
         let Some(expected) = [i, 1 - i]
             .into_iter()
-            .find_map(|j| stream_content(disks[j], checkpoint))
+            .find_map(|j| stream_content(disks[j], checkpoint, base))
         else {
             continue;
         };

@@ -94,6 +94,8 @@ pub struct World {
     witness_host: crate::topology::WitnessHost,
     pub witness: Arc<Mutex<Witness>>,
     pub witness_up: Arc<Mutex<bool>>,
+    /// Each node disk's capacity when no fault changes it (the scenario's `disk_capacity_mb`).
+    disk_capacity: u64,
     /// Messages the clients have handed a hub so far.
     submitted: Arc<std::sync::atomic::AtomicU64>,
     /// Wakes of the hub machines' and the clients' tasks, for the benchmarks.
@@ -106,11 +108,18 @@ impl World {
     pub fn new(scenario: &Scenario, obs: Arc<Obs>) -> World {
         let net = SimNet::new();
         let config = scenario.cluster.clone();
+        let disk_capacity = scenario
+            .disk_capacity_mb
+            .map_or(MemDisk::default().capacity(), |mb| mb * 1024 * 1024);
         let nodes: Vec<NodeMachine> = NodeId::ALL
             .into_iter()
             .map(|id| NodeMachine {
                 id,
-                disk: Arc::new(Mutex::new(SimDisk::start())),
+                disk: Arc::new(Mutex::new({
+                    let mut disk = SimDisk::start(config.storage.log_size);
+                    disk.set_capacity(disk_capacity);
+                    disk
+                })),
                 clock: Arc::new(SimClock::new()),
                 process: Arc::new(Mutex::new(None)),
                 boot_error: Mutex::new(None),
@@ -152,6 +161,7 @@ impl World {
             witness_host: scenario.witness,
             witness,
             witness_up,
+            disk_capacity,
             submitted,
             hub_wakes: Default::default(),
             services: Mutex::new(Vec::new()),
@@ -730,6 +740,7 @@ impl World {
                 )
             }
             Fault::StartCms { node } => self.start_cms(*node),
+            Fault::Backup { node, kind } => self.admin(*node, Admin::Backup { kind: *kind }),
         }
     }
 
@@ -758,7 +769,7 @@ impl World {
             m.disk
                 .lock()
                 .expect("disk")
-                .set_capacity(MemDisk::default().capacity());
+                .set_capacity(self.disk_capacity);
             m.disk.lock().expect("disk").set_slowdown(1);
             self.pause(m.id, false);
             self.start(m.id);
@@ -774,7 +785,7 @@ impl World {
             let process = m.process.lock().expect("process");
             let mut faults = self.net.impairments(Machine::node(m.id));
             let disk = m.disk.lock().expect("disk");
-            if disk.used() >= disk.capacity() || disk.capacity() < MemDisk::default().capacity() {
+            if disk.used() >= disk.capacity() || disk.capacity() < self.disk_capacity {
                 faults.push(format!("disk capacity {} KB", disk.capacity() / 1024));
             }
             if disk.slowdown() > 1 {

@@ -387,3 +387,59 @@ fn stopped_stays_stopped_fires_when_a_stop_does_not_last() {
     let honest = run(&s, 1, false);
     assert!(honest.passed(), "{:?}", honest.violation);
 }
+
+#[test]
+fn truncation_safe_fires_when_the_active_truncates_what_a_suspended_copy_lacks() {
+    // The passive's copy is suspended for maintenance while the active takes a full backup.
+    // Correct code holds truncation back until the passive has caught up and replayed; the
+    // planted bug truncates as soon as the active's own database holds the logs, and still
+    // reports the truncation as correct code would.
+    let mut s = scenario(
+        180,
+        vec![
+            step(
+                20,
+                Fault::SuspendCopy {
+                    node: NodeId::Node2,
+                },
+            ),
+            step(
+                100,
+                Fault::Backup {
+                    node: NodeId::Node1,
+                    kind: ccr_core::cluster::wire::BackupKind::Full,
+                },
+            ),
+            step(
+                120,
+                Fault::ResumeCopy {
+                    node: NodeId::Node2,
+                },
+            ),
+        ],
+    );
+    s.expect.failover = Some(false);
+    s.expect.truncated = true;
+    let honest = run(&s, 1, false);
+    assert!(honest.passed(), "{:?}", honest.violation);
+    assert!(honest.coverage.contains_key("full backup taken"));
+    s.planted = nodes(PlantedBugs {
+        truncation_ignores_passive: true,
+        ..PlantedBugs::default()
+    });
+    let broken = run(&s, 1, true);
+    assert_eq!(
+        violated(&broken),
+        Some(Invariant::TruncationSafe),
+        "{}",
+        broken.summary()
+    );
+    assert!(
+        broken
+            .trace
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("LogsTruncated")),
+        "the truncation is reported as correct code would"
+    );
+}

@@ -52,6 +52,8 @@ fn heartbeat() -> Msg {
         copy: None,
         public_ok: true,
         intent: Default::default(),
+        backup: Default::default(),
+        db_checkpoint: 0,
     })
 }
 

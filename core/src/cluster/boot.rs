@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::ClusterConfig;
 use super::node::{DB_FILE, INSPECT_DIR, LOG_DIR, STATE_FILE};
-use super::wire::{CmsIntent, LineageEntry, TimeWindow, View};
+use super::wire::{BackupMark, CmsIntent, LineageEntry, TimeWindow, View};
 use crate::disk::{join, replace_atomically, Disk, DiskError, DiskOp};
 use crate::storage::database::{Database, DbError};
 use crate::storage::recovery::{recover, RecoveryError};
@@ -41,6 +41,13 @@ pub struct PersistedState {
     /// stays offline across restarts until an administrator starts it.
     #[serde(default, skip_serializing_if = "is_default")]
     pub intent: CmsIntent,
+    /// The newest backup this node knows of (logs up to its checkpoint may be truncated).
+    #[serde(default, skip_serializing_if = "is_no_backup")]
+    pub backup: BackupMark,
+}
+
+fn is_no_backup(backup: &BackupMark) -> bool {
+    *backup == BackupMark::default()
 }
 
 fn is_default(intent: &CmsIntent) -> bool {
@@ -61,6 +68,7 @@ impl PersistedState {
             redelivery_window: None,
             store_failures: Vec::new(),
             intent: CmsIntent::default(),
+            backup: BackupMark::default(),
         }
     }
 

@@ -91,6 +91,44 @@ impl CmsIntent {
     }
 }
 
+/// What an administrator's backup copies: a full backup the database and the logs, an
+/// incremental one the logs since the last backup. Either lets logs be truncated after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackupKind {
+    Full,
+    Incremental,
+}
+
+impl std::fmt::Display for BackupKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BackupKind::Full => "full",
+            BackupKind::Incremental => "incremental",
+        })
+    }
+}
+
+/// The newest backup of the storage group the cluster knows of, kept in each node's state
+/// file and sent in every heartbeat: the generations up to `checkpoint` are in a backed-up
+/// database file, so their logs may go once both copies' database files hold them too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupMark {
+    pub checkpoint: Generation,
+    /// A full backup exists (an incremental one builds on it).
+    pub full: bool,
+}
+
+impl BackupMark {
+    /// What two nodes know together: the later checkpoint, and whether either saw a full one.
+    pub fn merge(self, other: BackupMark) -> BackupMark {
+        BackupMark {
+            checkpoint: self.checkpoint.max(other.checkpoint),
+            full: self.full || other.full,
+        }
+    }
+}
+
 /// What a passive tells the owner about its copy (a move needs a healthy target).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CopyReport {
@@ -130,6 +168,13 @@ pub struct Heartbeat {
     /// The newest stop or start of the server the sender knows of.
     #[serde(default)]
     pub intent: CmsIntent,
+    /// The newest backup the sender knows of.
+    #[serde(default)]
+    pub backup: BackupMark,
+    /// The checkpoint the sender's database file durably holds: its logs up to there may be
+    /// truncated after a backup, as far as the sender's copy is concerned.
+    #[serde(default)]
+    pub db_checkpoint: Generation,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -171,6 +171,12 @@ impl Database {
         self.checkpoint
     }
 
+    /// The checkpoint the database file records once the writes `persist_ops` returned have
+    /// been carried out.
+    pub fn file_checkpoint(&self) -> Generation {
+        self.file_checkpoint
+    }
+
     pub fn llr_depth(&self) -> u32 {
         self.llr_depth
     }

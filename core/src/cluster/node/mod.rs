@@ -9,6 +9,7 @@
 //! (the passive's copier and divergence resolution), `ownership` (takeover, mount, dismount,
 //! scheduled move) and `store` (the active store's writes and acknowledgements).
 
+mod backup;
 mod health;
 mod intent;
 mod ownership;
@@ -22,7 +23,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use super::boot::{Boot, PersistedState};
 use super::config::ClusterConfig;
 use super::status::{CmsState, CmsStatus, CopyStatus, OperationalMachine, SummaryCopyStatus};
-use super::wire::{CmsIntent, CopyReport, Heartbeat, LineageEntry, Msg, TimeWindow, View};
+use super::wire::{
+    BackupKind, BackupMark, CmsIntent, CopyReport, Heartbeat, LineageEntry, Msg, TimeWindow, View,
+};
 use super::{Endpoint, HubId, Net, NodeId, Now};
 use crate::disk::{DiskError, DiskOp};
 use crate::storage::database::Database;
@@ -70,6 +73,9 @@ pub enum Admin {
     StopCms { reason: String },
     /// `Start-ClusteredMailboxServer`: bring a stopped server online again.
     StartCms,
+    /// A backup of this node's copy (Windows Server Backup or a VSS requestor, from either
+    /// copy); logs are truncated after it.
+    Backup { kind: BackupKind },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +174,17 @@ pub enum NodeEvent {
     /// The administrator's Start-ClusteredMailboxServer, run on this node, is recorded beyond
     /// this node; the owner mounts as after any start.
     CmsStarted,
+    /// A backup of this copy was taken: its database file at `checkpoint` and the logs after
+    /// it. The host copies those files at this moment, before anything later is written.
+    BackupTaken {
+        kind: BackupKind,
+        checkpoint: Generation,
+    },
+    /// Logs up to `through` were deleted from this node's log folder after a backup.
+    LogsTruncated {
+        through: Generation,
+        removed: u32,
+    },
 }
 
 /// Test-only planted bugs, so the checkers can be shown firing.
@@ -209,6 +226,9 @@ pub struct PlantedBugs {
     /// A stop is carried out as a one-off dismount, not kept as a state: a restart or a
     /// takeover brings the stopped server online again.
     pub takeover_ignores_stop: bool,
+    /// Truncation after a backup waits only for this node's own database file, not for the
+    /// other copy's (nor for the other node being heard from at all).
+    pub truncation_ignores_passive: bool,
 }
 
 /// What the owner is doing about the clustered mailbox server.
@@ -348,6 +368,13 @@ pub struct Node {
     inspector: Inspector,
     replay_queue: VecDeque<ClosedLog>,
     flushed_applied: Generation,
+    /// The checkpoint the database file durably holds: the last database write that
+    /// completed (see `backup.rs`).
+    db_file_checkpoint: Generation,
+    /// Database writes in flight: their disk token and the checkpoint each brings the file to.
+    db_writes: BTreeMap<u64, Generation>,
+    /// The newest backup the cluster knows of (persisted).
+    backup: BackupMark,
 
     // Cluster service.
     role: Role,
@@ -478,6 +505,7 @@ impl Node {
             Role::Passive { arbitrate_at: None }
         };
         let flushed_applied = db.applied();
+        let db_file_checkpoint = db.file_checkpoint();
         let mut node = Node {
             id,
             boot_mono: now.mono,
@@ -500,6 +528,9 @@ impl Node {
             inspector,
             replay_queue: VecDeque::new(),
             flushed_applied,
+            db_file_checkpoint,
+            db_writes: BTreeMap::new(),
+            backup: state.backup,
             role,
             next_heartbeat: now.mono,
             last_heard: [None; 2],
@@ -726,6 +757,7 @@ impl Node {
         self.forget_move_if_over(now);
         self.copy_if_needed(now);
         self.roll_idle_log(now);
+        self.truncate_logs(now);
         self.send_heartbeats_if_due(now);
     }
 
@@ -817,6 +849,11 @@ impl Node {
     }
 
     fn on_disk_done(&mut self, now: Now, token: u64, result: Result<(), DiskError>) {
+        if let Some(checkpoint) = self.db_writes.remove(&token) {
+            if result.is_ok() {
+                self.db_file_checkpoint = checkpoint;
+            }
+        }
         let Some(io) = self.io.remove(&token) else {
             return;
         };
@@ -873,6 +910,7 @@ impl Node {
             Admin::RestoreCopy => self.restore_copy(now),
             Admin::StopCms { reason } => self.stop_cms(now, reason),
             Admin::StartCms => self.start_cms(now),
+            Admin::Backup { kind } => self.take_backup(now, kind),
         }
     }
 
@@ -891,6 +929,14 @@ impl Node {
 
         let token = self.next_token;
         self.next_token += 1;
+        let writes_db = ops.iter().any(|op| match op {
+            DiskOp::Append { path, .. } => path == DB_FILE,
+            DiskOp::Rename { to, .. } => to == DB_FILE,
+            _ => false,
+        });
+        if writes_db {
+            self.db_writes.insert(token, self.db.file_checkpoint());
+        }
         self.io.insert(token, io);
         self.out.push_back(Action::Disk { token, ops });
     }
@@ -905,6 +951,7 @@ impl Node {
             redelivery_window: self.redelivery_window,
             store_failures: self.store_failures.clone(),
             intent: self.intent.clone(),
+            backup: self.backup,
         }
     }
 
@@ -940,6 +987,8 @@ impl Node {
             copy: (!owner_side).then(|| self.copy_report()),
             public_ok: self.public_ok(now),
             intent: self.intent.clone(),
+            backup: self.backup,
+            db_checkpoint: self.db_file_checkpoint,
         };
         self.note_ping(now);
         for hub in self.hubs() {

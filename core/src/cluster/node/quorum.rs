@@ -10,6 +10,7 @@ use crate::storage::Generation;
 impl Node {
     pub(super) fn on_heartbeat(&mut self, now: Now, net: Net, hb: Heartbeat) {
         self.learn_intent_from_peer(now, &hb);
+        self.learn_backup(hb.backup);
         self.note_heard(now, net);
         let heard = &mut self.last_heard[net.index()];
         *heard = Some(heard.map_or(now.mono, |h| h.max(now.mono)));
