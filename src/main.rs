@@ -134,8 +134,10 @@ enum Command {
     ResumeCopy(Target),
     /// Update-StorageGroupCopy (reseed this passive copy)
     UpdateCopy(Target),
-    /// Restore-StorageGroupCopy (mount this copy, accepting loss)
+    /// Restore-StorageGroupCopy (ready this copy to mount, accepting what it lacks)
     RestoreCopy(Target),
+    /// Mount-Database (mount a copy restore-copy readied)
+    MountDatabase(Target),
     /// Stop-ClusteredMailboxServer: dismount and keep the server offline on both nodes,
     /// across restarts and failures, until start-cms. `status` shows it done.
     StopCms {
@@ -463,6 +465,7 @@ mod real {
             Command::ResumeCopy(t) => command(&t, AdminRequest::ResumeCopy).await,
             Command::UpdateCopy(t) => command(&t, AdminRequest::UpdateCopy).await,
             Command::RestoreCopy(t) => command(&t, AdminRequest::RestoreCopy).await,
+            Command::MountDatabase(t) => command(&t, AdminRequest::MountDatabase).await,
             Command::StopCms { target, reason } => {
                 command(&target, AdminRequest::StopCms { reason }).await
             }

@@ -299,6 +299,7 @@ fn answer_admin(
         AdminRequest::ResumeCopy => Admin::ResumeCopy,
         AdminRequest::UpdateCopy => Admin::UpdateCopy,
         AdminRequest::RestoreCopy => Admin::RestoreCopy,
+        AdminRequest::MountDatabase => Admin::MountDatabase,
         AdminRequest::StopCms { reason } => Admin::StopCms { reason },
         AdminRequest::StartCms => Admin::StartCms,
         AdminRequest::Backup { incremental } => Admin::Backup {

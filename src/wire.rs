@@ -91,6 +91,8 @@ pub enum AdminRequest {
     UpdateCopy,
     /// `Restore-StorageGroupCopy`
     RestoreCopy,
+    /// `Mount-Database`
+    MountDatabase,
     /// `Stop-ClusteredMailboxServer -StopReason …`
     StopCms {
         reason: String,

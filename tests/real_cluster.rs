@@ -441,6 +441,10 @@ async fn a_restarted_hub_still_redelivers_from_its_dumpster() {
                 c.ask(NodeId::Node2, AdminRequest::RestoreCopy).await,
                 Some(AdminReply::Accepted)
             );
+        } else {
+            // Restore-StorageGroupCopy readies the copy; Mount-Database mounts it (asked
+            // again until the readied takeover has reached the mount).
+            c.ask(NodeId::Node2, AdminRequest::MountDatabase).await;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
@@ -508,6 +512,10 @@ async fn a_hub_down_during_a_redelivery_redelivers_when_it_returns() {
                 c.ask(NodeId::Node2, AdminRequest::RestoreCopy).await,
                 Some(AdminReply::Accepted)
             );
+        } else {
+            // Restore-StorageGroupCopy readies the copy; Mount-Database mounts it (asked
+            // again until the readied takeover has reached the mount).
+            c.ask(NodeId::Node2, AdminRequest::MountDatabase).await;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }

@@ -42,6 +42,7 @@ fn fault() -> impl Strategy<Value = Fault> {
             comment: "proptest".into(),
         })),
         1 => node().prop_map(|n| Fault::Admin(n, Admin::RestoreCopy)),
+        1 => node().prop_map(|n| Fault::Admin(n, Admin::MountDatabase)),
     ]
 }
 

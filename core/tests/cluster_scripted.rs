@@ -781,3 +781,61 @@ fn a_backup_truncates_what_both_copies_hold_and_a_suspended_copy_holds_it_back()
     assert_eq!(w.serving(), vec![Node2]);
     w.check_settled();
 }
+
+/// Restore-StorageGroupCopy readies a database the dial keeps dismounted; only Mount-Database
+/// mounts it — refused before the restore — accepting the loss, which the dumpster repairs.
+#[test]
+fn a_restore_readies_the_copy_and_mount_database_mounts_it() {
+    let mut w = World::new(2, small_logs(), calm());
+    w.workload(50, 100_000);
+    w.schedule(
+        20_000,
+        Fault::Admin(Node2, Admin::SuspendCopy { comment: None }),
+    );
+    w.schedule(30_000, Fault::PowerLoss(Node1));
+    w.schedule(60_000, Fault::Admin(Node2, Admin::MountDatabase));
+    w.schedule(61_000, Fault::Admin(Node2, Admin::RestoreCopy));
+    w.run_until(75_000);
+    let refused = |w: &World| {
+        w.count(|e| {
+            matches!(e, NodeEvent::AdminRefused { reason } if reason.starts_with("Mount-Database") && reason.contains("Restore-StorageGroupCopy first"))
+        })
+    };
+    assert_eq!(
+        refused(&w),
+        1,
+        "Mount-Database before the restore is refused: {:?}",
+        w.events
+            .iter()
+            .filter(|(t, _, e)| *t > 29_000
+                && !matches!(
+                    e,
+                    NodeEvent::LogReplayed { .. } | NodeEvent::LogCopied { .. }
+                ))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(w.count(|e| matches!(e, NodeEvent::CopyRestored)), 1);
+    assert!(
+        w.serving().is_empty(),
+        "the restore alone mounts nothing: {:?}",
+        w.mounts()
+    );
+    w.schedule(76_000, Fault::Admin(Node2, Admin::MountDatabase));
+    w.run_until(90_000);
+    assert_eq!(w.serving(), vec![Node2]);
+    assert!(
+        w.events.iter().any(|(_, id, e)| *id == Node2
+            && matches!(e, NodeEvent::Mounted { forced: true, lost, .. } if *lost > 6)),
+        "{:?}",
+        w.mounts()
+    );
+    // node1 returns diverged past lost-log resilience (the mount gave up its last 39 logs)
+    // and is reseeded; the dumpster has redelivered what the forced mount lost.
+    w.schedule(100_000, Fault::Restart(Node1));
+    w.schedule(120_000, Fault::Admin(Node1, Admin::UpdateCopy));
+    w.run_until(200_000);
+    w.heal_everything();
+    w.run_until(260_000);
+    assert!(w.redelivered > 0);
+    w.check_settled();
+}

@@ -139,3 +139,33 @@ fn a_passive_copy_that_cannot_copy_fails_the_copy_failed_check() {
         assert!(f.iter().any(|c| c == "SGCopyFailed"), "{node}: {f:?}");
     }
 }
+
+#[test]
+fn a_returning_passive_reports_resynchronizing_until_it_has_compared_its_logs() {
+    // The active loses power; node2 takes over. node1 comes back while node2 is still
+    // bringing the store online: it hears the new owner but has no serving stream to compare
+    // its logs with yet, so its copy is Resynchronizing — then Healthy once it follows.
+    let mut w = world(ClusterConfig::default());
+    w.workload(20, 90_000);
+    w.schedule(30_000, Fault::PowerLoss(Node1));
+    let mut seen = Vec::new();
+    let mut restarted = false;
+    let mut t = 30_000;
+    while t < 120_000 {
+        t += 50;
+        w.run_until(t);
+        let takeover = w.node(Node2).is_some_and(|n| n.role_name() != "passive");
+        if !restarted && takeover {
+            w.schedule(t + 1, Fault::Restart(Node1));
+            restarted = true;
+        }
+        if let Some(n) = w.node(Node1) {
+            let s = format!("{:?}", n.copy_status().summary);
+            if seen.last() != Some(&s) {
+                seen.push(s);
+            }
+        }
+    }
+    assert!(seen.contains(&"Resynchronizing".to_string()), "{seen:?}");
+    assert_eq!(seen.last().map(String::as_str), Some("Healthy"), "{seen:?}");
+}

@@ -124,7 +124,12 @@ pub enum Fault {
     UpdateCopy {
         node: NodeId,
     },
+    /// `Restore-StorageGroupCopy`: readies the copy, accepting what it lacks.
     RestoreCopy {
+        node: NodeId,
+    },
+    /// `Mount-Database`: mounts a copy a restore readied.
+    MountDatabase {
         node: NodeId,
     },
     /// `Stop-ClusteredMailboxServer -StopReason …`, run on `node`.
@@ -189,6 +194,7 @@ impl Fault {
             | Fault::ResumeCopy { node }
             | Fault::UpdateCopy { node }
             | Fault::RestoreCopy { node }
+            | Fault::MountDatabase { node }
             | Fault::StopCms { node, .. }
             | Fault::StartCms { node }
             | Fault::Backup { node, .. } => Some(*node),

@@ -364,9 +364,10 @@ impl World {
                 self.obs.saw("operator-restore", 1);
                 self.obs.trace(
                     "world",
-                    &format!("operator: Restore-StorageGroupCopy on {id}: the dial waits for logs no running copy has"),
+                    &format!("operator: Restore-StorageGroupCopy and Mount-Database on {id}: the dial waits for logs no running copy has"),
                 );
                 self.restore(id);
+                self.admin(id, Admin::MountDatabase);
             }
         }
         for id in NodeId::ALL {
@@ -727,6 +728,7 @@ impl World {
             Fault::ResumeCopy { node } => self.admin(*node, Admin::ResumeCopy),
             Fault::UpdateCopy { node } => self.admin(*node, Admin::UpdateCopy),
             Fault::RestoreCopy { node } => self.restore(*node),
+            Fault::MountDatabase { node } => self.admin(*node, Admin::MountDatabase),
             Fault::StopCms { node, reason } => {
                 // Whatever happens to the server from now on is the administrator's doing
                 // until it is started again: no failover is due.

@@ -92,6 +92,9 @@ pub enum SummaryCopyStatus {
     Disabled,
     /// (SP1) The copy's replication service does not answer: its node is not heard from.
     ServiceDown,
+    /// (SP1) The passive hears the owner and is comparing its logs with the owner's stream
+    /// (divergence) before it copies: after a failover, a move or a restart.
+    Resynchronizing,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -65,9 +65,11 @@ pub enum Admin {
     ResumeCopy,
     /// `Update-StorageGroupCopy`: reseed this passive copy from the active.
     UpdateCopy,
-    /// `Restore-StorageGroupCopy`: activate this copy by hand, accepting the loss; also what an
-    /// admin uses to mount a database the mount dial kept dismounted.
+    /// `Restore-StorageGroupCopy`: ready this copy to be mounted by hand, accepting what it
+    /// lacks (a database the mount dial keeps dismounted, or a takeover of a lost active).
     RestoreCopy,
+    /// `Mount-Database`: mount a database a restore readied.
+    MountDatabase,
     /// `Stop-ClusteredMailboxServer -StopReason …`: take the server offline, on every node,
     /// until it is started again (restarts and failovers leave it offline).
     StopCms { reason: String },
@@ -174,6 +176,9 @@ pub enum NodeEvent {
     /// The administrator's Start-ClusteredMailboxServer, run on this node, is recorded beyond
     /// this node; the owner mounts as after any start.
     CmsStarted,
+    /// Restore-StorageGroupCopy readied this copy: Mount-Database may now mount it whatever
+    /// it lacks.
+    CopyRestored,
     /// A backup of this copy was taken: its database file at `checkpoint` and the logs after
     /// it. The host copies those files at this moment, before anything later is written.
     BackupTaken {
@@ -442,8 +447,11 @@ pub struct Node {
     drain_finished: bool,
     /// The lost node's lineage was fetched (or could not be) before draining its logs.
     drain_state_done: bool,
-    /// An admin restore: the next mount ignores the dial.
+    /// An admin restore (Restore-StorageGroupCopy): the loss is accepted; with `mount_asked`
+    /// the next mount ignores the dial.
     force_mount: bool,
+    /// Mount-Database after a restore.
+    mount_asked: bool,
     /// When the mount dial first kept this takeover's database dismounted (for
     /// `forced_database_mount_after_ms`), on the monotonic clock.
     blocked_since: Option<u64>,
@@ -567,6 +575,7 @@ impl Node {
             copy_round: 0,
             drain_state_done: false,
             force_mount: false,
+            mount_asked: false,
             blocked_since: None,
             last_replayed_ms: None,
             batch: Vec::new(),
@@ -908,6 +917,7 @@ impl Node {
             }
             Admin::UpdateCopy => self.start_reseed(now),
             Admin::RestoreCopy => self.restore_copy(now),
+            Admin::MountDatabase => self.mount_database(now),
             Admin::StopCms { reason } => self.stop_cms(now, reason),
             Admin::StartCms => self.start_cms(now),
             Admin::Backup { kind } => self.take_backup(now, kind),
@@ -1160,8 +1170,10 @@ impl Node {
             SummaryCopyStatus::Suspended
         } else if self.copy_failure.is_some() || self.store_failure.is_some() {
             SummaryCopyStatus::Failed
-        } else if !self.resolved || self.peer.is_none() {
+        } else if self.peer.is_none() {
             SummaryCopyStatus::Initializing
+        } else if !self.resolved {
+            SummaryCopyStatus::Resynchronizing
         } else {
             SummaryCopyStatus::Healthy
         }

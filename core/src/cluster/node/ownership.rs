@@ -245,7 +245,7 @@ impl Node {
             have,
             source_last,
         );
-        if self.bugs.ignore_mount_dial || self.force_mount {
+        if self.bugs.ignore_mount_dial || (self.force_mount && self.mount_asked) {
             if let MountDecision::StayDismounted { missing, .. } = decision {
                 decision = MountDecision::Mount { lost: missing };
             }
@@ -263,6 +263,7 @@ impl Node {
             MountDecision::Mount { lost } => {
                 let forced = self.force_mount;
                 self.force_mount = false;
+                self.mount_asked = false;
                 self.blocked_since = None;
                 self.role = Role::Owner(OwnerState::Onlining {
                     ready_at: now.mono + self.config.online_delay_ms,
@@ -545,20 +546,63 @@ impl Node {
             return;
         }
         match self.role.clone() {
+            // Readied: the loss is accepted, and Mount-Database mounts it.
             Role::Owner(OwnerState::Blocked { .. }) | Role::Owner(OwnerState::Draining { .. }) => {
                 self.force_mount = true;
-                self.finish_drain(now);
+                self.emit(NodeEvent::CopyRestored);
             }
             Role::Passive { .. } if self.view.owner == self.id.peer() && self.peer_down(now) => {
                 self.force_mount = true;
                 self.role = Role::Passive {
                     arbitrate_at: Some(now.mono),
                 };
+                self.emit(NodeEvent::CopyRestored);
                 self.emit(NodeEvent::TakeoverStarted);
             }
             _ => self.emit(NodeEvent::AdminRefused {
                 reason: "Restore-StorageGroupCopy: the active copy is still online".into(),
             }),
+        }
+    }
+
+    /// `Mount-Database`: mounts a database the mount dial keeps dismounted, once
+    /// `Restore-StorageGroupCopy` has readied this copy (accepting what it lacks). Given while
+    /// a readied takeover is still on its way, it mounts when the takeover gets there.
+    pub(super) fn mount_database(&mut self, now: Now) {
+        let refuse = |node: &mut Node, why: &str| {
+            node.emit(NodeEvent::AdminRefused {
+                reason: format!("Mount-Database: {why}"),
+            })
+        };
+        if self.held_stopped() {
+            return refuse(
+                self,
+                "the clustered mailbox server is stopped; start it first",
+            );
+        }
+        match self.role.clone() {
+            Role::Owner(OwnerState::Serving) => refuse(self, "the database is already mounted"),
+            Role::Owner(OwnerState::Blocked { .. }) | Role::Owner(OwnerState::Draining { .. })
+                if !self.force_mount =>
+            {
+                refuse(
+                    self,
+                    "the mount dial keeps it dismounted until the missing logs come; \
+                     Restore-StorageGroupCopy first to accept the loss",
+                )
+            }
+            Role::Owner(OwnerState::Blocked { .. }) | Role::Owner(OwnerState::Draining { .. })
+                if self.force_mount =>
+            {
+                self.mount_asked = true;
+                self.finish_drain(now);
+            }
+            Role::Passive { .. } if self.force_mount => self.mount_asked = true,
+            _ => refuse(
+                self,
+                "no database here waits for it (only one the dial keeps dismounted, after \
+                 Restore-StorageGroupCopy)",
+            ),
         }
     }
 
