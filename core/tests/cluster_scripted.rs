@@ -839,3 +839,56 @@ fn a_restore_readies_the_copy_and_mount_database_mounts_it() {
     assert!(w.redelivered > 0);
     w.check_settled();
 }
+
+/// A takeover's mount first replays what its copy had not replayed when the takeover began —
+/// here the logs a suspended copy lacked, drained from the crashed node's share — at
+/// `replay_ms_per_log` each: the further behind the copy, the longer the failover.
+#[test]
+fn a_takeover_mount_replays_its_backlog_so_a_copy_far_behind_fails_over_later() {
+    let failover = |replay_ms_per_log: u64| {
+        let mut config = small_logs();
+        config.storage.replay_ms_per_log = replay_ms_per_log;
+        let mut w = World::new(4, config, calm());
+        w.workload(50, 60_000);
+        w.schedule(
+            20_000,
+            Fault::Admin(Node2, Admin::SuspendCopy { comment: None }),
+        );
+        w.schedule(30_000, Fault::Crash(Node1));
+        w.run_until(120_000);
+        let (mounted_at, _, lost) = *w
+            .mounts()
+            .iter()
+            .find(|(_, id, _)| *id == Node2)
+            .expect("node2 mounted");
+        assert_eq!(lost, 0, "the crashed node's share had every log");
+        let began = w
+            .events
+            .iter()
+            .find(|(_, id, e)| *id == Node2 && matches!(e, NodeEvent::TakeoverStarted))
+            .map(|(t, _, _)| *t)
+            .unwrap();
+        let replayed = w
+            .events
+            .iter()
+            .filter(|(t, id, e)| {
+                *id == Node2
+                    && *t >= began
+                    && *t <= mounted_at
+                    && matches!(e, NodeEvent::LogReplayed { .. })
+            })
+            .count() as u64;
+        (mounted_at, replayed)
+    };
+    let (quick, backlog) = failover(0);
+    let (slow, _) = failover(1_000);
+    assert!(backlog > 20, "the suspended copy was {backlog} logs behind");
+    // The replay runs while the mount still waits out the witness guard, which it can
+    // overlap by at most that guard.
+    let overlap = small_logs().witness_guard_ms();
+    assert!(
+        (backlog * 1_000 - overlap..=backlog * 1_000).contains(&(slow - quick)),
+        "backlog {backlog}: mounted {} ms later",
+        slow - quick
+    );
+}

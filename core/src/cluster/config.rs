@@ -262,7 +262,8 @@ impl ClusterConfig {
     /// Shortest: the old node's heartbeats stop, the survivor waits out detection and its
     /// arbitration delay, finds nothing to wait for (no lease of the old owner's outstanding,
     /// nothing to copy) and brings the resources online. Longest: it also waits out the
-    /// witness guard, the takeover guard or the lost-log copy, whichever ends last.
+    /// witness guard, the takeover guard or the lost-log copy, whichever ends last, and its
+    /// store replays a healthy passive's largest backlog (a copy window of logs) as it mounts.
     pub fn failover_bounds_ms(&self) -> (u64, u64) {
         let detect = self.peer_down_after_ms();
         let arbitrate = detect + self.passive_arbitration_delay_ms;
@@ -271,7 +272,9 @@ impl ClusterConfig {
             .max(arbitrate + self.lost_log_copy_timeout_ms);
         let shortest =
             (arbitrate + self.online_delay_ms).saturating_sub(self.heartbeat_interval_ms());
-        (shortest, may_mount + self.online_delay_ms)
+        // A healthy passive has at most a copy window of logs it has not replayed.
+        let replay = u64::from(self.copy_window) * self.storage.replay_ms_per_log;
+        (shortest, may_mount + self.online_delay_ms + replay)
     }
 
     /// Checks the relations the safety and liveness arguments need; a config that breaks them
@@ -355,14 +358,15 @@ mod tests {
         let may_mount = (arbitrate + c.witness_guard_ms())
             .max(c.takeover_guard_ms())
             .max(arbitrate + c.lost_log_copy_timeout_ms);
-        let mounted = may_mount + c.online_delay_ms;
+        let replay = u64::from(c.copy_window) * c.storage.replay_ms_per_log;
+        let mounted = may_mount + c.online_delay_ms + replay;
         assert!(mounted <= 60_000, "failover too slow: {mounted} ms");
         // Windows Server 2003's heartbeats: 1.2 s × 6.
-        assert_eq!((detect, arbitrate, mounted), (7_200, 9_200, 18_502));
+        assert_eq!((detect, arbitrate, mounted), (7_200, 9_200, 18_902));
         // The shortest path: the old node returns at once and agrees (no lease waits, nothing
         // to copy). It must still not beat the article's 10 s, counted from a fault that may
         // come up to one heartbeat interval after the last heartbeat.
-        assert_eq!(c.failover_bounds_ms(), (12_000, 18_502));
+        assert_eq!(c.failover_bounds_ms(), (12_000, 18_902));
         // Windows Server 2008's: 1 s × 5.
         let c = ClusterConfig {
             os: Os::Windows2008,
@@ -370,7 +374,7 @@ mod tests {
         };
         c.validate().unwrap();
         assert_eq!(c.peer_down_after_ms(), 5_000);
-        assert_eq!(c.failover_bounds_ms(), (10_000, 16_302));
+        assert_eq!(c.failover_bounds_ms(), (10_000, 16_702));
     }
 
     #[test]

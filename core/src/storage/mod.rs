@@ -84,6 +84,10 @@ pub struct StorageConfig {
     pub log_size: u64,
     /// Lost-log resilience depth: how many newest generations the database file holds back.
     pub llr_depth: u32,
+    /// What replaying one log costs a mounting database: a takeover's mount first replays
+    /// every log its copy had not replayed when the takeover began (its replay queue and the
+    /// logs copied from the lost node), so the failover takes longer the more it must replay.
+    pub replay_ms_per_log: u64,
 }
 
 impl Default for StorageConfig {
@@ -91,6 +95,7 @@ impl Default for StorageConfig {
         StorageConfig {
             log_size: 1024 * 1024,
             llr_depth: 10,
+            replay_ms_per_log: 100,
         }
     }
 }

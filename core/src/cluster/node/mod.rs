@@ -452,6 +452,9 @@ pub struct Node {
     force_mount: bool,
     /// Mount-Database after a restore.
     mount_asked: bool,
+    /// The generation this copy had replayed when its takeover began: the mount replays the
+    /// rest first (`StorageConfig::replay_ms_per_log`).
+    replayed_at_takeover: Option<Generation>,
     /// When the mount dial first kept this takeover's database dismounted (for
     /// `forced_database_mount_after_ms`), on the monotonic clock.
     blocked_since: Option<u64>,
@@ -576,6 +579,7 @@ impl Node {
             drain_state_done: false,
             force_mount: false,
             mount_asked: false,
+            replayed_at_takeover: None,
             blocked_since: None,
             last_replayed_ms: None,
             batch: Vec::new(),

@@ -143,6 +143,7 @@ impl Node {
             });
         }
         self.role = Role::Passive { arbitrate_at: None };
+        self.replayed_at_takeover = None;
         // Mail accepted but not yet written belongs to this epoch's stream, which another
         // owner carries on now: unacknowledged, the hub sends it to that owner. Kept, it was
         // written into this node's next stream, epochs later, beside the copy the other owner
@@ -225,6 +226,7 @@ impl Node {
         self.role = Role::Owner(OwnerState::Draining {
             deadline: from + self.config.lost_log_copy_timeout_ms,
         });
+        self.replayed_at_takeover.get_or_insert(self.db.applied());
     }
 
     /// The lost node's logs are copied as far as they could be: apply the mount dial.
@@ -265,8 +267,14 @@ impl Node {
                 self.force_mount = false;
                 self.mount_asked = false;
                 self.blocked_since = None;
+                // The store replays what the copy had not when the takeover began.
+                let replayed = self
+                    .replayed_at_takeover
+                    .take()
+                    .map_or(0, |from| self.db.applied().saturating_sub(from));
+                let replay_ms = u64::from(replayed) * self.config.storage.replay_ms_per_log;
                 self.role = Role::Owner(OwnerState::Onlining {
-                    ready_at: now.mono + self.config.online_delay_ms,
+                    ready_at: now.mono + self.config.online_delay_ms + replay_ms,
                     lost,
                     forced,
                     judged: true,
