@@ -178,6 +178,13 @@ pub fn planted_bugs() -> Vec<(&'static str, Planted)> {
             }),
         ),
         (
+            "truncation_ignores_backup",
+            node(PlantedBugs {
+                truncation_ignores_backup: true,
+                ..none()
+            }),
+        ),
+        (
             "witness_grants_everyone",
             Planted {
                 witness_grants_everyone: true,

@@ -374,6 +374,12 @@ struct State {
     /// when the backup was taken: where truncation has deleted the logs before it, the
     /// replication checker starts from here instead of from generation 1.
     stream_base: Option<(Generation, Stored)>,
+    /// Every generation up to here is held by an ordered backup the world saw taken.
+    backed_up_through: Generation,
+    /// Backups an administrator ordered on each node, not yet taken.
+    backups_ordered: BTreeMap<NodeId, u32>,
+    /// Nodes an administrator told to reseed whose copy has not been discarded yet.
+    reseeds_ordered: BTreeSet<NodeId>,
     epochs: BTreeMap<u64, Writer>,
     /// Per node, its current run of writing: (first act, last act).
     runs: BTreeMap<NodeId, (u64, u64)>,
@@ -811,10 +817,23 @@ impl Truth {
         }
     }
 
+    /// An administrator ordered a reseed of `node`'s copy: its next deletion of logs is the
+    /// reseed discarding the old copy, not truncation.
+    pub fn reseed_ordered(&self, node: NodeId) {
+        self.state().reseeds_ordered.insert(node);
+    }
+
+    /// An administrator ordered a backup on `node` (the world's own record of the command).
+    pub fn backup_ordered(&self, node: NodeId) {
+        *self.state().backups_ordered.entry(node).or_default() += 1;
+    }
+
     /// A node said it took a backup at `reported` (its database file's checkpoint). Judged
-    /// from its disk as it now stands — which is what the backup copies: the checkpoint must
-    /// be the file's, and a full backup's database must hold what the logs up to it hold.
-    /// The verified content becomes the replication checker's starting point.
+    /// from its disk as it now stands — which is what the backup copies: only an ordered
+    /// backup counts, the checkpoint must be the file's, and a full backup's database must
+    /// hold what the logs up to it hold. What the backup holds (the database up to its
+    /// checkpoint, the closed logs on the disk) is what truncation may then delete, and a full
+    /// backup's verified content becomes the replication checker's starting point.
     pub fn backup_taken(
         &self,
         node: NodeId,
@@ -824,6 +843,20 @@ impl Truth {
     ) -> Vec<(Invariant, String)> {
         let mut verdicts = Vec::new();
         let own = disks[node.index()];
+        let ordered = match self.state().backups_ordered.get_mut(&node) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        };
+        if !ordered {
+            verdicts.push((
+                Invariant::ReportsTruthful,
+                format!("{node} reported a {kind} backup nobody ordered"),
+            ));
+            return verdicts;
+        }
         let Some(db) = db_file(own) else {
             verdicts.push((
                 Invariant::ReportsTruthful,
@@ -838,11 +871,23 @@ impl Truth {
                 format!("{node} reported a {kind} backup at checkpoint {reported:#x}, but its database file durably holds {actual:#x}"),
             ));
         }
-        if kind != ccr_core::cluster::wire::BackupKind::Full {
+        let full = kind == ccr_core::cluster::wire::BackupKind::Full;
+        let mut s = self.state();
+        // What the backups hold without a gap from generation 1: a full backup's database
+        // up to its checkpoint, then the closed logs each backup copied.
+        let mut covered = s.backed_up_through;
+        if full {
+            covered = covered.max(actual);
+        }
+        let facts = DiskFacts::read(own);
+        while facts.closed.contains_key(&(covered + 1)) {
+            covered += 1;
+        }
+        s.backed_up_through = covered;
+        if !full {
             return verdicts;
         }
         let content: Stored = db.messages().collect();
-        let mut s = self.state();
         let base = s.stream_base.as_ref();
         if base.is_some_and(|(at, _)| *at >= actual) {
             return verdicts;
@@ -862,24 +907,30 @@ impl Truth {
     }
 
     /// Log files a node deleted (read from its disk's journal, not from what it said). A
-    /// closed log at or below the node's own database checkpoint, with newer closed logs kept
-    /// beside it, is being truncated: the
-    /// other copy must still hold it, as a log or in its database file — otherwise that copy
-    /// can never get it (Exchange truncates only what both copies have replayed). Removals of
-    /// logs past the node's checkpoint are rollbacks and reseeds, which the other checkers
-    /// judge by what they do to the mail.
+    /// closed log deleted while a newer closed log stays is being truncated (a rollback
+    /// deletes the newest logs; a reseed an administrator ordered discards the copy; the
+    /// other checkers judge those by what they do to the mail). Truncation may delete only what a backup holds, what the node's
+    /// own database file durably holds, and what the other copy still holds, as a log or in
+    /// its database file (Exchange truncates only backed-up logs both copies have replayed).
     pub fn logs_removed(&self, node: NodeId, paths: &[String], disks: [&MemDisk; 2]) -> Removals {
+        let mut removals = Removals::default();
+        let closed_logs = paths.iter().any(|p| {
+            p.strip_prefix(&format!("{LOG_DIR}/"))
+                .and_then(parse_closed_log_name)
+                .is_some()
+        });
+        if closed_logs && self.state().reseeds_ordered.remove(&node) {
+            return removals;
+        }
         let own = disks[node.index()];
         let own_checkpoint = db_file(own).map_or(0, |db| db.checkpoint());
-        // Truncation deletes the oldest logs and keeps the newer ones; a reseed discards the
-        // whole copy (no closed log stays), which is not truncation.
         let newest_kept = last_closed_quick(own);
         let other = disks[1 - node.index()];
         // A database file damaged at rest makes that copy one to reseed whatever this node
         // deletes (its logs up to the checkpoint went with the backup): nothing to judge.
         let other_damaged = db_damaged(other);
         let other_checkpoint = db_file(other).map_or(0, |db| db.checkpoint());
-        let mut removals = Removals::default();
+        let backed_up = self.state().backed_up_through;
         for path in paths {
             let Some(g) = path
                 .strip_prefix(&format!("{LOG_DIR}/"))
@@ -887,19 +938,25 @@ impl Truth {
             else {
                 continue;
             };
-            if g > own_checkpoint || g >= newest_kept {
+            if g >= newest_kept {
                 continue;
             }
             removals.truncated += 1;
-            if other_damaged || g <= other_checkpoint || other.durable(path).is_some() {
+            let why = if g > backed_up {
+                format!("which no backup holds (backed up to {backed_up:#x})")
+            } else if g > own_checkpoint {
+                format!("which its own database file does not hold yet (checkpoint {own_checkpoint:#x})")
+            } else if !(other_damaged || g <= other_checkpoint || other.durable(path).is_some()) {
+                format!(
+                    "which {}'s copy neither holds nor has in its database file (checkpoint {other_checkpoint:#x})",
+                    node.peer()
+                )
+            } else {
                 continue;
-            }
+            };
             removals.verdict.get_or_insert((
                 Invariant::TruncationSafe,
-                format!(
-                    "{node} deleted log {g:#x}, which {}'s copy neither holds nor has in its database file (checkpoint {other_checkpoint:#x})",
-                    node.peer()
-                ),
+                format!("{node} truncated log {g:#x}, {why}"),
             ));
         }
         removals

@@ -399,7 +399,7 @@ impl World {
                         "operator: Update-StorageGroupCopy on {id}, whose copy asks for a reseed"
                     ),
                 );
-                self.admin(id, Admin::UpdateCopy);
+                self.update_copy(id);
             }
         }
     }
@@ -571,6 +571,13 @@ impl World {
         self.admin(id, Admin::RestoreCopy);
     }
 
+    /// `Update-StorageGroupCopy`: the reseed discards the copy's logs when the seed arrives,
+    /// which is not truncation.
+    fn update_copy(&self, id: NodeId) {
+        self.obs.truth().reseed_ordered(id);
+        self.admin(id, Admin::UpdateCopy);
+    }
+
     fn start_cms(&self, id: NodeId) {
         self.obs.truth().stop_ordered(false);
         self.admin(id, Admin::StartCms);
@@ -726,7 +733,7 @@ impl World {
             }
             Fault::SuspendCopy { node } => self.admin(*node, Admin::SuspendCopy { comment: None }),
             Fault::ResumeCopy { node } => self.admin(*node, Admin::ResumeCopy),
-            Fault::UpdateCopy { node } => self.admin(*node, Admin::UpdateCopy),
+            Fault::UpdateCopy { node } => self.update_copy(*node),
             Fault::RestoreCopy { node } => self.restore(*node),
             Fault::MountDatabase { node } => self.admin(*node, Admin::MountDatabase),
             Fault::StopCms { node, reason } => {
@@ -742,7 +749,10 @@ impl World {
                 )
             }
             Fault::StartCms { node } => self.start_cms(*node),
-            Fault::Backup { node, kind } => self.admin(*node, Admin::Backup { kind: *kind }),
+            Fault::Backup { node, kind } => {
+                self.obs.truth().backup_ordered(*node);
+                self.admin(*node, Admin::Backup { kind: *kind })
+            }
         }
     }
 

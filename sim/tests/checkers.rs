@@ -443,3 +443,35 @@ fn truncation_safe_fires_when_the_active_truncates_what_a_suspended_copy_lacks()
         "the truncation is reported as correct code would"
     );
 }
+
+#[test]
+fn truncation_safe_fires_when_logs_are_truncated_without_a_backup() {
+    // The steady state, no backup ever taken: correct code keeps every log. The planted bug
+    // truncates what both database files hold as if a backup had been taken.
+    let mut s = scenario(120, vec![]);
+    s.expect.failover = Some(false);
+    let honest = run(&s, 1, false);
+    assert!(honest.passed(), "{:?}", honest.violation);
+    assert!(!honest
+        .coverage
+        .contains_key("logs truncated after a backup"));
+    s.planted = nodes(PlantedBugs {
+        truncation_ignores_backup: true,
+        ..PlantedBugs::default()
+    });
+    let broken = run(&s, 1, false);
+    assert_eq!(
+        violated(&broken),
+        Some(Invariant::TruncationSafe),
+        "{}",
+        broken.summary()
+    );
+    assert!(
+        broken
+            .violation
+            .as_ref()
+            .is_some_and(|v| v.message.contains("no backup holds")),
+        "{:?}",
+        broken.violation
+    );
+}

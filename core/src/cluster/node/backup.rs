@@ -37,6 +37,16 @@ impl Node {
             Some("this copy's database file holds no complete generation yet")
         } else if kind == BackupKind::Incremental && !self.backup.full {
             Some("an incremental backup needs a full backup before it")
+        } else if kind == BackupKind::Incremental
+            && self
+                .closed
+                .keys()
+                .next()
+                .is_some_and(|&oldest| oldest > self.backup.checkpoint + 1)
+        {
+            // A reseeded copy starts its logs at its seed: an incremental backup of it would
+            // leave a gap after the last backup.
+            Some("this copy lacks logs written since the last backup; take a full backup")
         } else {
             None
         };
@@ -71,7 +81,12 @@ impl Node {
         let Some(&oldest) = self.closed.keys().next() else {
             return;
         };
-        if self.backup.checkpoint < oldest || self.copy_damaged || self.seeding {
+        let backed_up = if self.bugs.truncation_ignores_backup {
+            Generation::MAX
+        } else {
+            self.backup.checkpoint
+        };
+        if backed_up < oldest || self.copy_damaged || self.seeding {
             return;
         }
         let peer_checkpoint = if self.bugs.truncation_ignores_passive {
@@ -82,9 +97,7 @@ impl Node {
                 None => return,
             }
         };
-        let through = self
-            .backup
-            .checkpoint
+        let through = backed_up
             .min(self.db_file_checkpoint)
             .min(peer_checkpoint)
             .min(self.last_closed().saturating_sub(1));

@@ -9,9 +9,10 @@
 //! meet (`CmsIntent::newer_than`).
 //!
 //! A command is *done* — and says so with `CmsStopped` / `CmsStarted`, which is what the
-//! administrator's cmdlet returns — once it is recorded beyond the node it was run on (the
-//! peer's heartbeat or the witness's answer shows it) and, for a stop, once no node serves:
-//! from then on a lost node cannot take the stop with it.
+//! administrator's cmdlet returns — once it is in the state file of the node it was run on
+//! and recorded beyond that node (the peer's heartbeat or the witness's answer shows it) and,
+//! for a stop, once no node serves: from then on no one lost machine or file can take the
+//! stop with it.
 
 use super::{Node, NodeEvent, OwnerState, Role};
 use crate::cluster::wire::{CmsIntent, Heartbeat, Msg};
@@ -191,7 +192,11 @@ impl Node {
             self.intent_asked = None;
             return;
         }
-        let recorded = self.peer_intent_seq >= seq || self.witness_intent_seq >= seq;
+        // Kept in this node's state file and beyond it: no one lost machine or file (the
+        // witness's, say, or this node's own write that a full disk refused) takes it along
+        // (swarm@11:30).
+        let recorded = self.intent_durable >= seq
+            && (self.peer_intent_seq >= seq || self.witness_intent_seq >= seq);
         if !recorded {
             return;
         }

@@ -234,6 +234,9 @@ pub struct PlantedBugs {
     /// Truncation after a backup waits only for this node's own database file, not for the
     /// other copy's (nor for the other node being heard from at all).
     pub truncation_ignores_passive: bool,
+    /// Truncation deletes what both copies' database files hold without waiting for a
+    /// backup.
+    pub truncation_ignores_backup: bool,
 }
 
 /// What the owner is doing about the clustered mailbox server.
@@ -361,6 +364,10 @@ pub struct Node {
     peer_intent_seq: u64,
     /// The newest intent `seq` the witness said it holds.
     witness_intent_seq: u64,
+    /// The newest intent `seq` this node's state file durably holds.
+    intent_durable: u64,
+    /// State-file writes in flight: their disk token and the intent `seq` each records.
+    state_writes: BTreeMap<u64, u64>,
     last_intent_record: Option<u64>,
 
     // Storage.
@@ -517,6 +524,7 @@ impl Node {
         };
         let flushed_applied = db.applied();
         let db_file_checkpoint = db.file_checkpoint();
+        let intent_durable = state.intent.seq;
         let mut node = Node {
             id,
             boot_mono: now.mono,
@@ -528,6 +536,8 @@ impl Node {
             intent_asked: None,
             peer_intent_seq: 0,
             witness_intent_seq: 0,
+            intent_durable,
+            state_writes: BTreeMap::new(),
             last_intent_record: None,
             // A passive copies only once it has compared its logs with a serving owner's
             // lineage and adopted it; an owner's stream is its own.
@@ -867,6 +877,11 @@ impl Node {
                 self.db_file_checkpoint = checkpoint;
             }
         }
+        if let Some(seq) = self.state_writes.remove(&token) {
+            if result.is_ok() {
+                self.intent_durable = self.intent_durable.max(seq);
+            }
+        }
         let Some(io) = self.io.remove(&token) else {
             return;
         };
@@ -950,6 +965,12 @@ impl Node {
         });
         if writes_db {
             self.db_writes.insert(token, self.db.file_checkpoint());
+        }
+        let writes_state = ops
+            .iter()
+            .any(|op| matches!(op, DiskOp::Rename { to, .. } if to == STATE_FILE));
+        if writes_state {
+            self.state_writes.insert(token, self.intent.seq);
         }
         self.io.insert(token, io);
         self.out.push_back(Action::Disk { token, ops });
