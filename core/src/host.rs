@@ -82,16 +82,24 @@ struct DiskQueue {
 
 impl DiskQueue {
     fn issue(&mut self, disk: &SharedDisk, token: u64, ops: &[DiskOp]) {
-        let result = {
+        let (result, idle_in) = {
             let mut d = disk.lock().expect("disk lock");
-            execute_all(&mut *d, ops)
+            let result = execute_all(&mut *d, ops);
+            (result, d.idle_in())
         };
         let (latency, result) = match result {
             Ok(done) => (done.latency, Ok(())),
             Err(e) => (Duration::ZERO, Err(e)),
         };
         let now = tokio::time::Instant::now();
-        let at = self.busy_until.map_or(now, |b| b.max(now)) + latency;
+        let mut at = self.busy_until.map_or(now, |b| b.max(now)) + latency;
+        // A disk that keeps its own queue says when this batch is really done: it may still
+        // be busy with what others issued (the services before a restart, a boot's repairs),
+        // and a completion reported earlier would call a write durable that a power loss can
+        // still take back (swarm@11:5045).
+        if let (Ok(()), Some(idle)) = (&result, idle_in) {
+            at = at.max(now + idle);
+        }
         self.busy_until = Some(at);
         self.done.push_back((at, token, result));
     }

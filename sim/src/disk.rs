@@ -104,4 +104,7 @@ impl Disk for SimDisk {
     fn list(&mut self, dir: &str) -> DiskResult<Vec<String>> {
         self.mem.list(dir)
     }
+    fn idle_in(&self) -> Option<std::time::Duration> {
+        self.mem.idle_in()
+    }
 }

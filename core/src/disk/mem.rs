@@ -458,6 +458,11 @@ impl MemDisk {
 }
 
 impl Disk for MemDisk {
+    fn idle_in(&self) -> Option<Duration> {
+        let now = self.now?;
+        Some(Duration::from_nanos(self.busy_until.saturating_sub(now)))
+    }
+
     fn create(&mut self, path: &str) -> DiskResult<()> {
         check_path(path)?;
         let freed = self

@@ -56,6 +56,12 @@ pub trait Disk {
     fn remove(&mut self, path: &str) -> DiskResult<()>;
     /// Names of the files directly in `dir`, sorted; an absent folder lists as empty.
     fn list(&mut self, dir: &str) -> DiskResult<Vec<String>>;
+    /// How long until the disk has finished everything issued to it so far, by anyone (a
+    /// process that has since died, a boot's repairs), when it keeps such a queue: a
+    /// simulated disk does; a real one has finished each call when it returns (`None`).
+    fn idle_in(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// One storage operation as data, so that pure code can decide what to write and its host can
