@@ -279,21 +279,54 @@ pub fn add_logged_messages(stored: &mut Stored, disk: &MemDisk) {
     }
 }
 
+/// What a verified full backup held: the stream's content up to `at`, on the branch whose
+/// generation `at` has the checksum `anchor`. A later failover may abandon that branch (a
+/// node that diverged is reseeded), so the content counts only for a disk whose log `at + 1`
+/// chains to the same generation `at`.
+#[derive(Debug, Clone)]
+pub struct StreamBase {
+    pub at: Generation,
+    pub anchor: u32,
+    pub content: Stored,
+}
+
+impl StreamBase {
+    fn continued_on(&self, disk: &MemDisk) -> bool {
+        anchor_of(disk, self.at) == Some(self.anchor)
+    }
+}
+
+/// The checksum of generation `g` on `disk`'s branch: what the header of log `g + 1` chains
+/// to, or else the closed log `g`'s own checksum.
+fn anchor_of(disk: &MemDisk, g: Generation) -> Option<u32> {
+    let path = |g| format!("{LOG_DIR}/{}", ccr_core::storage::names::closed_log_name(g));
+    disk.durable(&path(g + 1))
+        .and_then(|b| LogHeader::decode(b).ok())
+        .map(|h| h.prev_checksum)
+        .or_else(|| disk.durable(&path(g)).map(crc32c::crc32c))
+}
+
 /// The content of the stream up to `generation` as one disk's closed logs spell it, if that
 /// disk holds every generation from 1 — or from the end of `base` (a backed-up checkpoint's
 /// content, checked when the backup was taken) when `generation` is not before it.
 fn stream_content(
     disk: &MemDisk,
     generation: Generation,
-    base: Option<&(Generation, Stored)>,
+    base: Option<&StreamBase>,
 ) -> Option<Stored> {
     let (from, mut stored) = match base {
-        Some((at, content)) if *at <= generation => (*at + 1, content.clone()),
+        Some(b) if b.at <= generation && b.continued_on(disk) => (b.at + 1, b.content.clone()),
         _ => (1, Stored::new()),
     };
     for g in from..=generation {
         let path = format!("{LOG_DIR}/{}", ccr_core::storage::names::closed_log_name(g));
-        apply_records(&mut stored, scan(disk.durable(&path)?).ok()?.records);
+        let log = scan(disk.durable(&path)?).ok()?;
+        // A log damaged at rest (its checksums fail before its close mark) spells nothing:
+        // the other copy may, or the stream cannot be judged here.
+        if log.closed_at.is_none() || log.stopped_at.is_some() {
+            return None;
+        }
+        apply_records(&mut stored, log.records);
     }
     Some(stored)
 }
@@ -373,7 +406,7 @@ struct State {
     /// The content of the stream up to a backed-up checkpoint, checked against the logs
     /// when the backup was taken: where truncation has deleted the logs before it, the
     /// replication checker starts from here instead of from generation 1.
-    stream_base: Option<(Generation, Stored)>,
+    stream_base: Option<StreamBase>,
     /// Every generation up to here is held by an ordered backup the world saw taken.
     backed_up_through: Generation,
     /// Backups an administrator ordered on each node, not yet taken.
@@ -888,20 +921,29 @@ impl Truth {
             return verdicts;
         }
         let content: Stored = db.messages().collect();
-        let base = s.stream_base.as_ref();
-        if base.is_some_and(|(at, _)| *at >= actual) {
+        let Some(anchor) = anchor_of(own, actual) else {
             return verdicts;
-        }
-        let expected = [own, disks[1 - node.index()]]
+        };
+        let base = s.stream_base.as_ref();
+        let other = disks[1 - node.index()];
+        // Judged by the disks on this backup's branch only.
+        let expected = [own, other]
             .into_iter()
+            .filter(|d| anchor_of(d, actual) == Some(anchor))
             .find_map(|d| stream_content(d, actual, base));
         match expected {
             Some(expected) if expected != content => verdicts.push((
                 Invariant::ReplicationSound,
                 format!("{node}'s {kind} backup at checkpoint {actual:#x} holds a database that differs from the logs up to it"),
             )),
-            Some(_) => s.stream_base = Some((actual, content)),
-            None => {}
+            Some(_) if base.is_none_or(|b| b.at < actual || !b.continued_on(own)) => {
+                s.stream_base = Some(StreamBase {
+                    at: actual,
+                    anchor,
+                    content,
+                })
+            }
+            _ => {}
         }
         verdicts
     }
@@ -963,7 +1005,7 @@ impl Truth {
     }
 
     /// The verified stream content a backup left, for the replication checker.
-    pub fn stream_base(&self) -> Option<(Generation, Stored)> {
+    pub fn stream_base(&self) -> Option<StreamBase> {
         self.state().stream_base.clone()
     }
 
@@ -1163,7 +1205,7 @@ pub struct Removals {
 pub fn judge_replication(
     disks: [&MemDisk; 2],
     client: ClientMail,
-    base: Option<&(Generation, Stored)>,
+    base: Option<&StreamBase>,
 ) -> Option<String> {
     let facts = disks.map(DiskFacts::read);
     for (g, crc) in &facts[0].closed {

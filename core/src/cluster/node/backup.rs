@@ -38,14 +38,15 @@ impl Node {
         } else if kind == BackupKind::Incremental && !self.backup.full {
             Some("an incremental backup needs a full backup before it")
         } else if kind == BackupKind::Incremental
+            && self.db_file_checkpoint > self.backup.checkpoint
             && self
                 .closed
                 .keys()
                 .next()
-                .is_some_and(|&oldest| oldest > self.backup.checkpoint + 1)
+                .is_none_or(|&oldest| oldest > self.backup.checkpoint + 1)
         {
             // A reseeded copy starts its logs at its seed: an incremental backup of it would
-            // leave a gap after the last backup.
+            // leave a gap after the last backup (swarm@11:203).
             Some("this copy lacks logs written since the last backup; take a full backup")
         } else {
             None
