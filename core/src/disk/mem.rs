@@ -12,6 +12,17 @@ use super::{check_path, Disk, DiskError, DiskResult, IoDone};
 /// The size of a torn write's unit: a crash can leave part of the last sector garbage.
 const SECTOR: usize = 512;
 
+/// The space a file of `len` bytes at `path` takes when every `*.log` file takes at least
+/// `nominal_log_size` (0: none does).
+fn charge(nominal_log_size: u64, path: &str, len: usize) -> u64 {
+    let len = len as u64;
+    if nominal_log_size > 0 && path.ends_with(".log") {
+        len.max(nominal_log_size)
+    } else {
+        len
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MemDiskConfig {
@@ -157,12 +168,22 @@ impl MemDisk {
 
     /// The space a file of `len` bytes at `path` takes (see [`MemDiskConfig::nominal_log_size`]).
     fn charge(&self, path: &str, len: usize) -> u64 {
-        let len = len as u64;
-        if self.config.nominal_log_size > 0 && path.ends_with(".log") {
-            len.max(self.config.nominal_log_size)
-        } else {
-            len
+        charge(self.config.nominal_log_size, path, len)
+    }
+
+    /// Refuses (and counts) a write that needs `needed` bytes more where `freed` are given
+    /// back first.
+    fn make_room(&mut self, path: &str, needed: u64, freed: u64) -> Result<(), DiskError> {
+        let free = self.config.capacity.saturating_sub(self.used - freed);
+        if needed <= free {
+            return Ok(());
         }
+        self.refused_full += 1;
+        Err(DiskError::Full {
+            path: path.to_string(),
+            needed,
+            free,
+        })
     }
 
     /// How many writes this disk refused because it was full since the last call.
@@ -373,13 +394,6 @@ impl MemDisk {
             Tear::Torn(rng) => Some(rng),
         };
         let nominal = self.config.nominal_log_size;
-        let charge = |path: &str, len: usize| {
-            if nominal > 0 && path.ends_with(".log") {
-                (len as u64).max(nominal)
-            } else {
-                len as u64
-            }
-        };
         for (path, file) in self.files.iter_mut() {
             let pending = file.data.len() - file.synced;
             if pending == 0 {
@@ -390,7 +404,7 @@ impl MemDisk {
                 None => 0,
             };
             let new_len = file.synced + keep;
-            self.used -= charge(path, file.data.len()) - charge(path, new_len);
+            self.used -= charge(nominal, path, file.data.len()) - charge(nominal, path, new_len);
             effect.dropped_bytes += (file.data.len() - new_len) as u64;
             if keep > 0 {
                 effect.torn_files += 1;
@@ -470,15 +484,7 @@ impl Disk for MemDisk {
             .get(path)
             .map_or(0, |old| self.charge(path, old.data.len()));
         let needed = self.charge(path, 0);
-        let free = self.config.capacity.saturating_sub(self.used - freed);
-        if needed > free {
-            self.refused_full += 1;
-            return Err(DiskError::Full {
-                path: path.to_string(),
-                needed,
-                free,
-            });
-        }
+        self.make_room(path, needed, freed)?;
         let prev = self.files.insert(path.to_string(), MemFile::default());
         self.used = self.used - freed + needed;
         let latency = self.latency(0, false);
@@ -493,15 +499,7 @@ impl Disk for MemDisk {
         check_path(path)?;
         let len = self.file_mut(path)?.data.len();
         let needed = self.charge(path, len + data.len()) - self.charge(path, len);
-        let free = self.config.capacity.saturating_sub(self.used);
-        if needed > free {
-            self.refused_full += 1;
-            return Err(DiskError::Full {
-                path: path.to_string(),
-                needed,
-                free,
-            });
-        }
+        self.make_room(path, needed, 0)?;
         self.file_mut(path)?.data.extend_from_slice(data);
         self.used += needed;
         let latency = self.latency(data.len(), false);
