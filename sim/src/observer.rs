@@ -280,6 +280,16 @@ impl Obs {
         let _ = self.clocks.set((hubs, nodes));
     }
 
+    /// Both node machines' disks, brought up to now (node1's, node2's).
+    fn both_disks(&self) -> Option<[std::sync::MutexGuard<'_, SimDisk>; 2]> {
+        let disks = self.disks.get()?;
+        Some(disks.each_ref().map(|d| {
+            let mut d = d.lock().expect("disk");
+            d.catch_up();
+            d
+        }))
+    }
+
     fn facts(&self, node: NodeId) -> Option<DiskFacts> {
         let disks = self.disks.get()?;
         let mut disk = disks[node.index()].lock().expect("disk");
@@ -442,12 +452,7 @@ impl Observer for Obs {
                     BackupKind::Full => "full backup taken",
                     BackupKind::Incremental => "incremental backup taken",
                 });
-                if let Some(disks) = self.disks.get() {
-                    let [d1, d2] = disks.each_ref().map(|d| {
-                        let mut d = d.lock().expect("disk");
-                        d.catch_up();
-                        d
-                    });
+                if let Some([d1, d2]) = self.both_disks() {
                     let verdicts = self
                         .truth
                         .backup_taken(node, *kind, *checkpoint, [&d1, &d2]);
@@ -471,7 +476,7 @@ impl Observer for Obs {
                 self.cover("disk full: a write refused");
             }
             if !removed.is_empty() {
-                self.judge_removals(node.id(), &removed, disks);
+                self.judge_removals(node.id(), &removed);
             }
         }
         self.node_steps
@@ -571,17 +576,10 @@ impl crate::net::Tap for Obs {
 
 impl Obs {
     /// Log files a node's step deleted: truncation is judged against both disks.
-    fn judge_removals(
-        &self,
-        node: NodeId,
-        removed: &[String],
-        disks: &[Arc<std::sync::Mutex<SimDisk>>; 2],
-    ) {
-        let [d1, d2] = disks.each_ref().map(|d| {
-            let mut d = d.lock().expect("disk");
-            d.catch_up();
-            d
-        });
+    fn judge_removals(&self, node: NodeId, removed: &[String]) {
+        let Some([d1, d2]) = self.both_disks() else {
+            return;
+        };
         let removals = self.truth.logs_removed(node, removed, [&d1, &d2]);
         drop((d1, d2));
         if removals.truncated > 0 {
