@@ -64,6 +64,33 @@ async fn missing(c: &Cluster, n: NodeId, ids: &[u64]) -> Vec<u64> {
     c.missing(n, ids).await.unwrap()
 }
 
+/// The administrator accepts the loss on `node`: Restore-StorageGroupCopy readies the copy,
+/// then Mount-Database mounts it (asked again until the readied takeover has reached the
+/// mount). Returns once `node` serves.
+async fn restore_and_mount(c: &Cluster, node: NodeId) {
+    let mut restored = false;
+    for _ in 0..30 {
+        if c.serving(node).await {
+            break;
+        }
+        if !restored {
+            restored = matches!(
+                c.ask(node, AdminRequest::RestoreCopy).await,
+                Some(AdminReply::Accepted)
+            );
+        } else {
+            c.ask(node, AdminRequest::MountDatabase).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    c.wait_for(
+        &format!("{node} mounts"),
+        Duration::from_secs(60),
+        Serves(node),
+    )
+    .await;
+}
+
 async fn load(c: &Cluster, first_id: u64, secs: f64) -> ccr::client::LoadReport {
     client::load(
         &c.hub_addresses().unwrap(),
@@ -431,29 +458,7 @@ async fn a_restarted_hub_still_redelivers_from_its_dumpster() {
     // node2 cannot reach node1's logs: the dial keeps it from mounting until the
     // administrator accepts the loss.
     tokio::time::sleep(Duration::from_secs(20)).await;
-    let mut restored = false;
-    for _ in 0..30 {
-        if c.serving(NodeId::Node2).await {
-            break;
-        }
-        if !restored {
-            restored = matches!(
-                c.ask(NodeId::Node2, AdminRequest::RestoreCopy).await,
-                Some(AdminReply::Accepted)
-            );
-        } else {
-            // Restore-StorageGroupCopy readies the copy; Mount-Database mounts it (asked
-            // again until the readied takeover has reached the mount).
-            c.ask(NodeId::Node2, AdminRequest::MountDatabase).await;
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-    c.wait_for(
-        "node2 mounts",
-        Duration::from_secs(60),
-        Serves(NodeId::Node2),
-    )
-    .await;
+    restore_and_mount(&c, NodeId::Node2).await;
     // Judged from node2's files: the bodies came back from the restarted hub's own files.
     let left =
         c.0.not_stored(NodeId::Node2, &report.receipts, Duration::from_secs(30))
@@ -502,29 +507,7 @@ async fn a_hub_down_during_a_redelivery_redelivers_when_it_returns() {
     c.start_node(NodeId::Node2);
     // node2 never held a log: the administrator accepts the loss (Restore-StorageGroupCopy).
     tokio::time::sleep(Duration::from_secs(20)).await;
-    let mut restored = false;
-    for _ in 0..30 {
-        if c.serving(NodeId::Node2).await {
-            break;
-        }
-        if !restored {
-            restored = matches!(
-                c.ask(NodeId::Node2, AdminRequest::RestoreCopy).await,
-                Some(AdminReply::Accepted)
-            );
-        } else {
-            // Restore-StorageGroupCopy readies the copy; Mount-Database mounts it (asked
-            // again until the readied takeover has reached the mount).
-            c.ask(NodeId::Node2, AdminRequest::MountDatabase).await;
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-    c.wait_for(
-        "node2 mounts",
-        Duration::from_secs(60),
-        Serves(NodeId::Node2),
-    )
-    .await;
+    restore_and_mount(&c, NodeId::Node2).await;
     // hub1 answers; hub2 cannot. Judged from node2's files.
     let before =
         c.0.not_stored(NodeId::Node2, &report.receipts, Duration::from_secs(0))

@@ -152,6 +152,13 @@ pub fn newest_written_quick(disk: &MemDisk) -> Generation {
     closed.max(open)
 }
 
+/// The generation of the closed log at `path` in the log folder, if it is one.
+fn closed_log_at(path: &str) -> Option<Generation> {
+    path.strip_prefix(LOG_DIR)?
+        .strip_prefix('/')
+        .and_then(parse_closed_log_name)
+}
+
 /// The database file is on the disk but cannot be read: damaged at rest.
 pub fn db_damaged(disk: &MemDisk) -> bool {
     disk.durable(DB_FILE).is_some() && db_file(disk).is_none()
@@ -956,11 +963,7 @@ impl Truth {
     /// its database file (Exchange truncates only backed-up logs both copies have replayed).
     pub fn logs_removed(&self, node: NodeId, paths: &[String], disks: [&MemDisk; 2]) -> Removals {
         let mut removals = Removals::default();
-        let closed_logs = paths.iter().any(|p| {
-            p.strip_prefix(&format!("{LOG_DIR}/"))
-                .and_then(parse_closed_log_name)
-                .is_some()
-        });
+        let closed_logs = paths.iter().any(|p| closed_log_at(p).is_some());
         if closed_logs && self.state().reseeds_ordered.remove(&node) {
             return removals;
         }
@@ -974,10 +977,7 @@ impl Truth {
         let other_checkpoint = db_file(other).map_or(0, |db| db.checkpoint());
         let backed_up = self.state().backed_up_through;
         for path in paths {
-            let Some(g) = path
-                .strip_prefix(&format!("{LOG_DIR}/"))
-                .and_then(parse_closed_log_name)
-            else {
+            let Some(g) = closed_log_at(path) else {
                 continue;
             };
             if g >= newest_kept {
