@@ -32,6 +32,9 @@ pub trait Observer: Send + Sync {
     fn node_event(&self, node: NodeId, now: Now, event: &NodeEvent);
     /// Called after every step, with the node as it now is.
     fn stepped(&self, node: &Node, now: Now);
+    /// The host restarted the node's services in place (`booted`), or tried to and the boot
+    /// failed: the world's own record of the restart policy at work.
+    fn restart_attempted(&self, _node: NodeId, _now: Now, _booted: bool) {}
 }
 
 /// A message for the host's node.
@@ -165,9 +168,13 @@ pub async fn run_node(node: Arc<Mutex<Node>>, inputs: Inputs, env: HostEnv) {
                     node.plant_bugs(bugs);
                     node.remember_store_failures(&failures);
                     *io = DiskQueue::default();
+                    observer.restart_attempted(id, now, true);
                     observer.node_event(id, now, &NodeEvent::ServicesRestarted);
                 }
-                Err(e) => node.restart_failed(now, e.to_string()),
+                Err(e) => {
+                    observer.restart_attempted(id, now, false);
+                    node.restart_failed(now, e.to_string())
+                }
             }
         }
         observer.stepped(node, now);

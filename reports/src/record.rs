@@ -64,6 +64,11 @@ pub enum Invariant {
     /// A node truncating its logs after a backup deletes only what the other copy still
     /// holds, as a log or in its database file (read from both disks).
     TruncationSafe,
+    /// Windows' resource restart policy: a store failing while its node owns the server is
+    /// restarted in place up to the threshold within the period, and one failure more fails
+    /// the group over when the other node could take it — no more restarts, no earlier
+    /// failover (judged from the restarts the world carried out and the heartbeats on the wire).
+    RestartPolicy,
     /// Not an invariant: the run went past its budget of simulated events or wall time.
     Stuck,
     /// Not an invariant: something the scenario said would happen did not.
@@ -88,6 +93,7 @@ impl Invariant {
             Invariant::ReportsTruthful => "reports-truthful",
             Invariant::StoppedStaysStopped => "stopped-stays-stopped",
             Invariant::TruncationSafe => "truncation-safe",
+            Invariant::RestartPolicy => "restart-policy",
             Invariant::Stuck => "stuck",
             Invariant::Expectation => "expectation",
             Invariant::LostToClockSkew => "lost-to-clock-skew",

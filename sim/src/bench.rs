@@ -113,9 +113,9 @@ pub fn planted_bugs() -> Vec<(&'static str, Planted)> {
                 ..none()
             }),
         ),
-        // No invariant judges the restart policy: the library's scenarios
-        // (`store-keeps-failing`, `store-fails-now-and-then`) expect its outcome instead. The
-        // swarm's figures for these two say how far the invariants alone get.
+        // Judged by `restart-policy` from the restarts the world carried out: the swarm
+        // catches the first where its store fails for longer than the policy's restarts, the
+        // second only where failures come spaced wider than a drawn period.
         (
             "restart_forever",
             node(PlantedBugs {

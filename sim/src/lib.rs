@@ -4,7 +4,8 @@
 //!
 //! Rooms: `net` (the two networks and their faults), `clock` (machine clocks), `world`
 //! (machines, processes, the hub machine with the witness, fault application), `observer`
-//! (trace, trace hash and the invariant checkers), `scenario` (workload, config, fault
+//! (trace, trace hash and the invariant checkers; `truth` and `restart_watch` judge from
+//! what the world recorded), `scenario` (workload, config, fault
 //! schedule, expectations; the built-ins), `run` (one seed of one scenario, end to end).
 //! Everything but `scenario` needs the madsim runtime: build with `--cfg madsim`
 //! (`cargo xtask sim`).
@@ -12,6 +13,7 @@
 pub mod file;
 pub mod guide;
 pub mod knobs;
+pub mod restart_watch;
 pub mod scenario;
 pub mod strategy;
 pub mod swarm;

@@ -14,6 +14,7 @@ use ccr_core::storage::MessageId;
 use ccr_reports::record::{Mark, Window};
 
 use crate::disk::SimDisk;
+use crate::restart_watch::RestartWatch;
 use crate::scenario::Expect;
 use crate::truth::{DiskFacts, PendingMount, Truth};
 
@@ -66,6 +67,8 @@ pub struct Obs {
     expect: Expect,
     /// What the simulated world itself recorded; every invariant is judged from it.
     truth: Truth,
+    /// The restart policy, judged from the restarts the world carried out.
+    restarts: Mutex<RestartWatch>,
     /// The node machines' disks, read (never asked) when a mount is judged.
     disks: std::sync::OnceLock<[Arc<std::sync::Mutex<SimDisk>>; 2]>,
     /// The hub machines' clocks (hub1 first) and the nodes' (time-window redelivery is
@@ -110,6 +113,7 @@ impl Obs {
             start: tokio::time::Instant::now(),
             expect,
             truth: Truth::new(config, hub),
+            restarts: Mutex::new(RestartWatch::new(config)),
             disks: Default::default(),
             clocks: Default::default(),
             detection_ms: config.peer_down_after_ms(),
@@ -252,6 +256,21 @@ impl Obs {
         } else {
             s.hubs_down.insert(hub);
         }
+        let down = s.hubs_down.len();
+        drop(s);
+        self.restart_watch().hubs_down(self.elapsed_ms(), down);
+    }
+
+    /// The restart policy's checker, for the world to tell what it did.
+    pub fn restart_watch(&self) -> std::sync::MutexGuard<'_, RestartWatch> {
+        self.restarts.lock().expect("restart watch")
+    }
+
+    /// A node machine's wall clock now, if the clocks are attached.
+    fn node_wall(&self, node: NodeId) -> u64 {
+        self.clocks.get().map_or(0, |(_, nodes)| {
+            ccr_core::host::Clock::now(nodes[node.index()].as_ref()).wall
+        })
     }
 
     pub fn coverage(&self) -> BTreeMap<String, u64> {
@@ -474,6 +493,8 @@ impl Observer for Obs {
             };
             if refused > 0 {
                 self.cover("disk full: a write refused");
+                self.restart_watch()
+                    .disk_refused(self.elapsed_ms(), node.id());
             }
             if !removed.is_empty() {
                 self.judge_removals(node.id(), &removed);
@@ -482,6 +503,15 @@ impl Observer for Obs {
         self.node_steps
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.spend();
+    }
+
+    fn restart_attempted(&self, node: NodeId, now: Now, booted: bool) {
+        let verdict =
+            self.restart_watch()
+                .restart_attempted(self.elapsed_ms(), node, now.wall, booted);
+        if let Some(message) = verdict {
+            self.violate(Invariant::RestartPolicy, message);
+        }
     }
 }
 
@@ -492,6 +522,20 @@ impl crate::net::Tap for Obs {
 
     fn sent(&self, from: Endpoint, to: Endpoint, msg: &Msg) {
         let at = self.elapsed_ms();
+        match (from, msg) {
+            (Endpoint::Node(n), Msg::Heartbeat(hb)) => {
+                self.restart_watch()
+                    .heartbeat_sent(at, n, hb.view.owner == n)
+            }
+            (Endpoint::Node(n), Msg::HandOver { .. }) => {
+                let wall = self.node_wall(n);
+                let verdict = self.restart_watch().handed_over(at, n, wall);
+                if let Some(message) = verdict {
+                    self.violate(Invariant::RestartPolicy, message);
+                }
+            }
+            _ => {}
+        }
         let sent = self.truth.sent(at, from, to, msg, |n| {
             self.disks.get().map_or(0, |d| {
                 let mut disk = d[n.index()].lock().expect("disk");
@@ -542,6 +586,16 @@ impl crate::net::Tap for Obs {
 
     fn delivered(&self, sent_at: u64, from: Endpoint, to: Endpoint, msg: &Msg) {
         self.truth.delivered(self.elapsed_ms(), to, msg);
+        if let (Endpoint::Node(_), Endpoint::Node(n), Msg::Heartbeat(hb)) = (from, to, msg) {
+            if !self.truth.is_paused(n) {
+                let can_take = hb.copy.as_ref().is_some_and(|c| {
+                    c.status == ccr_core::cluster::status::SummaryCopyStatus::Healthy
+                        && !c.reseed_required
+                });
+                self.restart_watch()
+                    .peer_heard(self.elapsed_ms(), n, can_take);
+            }
+        }
         if let (Endpoint::Hub(h), Endpoint::Node(n), Msg::Delivered { id, .. }, Some(clocks)) =
             (to, from, msg, self.clocks.get())
         {

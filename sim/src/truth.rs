@@ -700,6 +700,11 @@ impl Truth {
         }
     }
 
+    /// Whether `node`'s process is paused (what reaches it waits until it runs again).
+    pub fn is_paused(&self, node: NodeId) -> bool {
+        self.state().paused.contains(&node)
+    }
+
     /// `node`'s services (re)started: what its earlier process was told died with it.
     pub fn process_started(&self, node: NodeId) {
         let mut s = self.state();

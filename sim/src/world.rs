@@ -295,6 +295,9 @@ impl World {
             host.await
         });
         self.obs.truth().process_started(id);
+        self.obs
+            .restart_watch()
+            .world_started(self.obs.elapsed_ms(), id);
         self.obs.trace(id.name(), "process started");
         *m.process.lock().expect("process") = Some(Process {
             node,
@@ -638,6 +641,7 @@ impl World {
         if loses_a_node && self.obs.truth().is_stopped() {
             self.obs.cover("stopped server's node lost while stopped");
         }
+        self.tell_restart_watch(fault);
         match fault {
             Fault::Crash { node } => {
                 if takes_active(*node) {
@@ -753,6 +757,31 @@ impl World {
                 self.obs.truth().backup_ordered(*node);
                 self.admin(*node, Admin::Backup { kind: *kind })
             }
+        }
+    }
+
+    /// What the restart policy's checker must know to tell a failover for the store from
+    /// one for another reason, and when a node's clock cannot be counted on.
+    fn tell_restart_watch(&self, fault: &Fault) {
+        let at = self.obs.elapsed_ms();
+        let mut watch = self.obs.restart_watch();
+        match fault {
+            Fault::Partition { .. }
+            | Fault::Isolate { .. }
+            | Fault::IsolateActive
+            | Fault::Link { .. } => watch.network_fault(at, true),
+            Fault::Heal => watch.network_fault(at, false),
+            Fault::ClockJump { machine, .. } | Fault::ClockDrift { machine, .. } => {
+                for node in NodeId::ALL {
+                    if Machine::node(node) == *machine {
+                        watch.clock_jumped(at, node);
+                    }
+                }
+            }
+            Fault::Move { .. } => watch.move_ordered(at),
+            Fault::StopCms { .. } => watch.stop_ordered(true),
+            Fault::StartCms { .. } => watch.stop_ordered(false),
+            _ => {}
         }
     }
 
