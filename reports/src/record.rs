@@ -27,6 +27,9 @@ pub const SITUATIONS: &[&str] = &[
     "one-way isolation of the active",
     "failed store restarted in place",
     "group failed over past the restart policy",
+    "store restarted in place past the policy's threshold",
+    "idle roll deadline judged on a serving node",
+    "passive asked the witness for a takeover",
     "clustered mailbox server stopped by an administrator",
     "stopped server's node lost while stopped",
     "full backup taken",
@@ -69,6 +72,13 @@ pub enum Invariant {
     /// the group over when the other node could take it — no more restarts, no earlier
     /// failover (judged from the restarts the world carried out and the heartbeats on the wire).
     RestartPolicy,
+    /// Acknowledged mail waits in the serving node's open log no longer than the idle log
+    /// roll (and a slack): its generation is closed by then (judged from the disks).
+    IdleLogRoll,
+    /// A passive asks the witness to take the server over only once its peer has been
+    /// silent for the detection time and the arbitration delay (judged from the heartbeats
+    /// on the wire), unless an administrator's restore or a damaged owner says otherwise.
+    TakeoverTiming,
     /// Not an invariant: the run went past its budget of simulated events or wall time.
     Stuck,
     /// Not an invariant: something the scenario said would happen did not.
@@ -94,6 +104,8 @@ impl Invariant {
             Invariant::StoppedStaysStopped => "stopped-stays-stopped",
             Invariant::TruncationSafe => "truncation-safe",
             Invariant::RestartPolicy => "restart-policy",
+            Invariant::IdleLogRoll => "idle-log-roll",
+            Invariant::TakeoverTiming => "takeover-timing",
             Invariant::Stuck => "stuck",
             Invariant::Expectation => "expectation",
             Invariant::LostToClockSkew => "lost-to-clock-skew",

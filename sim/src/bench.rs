@@ -131,6 +131,20 @@ pub fn planted_bugs() -> Vec<(&'static str, Planted)> {
             }),
         ),
         (
+            "idle_roll_timer_restarts",
+            node(PlantedBugs {
+                idle_roll_timer_restarts: true,
+                ..none()
+            }),
+        ),
+        (
+            "detect_one_heartbeat_early",
+            node(PlantedBugs {
+                detect_one_heartbeat_early: true,
+                ..none()
+            }),
+        ),
+        (
             "store_keeps_resubmissions",
             node(PlantedBugs {
                 store_keeps_resubmissions: true,

@@ -4,19 +4,22 @@
 //!
 //! Rooms: `net` (the two networks and their faults), `clock` (machine clocks), `world`
 //! (machines, processes, the hub machine with the witness, fault application), `observer`
-//! (trace, trace hash and the invariant checkers; `truth` and `restart_watch` judge from
-//! what the world recorded), `scenario` (workload, config, fault
-//! schedule, expectations; the built-ins), `run` (one seed of one scenario, end to end).
+//! (trace, trace hash and the invariant checkers; `truth`, `restart_watch`,
+//! `idle_roll_watch` and `takeover_watch` judge from what the world recorded), `scenario` (workload, config,
+//! fault schedule, expectations; the built-ins), `run` (one seed of one scenario, end to
+//! end).
 //! Everything but `scenario` needs the madsim runtime: build with `--cfg madsim`
 //! (`cargo xtask sim`).
 
 pub mod file;
 pub mod guide;
+pub mod idle_roll_watch;
 pub mod knobs;
 pub mod restart_watch;
 pub mod scenario;
 pub mod strategy;
 pub mod swarm;
+pub mod takeover_watch;
 pub mod topology;
 #[cfg(madsim)]
 pub mod truth;

@@ -14,8 +14,10 @@ use ccr_core::storage::MessageId;
 use ccr_reports::record::{Mark, Window};
 
 use crate::disk::SimDisk;
+use crate::idle_roll_watch::IdleRollWatch;
 use crate::restart_watch::RestartWatch;
 use crate::scenario::Expect;
+use crate::takeover_watch::TakeoverWatch;
 use crate::truth::{DiskFacts, PendingMount, Truth};
 
 pub use ccr_reports::record::{Invariant, Violation};
@@ -69,6 +71,10 @@ pub struct Obs {
     truth: Truth,
     /// The restart policy, judged from the restarts the world carried out.
     restarts: Mutex<RestartWatch>,
+    /// The idle log roll, judged from the confirmations on the wire and the disks.
+    idle_roll: Mutex<IdleRollWatch>,
+    /// When a passive may begin a takeover, judged from the heartbeats on the wire.
+    takeover: Mutex<TakeoverWatch>,
     /// The node machines' disks, read (never asked) when a mount is judged.
     disks: std::sync::OnceLock<[Arc<std::sync::Mutex<SimDisk>>; 2]>,
     /// The hub machines' clocks (hub1 first) and the nodes' (time-window redelivery is
@@ -114,6 +120,8 @@ impl Obs {
             expect,
             truth: Truth::new(config, hub),
             restarts: Mutex::new(RestartWatch::new(config)),
+            idle_roll: Mutex::new(IdleRollWatch::new(config)),
+            takeover: Mutex::new(TakeoverWatch::new(config)),
             disks: Default::default(),
             clocks: Default::default(),
             detection_ms: config.peer_down_after_ms(),
@@ -264,6 +272,53 @@ impl Obs {
     /// The restart policy's checker, for the world to tell what it did.
     pub fn restart_watch(&self) -> std::sync::MutexGuard<'_, RestartWatch> {
         self.restarts.lock().expect("restart watch")
+    }
+
+    /// The takeover-timing checker, for the world to tell what it did.
+    pub fn takeover_watch(&self) -> std::sync::MutexGuard<'_, TakeoverWatch> {
+        self.takeover.lock().expect("takeover watch")
+    }
+
+    /// The idle log roll's checker, for the world to tell what it did.
+    pub fn idle_roll_watch(&self) -> std::sync::MutexGuard<'_, IdleRollWatch> {
+        self.idle_roll.lock().expect("idle roll watch")
+    }
+
+    /// Confirmations whose idle roll has run out: the node that served all along must hold
+    /// their generation as a closed log by now.
+    fn judge_idle_roll(&self, now: u64) {
+        let due = self.idle_roll_watch().due(now);
+        for d in due {
+            if !self.truth.served_throughout(d.node, d.confirmed_at, now) {
+                continue;
+            }
+            self.cover("idle roll deadline judged on a serving node");
+            let Some(disks) = self.disks.get() else {
+                return;
+            };
+            let closed = {
+                let mut disk = disks[d.node.index()].lock().expect("disk");
+                disk.catch_up();
+                crate::truth::last_closed_quick(&disk)
+            };
+            if closed < d.generation {
+                let interval = self.idle_roll_watch().interval_ms().unwrap_or(0);
+                self.violate(
+                    Invariant::IdleLogRoll,
+                    format!(
+                        "{} confirmed mail in generation {:#x} at {:.3} s and served without a \
+                         break since, yet {:.0} s later its newest closed log is {closed:#x}: \
+                         the idle roll ({} s) should have closed it",
+                        d.node,
+                        d.generation,
+                        d.confirmed_at as f64 / 1000.0,
+                        now.saturating_sub(d.confirmed_at) as f64 / 1000.0,
+                        interval / 1000,
+                    ),
+                );
+                return;
+            }
+        }
     }
 
     /// A node machine's wall clock now, if the clocks are attached.
@@ -464,7 +519,8 @@ impl Observer for Obs {
             }
             NodeEvent::ServicesRestarted => {
                 self.cover("failed store restarted in place");
-                self.truth.process_started(node)
+                self.truth.process_started(node);
+                self.idle_roll_watch().restarted(node);
             }
             NodeEvent::BackupTaken { kind, checkpoint } => {
                 self.cover(match kind {
@@ -506,9 +562,18 @@ impl Observer for Obs {
     }
 
     fn restart_attempted(&self, node: NodeId, now: Now, booted: bool) {
-        let verdict =
-            self.restart_watch()
-                .restart_attempted(self.elapsed_ms(), node, now.wall, booted);
+        if booted {
+            self.takeover_watch().started(self.elapsed_ms(), node);
+        }
+        let (verdict, past_threshold) = {
+            let mut watch = self.restart_watch();
+            let before = watch.past_threshold();
+            let verdict = watch.restart_attempted(self.elapsed_ms(), node, now.wall, booted);
+            (verdict, watch.past_threshold() > before)
+        };
+        if past_threshold {
+            self.cover("store restarted in place past the policy's threshold");
+        }
         if let Some(message) = verdict {
             self.violate(Invariant::RestartPolicy, message);
         }
@@ -525,7 +590,17 @@ impl crate::net::Tap for Obs {
         match (from, msg) {
             (Endpoint::Node(n), Msg::Heartbeat(hb)) => {
                 self.restart_watch()
-                    .heartbeat_sent(at, n, hb.view.owner == n)
+                    .heartbeat_sent(at, n, hb.view.owner == n);
+                self.takeover_watch().heartbeat_sent(n, hb.view.owner);
+            }
+            (Endpoint::Node(n), Msg::Arbitrate { view, .. }) => {
+                if view.owner != n {
+                    self.cover("passive asked the witness for a takeover");
+                }
+                let verdict = self.takeover_watch().arbitrate(at, n, view.owner);
+                if let Some(message) = verdict {
+                    self.violate(Invariant::TakeoverTiming, message);
+                }
             }
             (Endpoint::Node(n), Msg::HandOver { .. }) => {
                 let wall = self.node_wall(n);
@@ -552,6 +627,10 @@ impl crate::net::Tap for Obs {
         if sent.first_redelivery_answer {
             self.cover("redelivery requested after a mount");
         }
+        if let Some((node, newest)) = sent.confirmed {
+            self.idle_roll_watch().confirmed(at, node, newest);
+        }
+        self.judge_idle_roll(at);
         match (from, to, msg) {
             (Endpoint::Node(n), Endpoint::Hub(h), Msg::Redeliver { request, .. }) => {
                 let mut s = self.state.lock().expect("obs");
@@ -586,7 +665,12 @@ impl crate::net::Tap for Obs {
 
     fn delivered(&self, sent_at: u64, from: Endpoint, to: Endpoint, msg: &Msg) {
         self.truth.delivered(self.elapsed_ms(), to, msg);
-        if let (Endpoint::Node(_), Endpoint::Node(n), Msg::Heartbeat(hb)) = (from, to, msg) {
+        if let (Endpoint::Node(peer), Endpoint::Node(n), Msg::Heartbeat(hb)) = (from, to, msg) {
+            let owner_damaged = hb.view.owner == peer
+                && !hb.serving
+                && hb.copy.as_ref().is_some_and(|c| c.reseed_required);
+            self.takeover_watch()
+                .heard(self.elapsed_ms(), n, owner_damaged);
             if !self.truth.is_paused(n) {
                 let can_take = hb.copy.as_ref().is_some_and(|c| {
                     c.status == ccr_core::cluster::status::SummaryCopyStatus::Healthy

@@ -85,6 +85,7 @@ pub struct RestartWatch {
     hub_down_at: Option<u64>,
     hubs_down: usize,
     stopped: bool,
+    past_threshold: u64,
 }
 
 impl RestartWatch {
@@ -103,6 +104,7 @@ impl RestartWatch {
             hub_down_at: None,
             hubs_down: 0,
             stopped: false,
+            past_threshold: 0,
         }
     }
 
@@ -199,7 +201,7 @@ impl RestartWatch {
         } else {
             r.failed_boot = Some(at);
         }
-        if !owned || !peer_ok || stopped {
+        if !owned || stopped {
             return None;
         }
         let since = r.store_handed_over.unwrap_or(0);
@@ -220,7 +222,10 @@ impl RestartWatch {
             return None;
         }
         let n = counted.len() as u64;
-        (n > u64::from(threshold) + 1).then(|| {
+        if n > u64::from(threshold) {
+            self.past_threshold += 1;
+        }
+        (peer_ok && n > u64::from(threshold) + 1).then(|| {
             format!(
                 "{node}'s store failed at least {n} times within {} s while it owned the \
                  server, and {} reported a healthy copy that could take the group, yet it was \
@@ -230,6 +235,12 @@ impl RestartWatch {
                 node.peer(),
             )
         })
+    }
+
+    /// In-place restarts counted past the threshold so far (the peer could not take the
+    /// group, or the one spare restart): the coverage of the first rule.
+    pub fn past_threshold(&self) -> u64 {
+        self.past_threshold
     }
 
     /// `node` sent a hand-over of the group at `at` (its wall clock reading `wall`). Returns

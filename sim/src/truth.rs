@@ -547,6 +547,7 @@ impl Truth {
         msg: &Msg,
         written: impl FnOnce(NodeId) -> Generation,
     ) -> Sent {
+        let mut confirmed = None;
         if let (
             Endpoint::Node(n),
             Msg::Delivered { epoch, .. }
@@ -557,6 +558,9 @@ impl Truth {
         ) = (from, msg)
         {
             let now = written(n);
+            if matches!(msg, Msg::Delivered { .. }) {
+                confirmed = Some((n, now));
+            }
             let mut s = self.state();
             let hw = s.high_water.entry(n).or_insert((*epoch, now));
             *hw = if hw.0 == *epoch {
@@ -614,6 +618,7 @@ impl Truth {
                         self.run_gap_ms(),
                         "acknowledged mail",
                     ),
+                    confirmed,
                     ..Sent::default()
                 };
             }
@@ -698,6 +703,16 @@ impl Truth {
                 s.tell(node, at, head);
             }
         }
+    }
+
+    /// Whether `node` has been writing without a break (acknowledging mail or announcing its
+    /// mount every heartbeat) from `since` until `now`.
+    pub fn served_throughout(&self, node: NodeId, since: u64, now: u64) -> bool {
+        let gap = self.run_gap_ms();
+        self.state()
+            .runs
+            .get(&node)
+            .is_some_and(|(first, last)| *first <= since && now.saturating_sub(*last) <= gap)
     }
 
     /// Whether `node`'s process is paused (what reaches it waits until it runs again).
@@ -1109,6 +1124,9 @@ pub struct Sent {
     pub mount: Option<PendingMount>,
     /// The hub answered a redelivery request for the first time.
     pub first_redelivery_answer: bool,
+    /// A node confirmed mail to a hub: the newest generation holding a durable record on
+    /// its disk as it did.
+    pub confirmed: Option<(NodeId, Generation)>,
 }
 
 /// A mount seen on the wire, to be judged against the disks.

@@ -298,6 +298,8 @@ impl World {
         self.obs
             .restart_watch()
             .world_started(self.obs.elapsed_ms(), id);
+        self.obs.idle_roll_watch().restarted(id);
+        self.obs.takeover_watch().started(self.obs.elapsed_ms(), id);
         self.obs.trace(id.name(), "process started");
         *m.process.lock().expect("process") = Some(Process {
             node,
@@ -484,6 +486,9 @@ impl World {
             self.obs
                 .truth()
                 .process_paused(self.obs.elapsed_ms(), id, paused);
+            self.obs
+                .takeover_watch()
+                .paused(self.obs.elapsed_ms(), id, paused);
             if paused {
                 // A stopped process accepts no writes, whatever it last believed; when it runs
                 // again its first step re-checks quorum and reports what it is.
@@ -571,6 +576,9 @@ impl World {
     /// lacks, so the mount that follows is judged as forced.
     fn restore(&self, id: NodeId) {
         self.obs.truth().restore_ordered(id);
+        self.obs
+            .takeover_watch()
+            .restore_ordered(self.obs.elapsed_ms(), id);
         self.admin(id, Admin::RestoreCopy);
     }
 
@@ -711,12 +719,16 @@ impl World {
                 .lock()
                 .expect("disk")
                 .set_capacity(*bytes),
-            Fault::SlowDisk { node, factor } => self
-                .machine(*node)
-                .disk
-                .lock()
-                .expect("disk")
-                .set_slowdown(*factor),
+            Fault::SlowDisk { node, factor } => {
+                self.obs
+                    .idle_roll_watch()
+                    .disk_slowed(self.obs.elapsed_ms(), *node, *factor);
+                self.machine(*node)
+                    .disk
+                    .lock()
+                    .expect("disk")
+                    .set_slowdown(*factor)
+            }
             Fault::ClockJump { machine, ms } => self.clock_of(*machine).shift_wall(*ms),
             Fault::ClockDrift { machine, ppm } => self.clock_of(*machine).set_drift_ppm(*ppm),
             Fault::WitnessDown => *self.witness_up.lock().expect("witness") = false,

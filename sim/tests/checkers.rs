@@ -225,6 +225,55 @@ fn restart_policy_fires_when_a_store_restarts_forever_or_the_count_never_expires
     }
 }
 
+/// A trickle of mail whose idle roll restarts its timer at every record: the open log stays
+/// open until it fills, four minutes instead of ninety seconds. Nothing is lost (the dumpster
+/// redelivers what the power loss takes), so only the idle roll's own checker sees it.
+#[test]
+fn idle_log_roll_fires_when_a_trickle_of_mail_keeps_restarting_the_timer() {
+    let mut s = library("quiet-storage-group-loses-its-active.toml");
+    let honest = run(&s, 1, false);
+    assert!(honest.passed(), "{}", honest.summary());
+    s.planted = nodes(PlantedBugs {
+        idle_roll_timer_restarts: true,
+        ..PlantedBugs::default()
+    });
+    let broken = run(&s, 1, false);
+    assert_eq!(
+        violated(&broken),
+        Some(Invariant::IdleLogRoll),
+        "{}",
+        broken.summary()
+    );
+    let message = &broken.violation.as_ref().expect("a violation").message;
+    assert!(message.contains("the idle roll (90 s)"), "{message}");
+}
+
+/// A passive that calls its peer down one heartbeat early: the failover still lands well
+/// inside 10–60 s and loses nothing, so only the takeover's timing, judged from the
+/// heartbeats on the wire, shows it.
+#[test]
+fn takeover_timing_fires_when_the_peer_is_called_down_a_heartbeat_early() {
+    let mut s = library("active-node-crash.toml");
+    let honest = run(&s, 1, false);
+    assert!(honest.passed(), "{}", honest.summary());
+    s.planted = nodes(PlantedBugs {
+        detect_one_heartbeat_early: true,
+        ..PlantedBugs::default()
+    });
+    let broken = run(&s, 1, false);
+    assert_eq!(
+        violated(&broken),
+        Some(Invariant::TakeoverTiming),
+        "{}",
+        broken.summary()
+    );
+    let message = &broken.violation.as_ref().expect("a violation").message;
+    assert!(
+        message.contains("after the last heartbeat it heard"),
+        "{message}"
+    );
+}
+
 fn library(file: &str) -> Scenario {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     ccr_sim::file::load(&dir.join(file)).expect("a library scenario")

@@ -237,6 +237,12 @@ pub struct PlantedBugs {
     /// Truncation deletes what both copies' database files hold without waiting for a
     /// backup.
     pub truncation_ignores_backup: bool,
+    /// The idle roll's timer starts again at every record instead of at the open log's
+    /// first: a trickle of mail keeps a partly filled log open for ever.
+    pub idle_roll_timer_restarts: bool,
+    /// The peer counts as down one heartbeat interval early (the threshold's missed
+    /// heartbeats counted from one, not zero).
+    pub detect_one_heartbeat_early: bool,
 }
 
 /// What the owner is doing about the clustered mailbox server.

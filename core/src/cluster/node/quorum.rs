@@ -100,7 +100,11 @@ impl Node {
     /// When the peer counts as down: the threshold of missed heartbeats on every network,
     /// counted from the last one heard (or from our own start).
     pub(super) fn peer_down_at(&self) -> u64 {
-        self.last_heard_any().unwrap_or(0).max(self.boot_mono) + self.config.peer_down_after_ms()
+        let mut after = self.config.peer_down_after_ms();
+        if self.bugs.detect_one_heartbeat_early {
+            after -= self.config.heartbeat_interval_ms();
+        }
+        self.last_heard_any().unwrap_or(0).max(self.boot_mono) + after
     }
 
     pub fn peer_down(&self, now: Now) -> bool {

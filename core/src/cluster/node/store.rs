@@ -93,7 +93,11 @@ impl Node {
         let generation = writer.generation();
         let mut ops = Vec::new();
         if !self.batch.is_empty() {
-            self.open_log_since.get_or_insert(now.mono);
+            if self.bugs.idle_roll_timer_restarts {
+                self.open_log_since = Some(now.mono);
+            } else {
+                self.open_log_since.get_or_insert(now.mono);
+            }
             ops.push(writer.append(&self.batch));
         }
         ops.push(writer.sync_op());
