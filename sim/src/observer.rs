@@ -269,6 +269,19 @@ impl Obs {
         self.restart_watch().hubs_down(self.elapsed_ms(), down);
     }
 
+    /// `node`'s process started, by the world (`in_place` false: after a crash or a power
+    /// loss) or by its host after a store failure: what its earlier process was told, and
+    /// had not yet acted on, died with it.
+    pub fn process_started(&self, node: NodeId, in_place: bool) {
+        let at = self.elapsed_ms();
+        self.truth.process_started(node);
+        if !in_place {
+            self.restart_watch().world_started(at, node);
+        }
+        self.idle_roll_watch().restarted(node);
+        self.takeover_watch().started(at, node);
+    }
+
     /// The restart policy's checker, for the world to tell what it did.
     pub fn restart_watch(&self) -> std::sync::MutexGuard<'_, RestartWatch> {
         self.restarts.lock().expect("restart watch")
@@ -519,8 +532,6 @@ impl Observer for Obs {
             }
             NodeEvent::ServicesRestarted => {
                 self.cover("failed store restarted in place");
-                self.truth.process_started(node);
-                self.idle_roll_watch().restarted(node);
             }
             NodeEvent::BackupTaken { kind, checkpoint } => {
                 self.cover(match kind {
@@ -563,7 +574,7 @@ impl Observer for Obs {
 
     fn restart_attempted(&self, node: NodeId, now: Now, booted: bool) {
         if booted {
-            self.takeover_watch().started(self.elapsed_ms(), node);
+            self.process_started(node, true);
         }
         let (verdict, past_threshold) = {
             let mut watch = self.restart_watch();
@@ -666,12 +677,14 @@ impl crate::net::Tap for Obs {
     fn delivered(&self, sent_at: u64, from: Endpoint, to: Endpoint, msg: &Msg) {
         self.truth.delivered(self.elapsed_ms(), to, msg);
         if let (Endpoint::Node(peer), Endpoint::Node(n), Msg::Heartbeat(hb)) = (from, to, msg) {
-            let owner_damaged = hb.view.owner == peer
-                && !hb.serving
-                && hb.copy.as_ref().is_some_and(|c| c.reseed_required);
-            self.takeover_watch()
-                .heard(self.elapsed_ms(), n, owner_damaged);
+            // A paused process reads what reached it only after its first step once it runs
+            // again: neither watch counts it as heard.
             if !self.truth.is_paused(n) {
+                let owner_damaged = hb.view.owner == peer
+                    && !hb.serving
+                    && hb.copy.as_ref().is_some_and(|c| c.reseed_required);
+                self.takeover_watch()
+                    .heard(self.elapsed_ms(), n, owner_damaged);
                 let can_take = hb.copy.as_ref().is_some_and(|c| {
                     c.status == ccr_core::cluster::status::SummaryCopyStatus::Healthy
                         && !c.reseed_required

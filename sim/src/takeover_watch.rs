@@ -26,8 +26,6 @@ struct NodeRecord {
     started: u64,
     /// When the peer's newest heartbeat reached the running process.
     heard: u64,
-    /// Paused since then.
-    paused_at: Option<u64>,
     /// The node's own newest heartbeat named the peer the owner.
     said_peer_owns: bool,
     /// The peer's newest heartbeat said it owns the server, does not serve and its copy
@@ -64,13 +62,8 @@ impl TakeoverWatch {
     pub fn started(&mut self, at: u64, node: NodeId) {
         let r = self.node(node);
         r.started = at;
-        r.paused_at = None;
         r.owner_damaged = false;
         r.restore_at = None;
-    }
-
-    pub fn paused(&mut self, at: u64, node: NodeId, paused: bool) {
-        self.node(node).paused_at = paused.then_some(at);
     }
 
     /// `node` sent a heartbeat whose view names `owner`.
@@ -78,13 +71,12 @@ impl TakeoverWatch {
         self.node(node).said_peer_owns = owner != node;
     }
 
-    /// A heartbeat of the peer reached `node`.
+    /// A heartbeat of the peer reached `node`'s running process (the caller leaves out what
+    /// reaches a paused one).
     pub fn heard(&mut self, at: u64, node: NodeId, owner_damaged: bool) {
         let r = self.node(node);
-        if r.paused_at.is_none() {
-            r.heard = r.heard.max(at);
-            r.owner_damaged = owner_damaged;
-        }
+        r.heard = r.heard.max(at);
+        r.owner_damaged = owner_damaged;
     }
 
     pub fn restore_ordered(&mut self, at: u64, node: NodeId) {
@@ -157,12 +149,9 @@ mod tests {
         w.heard(1_000, N2, false);
         w.started(50_000, N2);
         assert!(w.arbitrate(50_000 + wait / 2, N2, N1).is_some());
-        // Paused a moment after a heartbeat: what arrives meanwhile is not read before the
-        // first step after the pause.
+        // Paused a moment after a heartbeat: what arrives meanwhile is not reported to the
+        // watch, and the first step after the pause counts from the heartbeat before it.
         w.heard(60_000, N2, false);
-        w.paused(60_100, N2, true);
-        w.heard(61_000, N2, false);
-        w.paused(60_000 + wait / 2, N2, false);
         assert!(w.arbitrate(60_000 + wait / 2, N2, N1).is_some());
         assert_eq!(w.arbitrate(60_000 + wait, N2, N1), None);
     }

@@ -294,12 +294,7 @@ impl World {
             tokio::time::sleep(delay).await;
             host.await
         });
-        self.obs.truth().process_started(id);
-        self.obs
-            .restart_watch()
-            .world_started(self.obs.elapsed_ms(), id);
-        self.obs.idle_roll_watch().restarted(id);
-        self.obs.takeover_watch().started(self.obs.elapsed_ms(), id);
+        self.obs.process_started(id, false);
         self.obs.trace(id.name(), "process started");
         *m.process.lock().expect("process") = Some(Process {
             node,
@@ -486,9 +481,6 @@ impl World {
             self.obs
                 .truth()
                 .process_paused(self.obs.elapsed_ms(), id, paused);
-            self.obs
-                .takeover_watch()
-                .paused(self.obs.elapsed_ms(), id, paused);
             if paused {
                 // A stopped process accepts no writes, whatever it last believed; when it runs
                 // again its first step re-checks quorum and reports what it is.
