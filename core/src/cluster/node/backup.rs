@@ -20,30 +20,31 @@ use crate::storage::Generation;
 impl Node {
     /// The newest backup this node knows of.
     pub fn backup_mark(&self) -> BackupMark {
-        self.backup
+        self.sg.backup
     }
 
     /// The checkpoint this node's database file durably holds.
     pub fn db_file_checkpoint(&self) -> Generation {
-        self.db_file_checkpoint
+        self.sg.db_file_checkpoint
     }
 
     pub(super) fn take_backup(&mut self, now: Now, kind: BackupKind) {
-        let refusal = if self.copy_damaged || self.reseed_required.is_some() {
+        let refusal = if self.sg.copy_damaged || self.sg.reseed_required.is_some() {
             Some("this copy needs a reseed (Update-StorageGroupCopy); back up the other copy")
-        } else if self.seeding {
+        } else if self.sg.seeding {
             Some("this copy is being seeded")
-        } else if self.db_file_checkpoint == 0 {
+        } else if self.sg.db_file_checkpoint == 0 {
             Some("this copy's database file holds no complete generation yet")
-        } else if kind == BackupKind::Incremental && !self.backup.full {
+        } else if kind == BackupKind::Incremental && !self.sg.backup.full {
             Some("an incremental backup needs a full backup before it")
         } else if kind == BackupKind::Incremental
-            && self.db_file_checkpoint > self.backup.checkpoint
+            && self.sg.db_file_checkpoint > self.sg.backup.checkpoint
             && self
+                .sg
                 .closed
                 .keys()
                 .next()
-                .is_none_or(|&oldest| oldest > self.backup.checkpoint + 1)
+                .is_none_or(|&oldest| oldest > self.sg.backup.checkpoint + 1)
         {
             // A reseeded copy starts its logs at its seed: an incremental backup of it would
             // leave a gap after the last backup (swarm@11:203).
@@ -57,7 +58,7 @@ impl Node {
             });
             return;
         }
-        let checkpoint = self.db_file_checkpoint;
+        let checkpoint = self.sg.db_file_checkpoint;
         // The host copies the files when it sees this, before the truncation below is issued.
         self.emit(NodeEvent::BackupTaken { kind, checkpoint });
         self.learn_backup(BackupMark {
@@ -69,9 +70,9 @@ impl Node {
 
     /// A backup the peer told of (or this node took): kept in the state file.
     pub(super) fn learn_backup(&mut self, mark: BackupMark) {
-        let merged = self.backup.merge(mark);
-        if merged != self.backup {
-            self.backup = merged;
+        let merged = self.sg.backup.merge(mark);
+        if merged != self.sg.backup {
+            self.sg.backup = merged;
             self.persist_state();
         }
     }
@@ -79,15 +80,15 @@ impl Node {
     /// Deletes the closed logs both copies' database files hold, up to the newest backup's
     /// checkpoint. The newest closed log always stays: the next log chains to it.
     pub(super) fn truncate_logs(&mut self, now: Now) {
-        let Some(&oldest) = self.closed.keys().next() else {
+        let Some(&oldest) = self.sg.closed.keys().next() else {
             return;
         };
         let backed_up = if self.bugs.truncation_ignores_backup {
             Generation::MAX
         } else {
-            self.backup.checkpoint
+            self.sg.backup.checkpoint
         };
-        if backed_up < oldest || self.copy_damaged || self.seeding {
+        if backed_up < oldest || self.sg.copy_damaged || self.sg.seeding {
             return;
         }
         let peer_checkpoint = if self.bugs.truncation_ignores_passive {
@@ -99,15 +100,15 @@ impl Node {
             }
         };
         let through = backed_up
-            .min(self.db_file_checkpoint)
+            .min(self.sg.db_file_checkpoint)
             .min(peer_checkpoint)
             .min(self.last_closed().saturating_sub(1));
         if through < oldest {
             return;
         }
-        let doomed: Vec<Generation> = self.closed.range(..=through).map(|(g, _)| *g).collect();
+        let doomed: Vec<Generation> = self.sg.closed.range(..=through).map(|(g, _)| *g).collect();
         for g in &doomed {
-            self.closed.remove(g);
+            self.sg.closed.remove(g);
         }
         let ops = doomed
             .iter()

@@ -133,8 +133,8 @@ impl Node {
             Role::Owner(OwnerState::Moving(_)) => {}
             Role::Owner(OwnerState::Offline { reason: r }) if *r == reason => {}
             Role::Owner(_) => {
-                self.fetch = None;
-                self.ahead.clear();
+                self.sg.fetch = None;
+                self.sg.ahead.clear();
                 self.dismount(now, OwnerState::Offline { reason });
             }
             Role::Passive { arbitrate_at } => {
@@ -202,7 +202,7 @@ impl Node {
         }
         if self.intent.stopped {
             let quiet_here =
-                !self.is_serving() && !self.commit_in_flight && self.batch_ids.is_empty();
+                !self.is_serving() && !self.sg.commit_in_flight && self.sg.batch_ids.is_empty();
             if !(quiet_here && self.peer_cannot_serve(now, seq)) {
                 return;
             }

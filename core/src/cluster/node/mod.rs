@@ -10,6 +10,7 @@
 //! scheduled move) and `store` (the active store's writes and acknowledgements).
 
 mod backup;
+mod group;
 mod health;
 mod intent;
 mod ownership;
@@ -18,21 +19,19 @@ mod quorum;
 mod replication;
 mod store;
 
+use group::Group;
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::boot::{Boot, PersistedState};
 use super::config::ClusterConfig;
 use super::status::{CmsState, CmsStatus, CopyStatus, OperationalMachine, SummaryCopyStatus};
-use super::wire::{
-    BackupKind, BackupMark, CmsIntent, CopyReport, Heartbeat, LineageEntry, Msg, TimeWindow, View,
-};
+use super::wire::{BackupKind, CmsIntent, CopyReport, Heartbeat, LineageEntry, Msg, View};
 use super::{Endpoint, HubId, Net, NodeId, Now};
 use crate::disk::{DiskError, DiskOp};
 use crate::storage::database::Database;
 use crate::storage::inspect::Inspector;
 use crate::storage::logfile::ClosedLog;
-use crate::storage::record::Record;
-use crate::storage::writer::LogWriter;
 use crate::storage::{Generation, MessageId};
 
 pub const LOG_DIR: &str = "logs";
@@ -354,6 +353,8 @@ enum Fetch {
 
 #[derive(Debug, Clone)]
 pub struct Node {
+    /// The storage group: its log stream, copy, database and store.
+    sg: Group,
     id: NodeId,
     config: ClusterConfig,
     boot_mono: u64,
@@ -361,7 +362,6 @@ pub struct Node {
 
     // The cluster database (persisted).
     view: View,
-    lineage: Vec<LineageEntry>,
     last_move_comment: Option<String>,
     intent: CmsIntent,
     /// A stop or start run on this node (its `seq`), until it is done (see `intent.rs`).
@@ -375,24 +375,6 @@ pub struct Node {
     /// State-file writes in flight: their disk token and the intent `seq` each records.
     state_writes: BTreeMap<u64, u64>,
     last_intent_record: Option<u64>,
-
-    // Storage.
-    db: Database,
-    closed: BTreeMap<Generation, u32>,
-    writer: Option<LogWriter>,
-    /// The open log was recovered from disk, not opened by this process: it is closed, not
-    /// continued (a survivor may already hold a sealed copy of it).
-    writer_recovered: bool,
-    inspector: Inspector,
-    replay_queue: VecDeque<ClosedLog>,
-    flushed_applied: Generation,
-    /// The checkpoint the database file durably holds: the last database write that
-    /// completed (see `backup.rs`).
-    db_file_checkpoint: Generation,
-    /// Database writes in flight: their disk token and the checkpoint each brings the file to.
-    db_writes: BTreeMap<u64, Generation>,
-    /// The newest backup the cluster knows of (persisted).
-    backup: BackupMark,
 
     // Cluster service.
     role: Role,
@@ -413,91 +395,17 @@ pub struct Node {
     peer_lease_until: Option<u64>,
     witness: WitnessHold,
     witness_holder: Option<NodeId>,
-    /// The newest generation the peer is known to have written while it owned the server.
-    peer_head: Generation,
-    /// The newest generation the witness has heard of.
-    witness_head: Generation,
 
-    // Replication service.
-    fetch: Option<(Fetch, u64)>,
-    /// Logs after `fetch`'s asked for before their turn (`ClusterConfig::copy_window`), by
-    /// generation; they are inspected in order, each when it becomes the next.
-    ahead: BTreeMap<Generation, Ahead>,
-    copy_retry_at: u64,
-    copy_writing: bool,
-    suspended: bool,
-    /// The administrator's `-SuspendComment`, shown while the copy stays suspended.
-    suspend_comment: Option<String>,
-    copy_failure: Option<String>,
-    reseed_required: Option<String>,
-    /// Files of a copy found damaged at boot, which a reseed removes (nothing of them was
-    /// loaded, so the usual bookkeeping does not know them).
-    damaged_files: Vec<String>,
-    /// Nothing of this node's copy is loaded (it was damaged at boot) until a seed arrives:
-    /// it must never own a mounted database before then.
-    copy_damaged: bool,
-    /// The generation whose copies failed inspection in a row, and how many times: the third
-    /// makes the log irrecoverable and the copy asks for a reseed, as Exchange's does.
-    inspection_failures: Option<(Generation, u32)>,
-    /// Why the copy needed a reseed before the one under way (restored if it is given up).
-    reseed_before: Option<String>,
-    seeding: bool,
-    resolved: bool,
-    move_target: Option<(u64, Generation)>,
-    /// As a move's target: the generation this copy told the owner it holds (`MoveReady`),
-    /// until the hand-over or the move's end. The hand-over mounts on that promise.
-    move_promised: Option<Generation>,
     /// When a move to this node is over for certain, whatever became of it: its source gives
     /// up after `move_timeout_ms`. (A source that restarted meanwhile never says so.)
     move_over_by: u64,
-    /// Bumped whenever the copy starts over (a reseed, a role change): a log copy still being
-    /// written from before belongs to a history this copy no longer follows.
-    copy_round: u64,
-    /// Draining: the closed logs are copied; the open log is next, once the old owner's
-    /// leases have surely run out.
-    open_log_due: bool,
-    /// Draining a lost node's share found nothing more to copy.
-    drain_finished: bool,
-    /// The lost node's lineage was fetched (or could not be) before draining its logs.
-    drain_state_done: bool,
-    /// An admin restore (Restore-StorageGroupCopy): the loss is accepted; with `mount_asked`
-    /// the next mount ignores the dial.
-    force_mount: bool,
-    /// Mount-Database after a restore.
-    mount_asked: bool,
-    /// The generation this copy had replayed when its takeover began: the mount replays the
-    /// rest first (`StorageConfig::replay_ms_per_log`).
-    replayed_at_takeover: Option<Generation>,
-    /// When the mount dial first kept this takeover's database dismounted (for
-    /// `forced_database_mount_after_ms`), on the monotonic clock.
-    blocked_since: Option<u64>,
-    last_replayed_ms: Option<u64>,
 
-    // Store.
-    batch: Vec<Record>,
-    /// Messages waiting for the next sync, each with the hub that delivered it (the one to
-    /// tell when it is durable).
-    batch_ids: Vec<(MessageId, HubId)>,
-    unsynced: BTreeSet<MessageId>,
-    commit_in_flight: bool,
     store_failure: Option<String>,
     /// When to ask the host to restart the failed store.
     store_restart_at: Option<u64>,
     /// The restart policy's count: see [`Node::store_failures`].
     store_failures: Vec<u64>,
-    /// When the open log got its first record (this process's clock): the idle roll's start.
-    open_log_since: Option<u64>,
 
-    /// The redelivery request of the last mount; repeated to each hub until that hub confirms
-    /// it, and kept in the cluster state so that a restart does not forget it.
-    redelivery_pending: Option<u64>,
-    /// The hubs that confirmed the pending request. Not persisted: after a restart every hub
-    /// is asked again, and one that carried the request out already only confirms it.
-    redelivery_confirmed: BTreeSet<HubId>,
-    /// The pending request's failover window, for hubs in time-window mode (persisted with it).
-    redelivery_window: Option<TimeWindow>,
-    /// A failover window an old owner handed over with the server, for our mount to ask.
-    inherited_window: Option<TimeWindow>,
     last_redelivery_request: u64,
 
     next_token: u64,
@@ -532,11 +440,61 @@ impl Node {
         let db_file_checkpoint = db.file_checkpoint();
         let intent_durable = state.intent.seq;
         let mut node = Node {
+            sg: Group {
+                lineage: state.lineage,
+                // A passive copies only once it has compared its logs with a serving owner's
+                // lineage and adopted it; an owner's stream is its own.
+                resolved: state.view.owner == id,
+                db,
+                closed,
+                writer_recovered: writer.is_some(),
+                writer,
+                inspector,
+                replay_queue: VecDeque::new(),
+                flushed_applied,
+                db_file_checkpoint,
+                db_writes: BTreeMap::new(),
+                backup: state.backup,
+                peer_head: 0,
+                witness_head: 0,
+                fetch: None,
+                ahead: BTreeMap::new(),
+                copy_retry_at: 0,
+                copy_writing: false,
+                suspended: false,
+                suspend_comment: None,
+                copy_failure: None,
+                reseed_required: damaged.clone(),
+                copy_damaged: damaged.is_some(),
+                damaged_files: log_files,
+                inspection_failures: None,
+                reseed_before: None,
+                seeding: false,
+                move_target: None,
+                move_promised: None,
+                drain_finished: false,
+                open_log_due: false,
+                copy_round: 0,
+                drain_state_done: false,
+                force_mount: false,
+                mount_asked: false,
+                replayed_at_takeover: None,
+                blocked_since: None,
+                last_replayed_ms: None,
+                batch: Vec::new(),
+                batch_ids: Vec::new(),
+                unsynced: BTreeSet::new(),
+                commit_in_flight: false,
+                open_log_since: None,
+                redelivery_pending: state.redelivery_pending,
+                redelivery_confirmed: BTreeSet::new(),
+                redelivery_window: state.redelivery_window,
+                inherited_window: None,
+            },
             id,
             boot_mono: now.mono,
             bugs: PlantedBugs::default(),
             view: state.view,
-            lineage: state.lineage,
             last_move_comment: state.last_move_comment,
             intent: state.intent,
             intent_asked: None,
@@ -545,19 +503,6 @@ impl Node {
             intent_durable,
             state_writes: BTreeMap::new(),
             last_intent_record: None,
-            // A passive copies only once it has compared its logs with a serving owner's
-            // lineage and adopted it; an owner's stream is its own.
-            resolved: state.view.owner == id,
-            db,
-            closed,
-            writer_recovered: writer.is_some(),
-            writer,
-            inspector,
-            replay_queue: VecDeque::new(),
-            flushed_applied,
-            db_file_checkpoint,
-            db_writes: BTreeMap::new(),
-            backup: state.backup,
             role,
             next_heartbeat: now.mono,
             last_heard: [None; 2],
@@ -571,45 +516,10 @@ impl Node {
             peer_lease_until: None,
             witness: WitnessHold::default(),
             witness_holder: None,
-            peer_head: 0,
-            witness_head: 0,
-            fetch: None,
-            ahead: BTreeMap::new(),
-            copy_retry_at: 0,
-            copy_writing: false,
-            suspended: false,
-            suspend_comment: None,
-            copy_failure: None,
-            reseed_required: damaged.clone(),
-            copy_damaged: damaged.is_some(),
-            damaged_files: log_files,
-            inspection_failures: None,
-            reseed_before: None,
-            seeding: false,
-            move_target: None,
-            move_promised: None,
             move_over_by: 0,
-            drain_finished: false,
-            open_log_due: false,
-            copy_round: 0,
-            drain_state_done: false,
-            force_mount: false,
-            mount_asked: false,
-            replayed_at_takeover: None,
-            blocked_since: None,
-            last_replayed_ms: None,
-            batch: Vec::new(),
-            batch_ids: Vec::new(),
-            unsynced: BTreeSet::new(),
-            commit_in_flight: false,
             store_failure: None,
             store_restart_at: None,
             store_failures: state.store_failures,
-            open_log_since: None,
-            redelivery_pending: state.redelivery_pending,
-            redelivery_confirmed: BTreeSet::new(),
-            redelivery_window: state.redelivery_window,
-            inherited_window: None,
             last_redelivery_request: state
                 .last_redelivery_request
                 .max(state.redelivery_pending.unwrap_or(0)),
@@ -671,11 +581,11 @@ impl Node {
     }
 
     pub fn lineage(&self) -> &[LineageEntry] {
-        &self.lineage
+        &self.sg.lineage
     }
 
     pub fn database(&self) -> &Database {
-        &self.db
+        &self.sg.db
     }
 
     /// Mounted and accepting writes.
@@ -686,7 +596,7 @@ impl Node {
     /// The passive copy diverged beyond what lost-log resilience can undo and waits for
     /// `Update-StorageGroupCopy`.
     pub fn reseed_required(&self) -> bool {
-        self.reseed_required.is_some()
+        self.sg.reseed_required.is_some()
     }
 
     /// What the node is doing, in one word (for traces and reports).
@@ -704,17 +614,17 @@ impl Node {
 
     /// Whether the store has the open log in use (the share then will not serve it).
     pub fn store_running(&self) -> bool {
-        matches!(self.role, Role::Owner(_)) && self.writer.is_some()
+        matches!(self.role, Role::Owner(_)) && self.sg.writer.is_some()
     }
 
     /// Newest closed generation in the log folder (0 for none).
     pub fn last_closed(&self) -> Generation {
-        self.closed.keys().next_back().copied().unwrap_or(0)
+        self.sg.closed.keys().next_back().copied().unwrap_or(0)
     }
 
     /// Checksums of the closed logs this node holds.
     pub fn closed_logs(&self) -> &BTreeMap<Generation, u32> {
-        &self.closed
+        &self.sg.closed
     }
 
     pub fn handle(&mut self, now: Now, input: Input) {
@@ -755,8 +665,8 @@ impl Node {
             (self.witness.guard_until > 0).then_some(self.witness.guard_until),
             Some(self.takeover_guard_until()),
             Some(self.peer_down_at()),
-            self.fetch.map(|(_, deadline)| deadline),
-            Some(self.copy_retry_at),
+            self.sg.fetch.map(|(_, deadline)| deadline),
+            Some(self.sg.copy_retry_at),
             self.store_restart_at,
             self.idle_roll_at(),
             role,
@@ -848,21 +758,23 @@ impl Node {
                 drain,
                 window,
             } => self.on_hand_over(now, view, comment, drain, window),
-            Msg::RedeliveryAccepted { request } if self.redelivery_pending == Some(request) => {
+            Msg::RedeliveryAccepted { request } if self.sg.redelivery_pending == Some(request) => {
                 let Endpoint::Hub(hub) = from else { return };
-                if !self.redelivery_confirmed.insert(hub) {
+                if !self.sg.redelivery_confirmed.insert(hub) {
                     return;
                 }
                 if self.bugs.redelivery_first_hub_only
-                    || self.hubs().all(|h| self.redelivery_confirmed.contains(&h))
+                    || self
+                        .hubs()
+                        .all(|h| self.sg.redelivery_confirmed.contains(&h))
                 {
-                    self.redelivery_pending = None;
-                    self.redelivery_window = None;
-                    self.redelivery_confirmed.clear();
+                    self.sg.redelivery_pending = None;
+                    self.sg.redelivery_window = None;
+                    self.sg.redelivery_confirmed.clear();
                     // Every hub answered: a successor need not ask for this window again.
                     let epoch = self.view.epoch;
                     let me = self.id;
-                    if let Some(e) = self.lineage.last_mut() {
+                    if let Some(e) = self.sg.lineage.last_mut() {
                         if e.epoch == epoch && e.owner == me {
                             e.asked_since = None;
                         }
@@ -878,9 +790,9 @@ impl Node {
     }
 
     fn on_disk_done(&mut self, now: Now, token: u64, result: Result<(), DiskError>) {
-        if let Some(checkpoint) = self.db_writes.remove(&token) {
+        if let Some(checkpoint) = self.sg.db_writes.remove(&token) {
             if result.is_ok() {
-                self.db_file_checkpoint = checkpoint;
+                self.sg.db_file_checkpoint = checkpoint;
             }
         }
         if let Some(seq) = self.state_writes.remove(&token) {
@@ -902,7 +814,7 @@ impl Node {
                 inspector,
                 round,
             } => {
-                if round == self.copy_round {
+                if round == self.sg.copy_round {
                     self.on_copy_written(now, *log, *inspector, result)
                 } else {
                     self.on_stale_copy_written(log.header.generation)
@@ -916,7 +828,7 @@ impl Node {
                     // failed, what is on disk is no longer what this node's memory says (a
                     // takeover's new view may not be durable): stop, and restart from the
                     // disk once `store_restart_ms` has passed — as after a log write failure.
-                    self.db.persist_failed();
+                    self.sg.db.persist_failed();
                     let reason = format!("background write failed: {e}");
                     if self.store_failure.is_none() {
                         self.store_failed(now, reason);
@@ -932,12 +844,12 @@ impl Node {
         match cmd {
             Admin::Move { target, comment } => self.start_move(now, target, comment),
             Admin::SuspendCopy { comment } => {
-                self.suspended = true;
-                self.suspend_comment = comment;
+                self.sg.suspended = true;
+                self.sg.suspend_comment = comment;
             }
             Admin::ResumeCopy => {
-                self.suspended = false;
-                self.copy_retry_at = 0;
+                self.sg.suspended = false;
+                self.sg.copy_retry_at = 0;
                 self.replay_ready();
             }
             Admin::UpdateCopy => self.start_reseed(now),
@@ -970,7 +882,9 @@ impl Node {
             _ => false,
         });
         if writes_db {
-            self.db_writes.insert(token, self.db.file_checkpoint());
+            self.sg
+                .db_writes
+                .insert(token, self.sg.db.file_checkpoint());
         }
         let writes_state = ops
             .iter()
@@ -985,14 +899,14 @@ impl Node {
     fn persisted_state(&self) -> PersistedState {
         PersistedState {
             view: self.view,
-            lineage: self.lineage.clone(),
+            lineage: self.sg.lineage.clone(),
             last_move_comment: self.last_move_comment.clone(),
-            redelivery_pending: self.redelivery_pending,
+            redelivery_pending: self.sg.redelivery_pending,
             last_redelivery_request: self.last_redelivery_request,
-            redelivery_window: self.redelivery_window,
+            redelivery_window: self.sg.redelivery_window,
             store_failures: self.store_failures.clone(),
             intent: self.intent.clone(),
-            backup: self.backup,
+            backup: self.sg.backup,
         }
     }
 
@@ -1014,22 +928,24 @@ impl Node {
             grants_lease: self.grants_lease(),
             serving: self.is_serving(),
             open_generation: self
+                .sg
                 .writer
                 .as_ref()
                 .filter(|_| owner_side)
                 .map(|w| w.generation()),
             open_records: self
+                .sg
                 .writer
                 .as_ref()
                 .filter(|_| owner_side)
                 .map_or(0, |w| w.records_in_open_log()),
             last_closed: self.last_closed(),
-            lineage: self.lineage.clone(),
+            lineage: self.sg.lineage.clone(),
             copy: (!owner_side).then(|| self.copy_report()),
             public_ok: self.public_ok(now),
             intent: self.intent.clone(),
-            backup: self.backup,
-            db_checkpoint: self.db_file_checkpoint,
+            backup: self.sg.backup,
+            db_checkpoint: self.sg.db_file_checkpoint,
         };
         self.note_ping(now);
         for hub in self.hubs() {
@@ -1063,15 +979,15 @@ impl Node {
     }
 
     fn announce_to(&mut self, hub: HubId) {
-        match self.redelivery_pending {
-            Some(request) if !self.redelivery_confirmed.contains(&hub) => self.send(
+        match self.sg.redelivery_pending {
+            Some(request) if !self.sg.redelivery_confirmed.contains(&hub) => self.send(
                 Endpoint::Hub(hub),
                 Net::Public,
                 Msg::Redeliver {
                     epoch: self.view.epoch,
                     request,
-                    lineage: self.lineage.clone(),
-                    window: self.redelivery_window,
+                    lineage: self.sg.lineage.clone(),
+                    window: self.sg.redelivery_window,
                 },
             ),
             _ => self.send(
@@ -1090,12 +1006,13 @@ impl Node {
     fn copy_report(&self) -> CopyReport {
         CopyReport {
             status: self.summary_copy_status(),
-            reseed_required: self.reseed_required.is_some(),
-            last_inspected: self.inspector.last_inspected(),
-            last_replayed: self.db.applied(),
+            reseed_required: self.sg.reseed_required.is_some(),
+            last_inspected: self.sg.inspector.last_inspected(),
+            last_replayed: self.sg.db.applied(),
             suspend_comment: self
+                .sg
                 .suspended
-                .then(|| self.suspend_comment.clone())
+                .then(|| self.sg.suspend_comment.clone())
                 .flatten(),
         }
     }
@@ -1162,8 +1079,8 @@ impl Node {
     /// `Get-StorageGroupCopyStatus`: this node's copy if passive, else the passive's as its
     /// heartbeats report it.
     pub fn copy_status(&self) -> CopyStatus {
-        let last_inspected = self.inspector.last_inspected();
-        let last_replayed = self.db.applied();
+        let last_inspected = self.sg.inspector.last_inspected();
+        let last_replayed = self.sg.db.applied();
         let source_last = self
             .peer
             .as_ref()
@@ -1176,16 +1093,18 @@ impl Node {
             replay_queue_length: last_inspected.saturating_sub(last_replayed),
             last_inspected_generation: last_inspected,
             last_replayed_generation: last_replayed,
-            last_inspected_log_time: self.inspector.last_inspected_ms(),
-            last_replayed_log_time: self.last_replayed_ms,
+            last_inspected_log_time: self.sg.inspector.last_inspected_ms(),
+            last_replayed_log_time: self.sg.last_replayed_ms,
             failed_message: self
+                .sg
                 .reseed_required
                 .clone()
                 .or_else(|| self.store_failure.clone())
-                .or_else(|| self.copy_failure.clone()),
+                .or_else(|| self.sg.copy_failure.clone()),
             suspend_comment: self
+                .sg
                 .suspended
-                .then(|| self.suspend_comment.clone())
+                .then(|| self.sg.suspend_comment.clone())
                 .flatten(),
         }
     }
@@ -1193,17 +1112,17 @@ impl Node {
     fn summary_copy_status(&self) -> SummaryCopyStatus {
         if matches!(self.role, Role::Owner(_)) {
             SummaryCopyStatus::Disabled
-        } else if self.reseed_required.is_some() {
+        } else if self.sg.reseed_required.is_some() {
             SummaryCopyStatus::Failed
-        } else if self.seeding {
+        } else if self.sg.seeding {
             SummaryCopyStatus::Seeding
-        } else if self.suspended {
+        } else if self.sg.suspended {
             SummaryCopyStatus::Suspended
-        } else if self.copy_failure.is_some() || self.store_failure.is_some() {
+        } else if self.sg.copy_failure.is_some() || self.store_failure.is_some() {
             SummaryCopyStatus::Failed
         } else if self.peer.is_none() {
             SummaryCopyStatus::Initializing
-        } else if !self.resolved {
+        } else if !self.sg.resolved {
             SummaryCopyStatus::Resynchronizing
         } else {
             SummaryCopyStatus::Healthy

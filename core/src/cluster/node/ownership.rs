@@ -16,8 +16,8 @@ impl Node {
             Role::Passive { arbitrate_at: None } => {
                 let may_take_over = self.view.owner == self.id.peer()
                     && (self.peer_down(now) || self.owner_copy_damaged())
-                    && self.reseed_required.is_none()
-                    && !self.seeding
+                    && self.sg.reseed_required.is_none()
+                    && !self.sg.seeding
                     && self.store_failure.is_none()
                     && !self.held_stopped();
                 if may_take_over {
@@ -49,8 +49,8 @@ impl Node {
                 }
             }
             Role::Owner(OwnerState::Draining { deadline }) => {
-                let drained = self.fetch.is_none() && self.drain_finished;
-                if (drained || now.mono >= deadline) && !self.copy_writing {
+                let drained = self.sg.fetch.is_none() && self.sg.drain_finished;
+                if (drained || now.mono >= deadline) && !self.sg.copy_writing {
                     self.finish_drain(now);
                 }
             }
@@ -73,7 +73,7 @@ impl Node {
                     if judged && forced {
                         // A forced mount accepts whatever is missing, but reports it as it
                         // stands now: the old owner may have told of newer logs meanwhile.
-                        let have = self.inspector.last_inspected();
+                        let have = self.sg.inspector.last_inspected();
                         let missing = self.known_head().max(have) - have;
                         if let Role::Owner(OwnerState::Onlining { lost, .. }) = &mut self.role {
                             *lost = (*lost).max(missing);
@@ -103,9 +103,10 @@ impl Node {
 
     /// Whether this node already wrote in the current epoch (its lineage says where it began).
     fn mounted_in_this_epoch(&self) -> bool {
-        let first_formation = self.view.epoch == 0 && self.lineage.is_empty();
+        let first_formation = self.view.epoch == 0 && self.sg.lineage.is_empty();
         first_formation
             || self
+                .sg
                 .lineage
                 .last()
                 .is_some_and(|e| e.epoch == self.view.epoch && e.owner == self.id)
@@ -117,14 +118,14 @@ impl Node {
         self.view = view;
         self.emit(NodeEvent::ViewChanged { view });
         self.persist_state();
-        if view.owner == self.id && self.copy_damaged {
+        if view.owner == self.id && self.sg.copy_damaged {
             // Nothing of the copy is loaded: stay passive, reporting it damaged, so that the
             // peer takes the server back.
             self.demote(now, "this copy is damaged and cannot mount");
         } else if view.owner == self.id {
             // A hand-over whose message we missed, or our own takeover that a restart made us
             // forget: mount the way an owner new to its epoch does (drain, dial, redelivery).
-            self.move_target = None;
+            self.sg.move_target = None;
             self.role = Role::Owner(OwnerState::Offline {
                 reason: "became the owner".into(),
             });
@@ -143,26 +144,27 @@ impl Node {
             });
         }
         self.role = Role::Passive { arbitrate_at: None };
-        self.replayed_at_takeover = None;
+        self.sg.replayed_at_takeover = None;
         // Mail accepted but not yet written belongs to this epoch's stream, which another
         // owner carries on now: unacknowledged, the hub sends it to that owner. Kept, it was
         // written into this node's next stream, epochs later, beside the copy the other owner
         // had written meanwhile (swarm@6:3912, found by the duplicates check).
-        self.db.forget_unwritten(self.batch.len());
-        self.batch.clear();
-        for (id, _) in std::mem::take(&mut self.batch_ids) {
-            self.unsynced.remove(&id);
+        self.sg.db.forget_unwritten(self.sg.batch.len());
+        self.sg.batch.clear();
+        for (id, _) in std::mem::take(&mut self.sg.batch_ids) {
+            self.sg.unsynced.remove(&id);
         }
         // After a failed write the writer in memory may have rolled on while the disk did
         // not (the close mark never landed): "empty" would then remove the log that holds the
         // records. The restart from disk decides instead.
         if self.store_failure.is_none()
             && self
+                .sg
                 .writer
                 .as_ref()
                 .is_some_and(|w| w.records_in_open_log() == 0)
         {
-            self.writer = None;
+            self.sg.writer = None;
             self.disk(
                 vec![DiskOp::Remove {
                     path: join(LOG_DIR, OPEN_LOG),
@@ -170,14 +172,14 @@ impl Node {
                 Io::Cleanup,
             );
         }
-        self.resolved = false;
-        self.fetch = None;
-        self.ahead.clear();
-        self.blocked_since = None;
-        self.copy_round += 1;
+        self.sg.resolved = false;
+        self.sg.fetch = None;
+        self.sg.ahead.clear();
+        self.sg.blocked_since = None;
+        self.sg.copy_round += 1;
         // A copy failure from before this node owned the database says nothing about the copy
         // it starts now.
-        self.copy_failure = None;
+        self.sg.copy_failure = None;
         self.reset_inspector();
     }
 
@@ -201,7 +203,7 @@ impl Node {
     pub(super) fn start_drain(&mut self, now: Now) {
         // An open log left from an earlier epoch is ours: it joins our stream as it stands,
         // before anything is copied after it.
-        if let Some(w) = self.writer.take() {
+        if let Some(w) = self.sg.writer.take() {
             let ops = if w.records_in_open_log() > 0 {
                 self.close_open_log(&w)
             } else {
@@ -211,11 +213,11 @@ impl Node {
             };
             self.disk(ops, Io::Background);
         }
-        self.fetch = None;
-        self.ahead.clear();
-        self.drain_finished = false;
-        self.drain_state_done = false;
-        self.open_log_due = false;
+        self.sg.fetch = None;
+        self.sg.ahead.clear();
+        self.sg.drain_finished = false;
+        self.sg.drain_state_done = false;
+        self.sg.open_log_due = false;
         // The open log is copied only after the takeover guard (see `copy_if_needed`): the
         // copy timeout runs from whichever is later.
         let from = if self.old_owner_stopped(now) {
@@ -226,12 +228,14 @@ impl Node {
         self.role = Role::Owner(OwnerState::Draining {
             deadline: from + self.config.lost_log_copy_timeout_ms,
         });
-        self.replayed_at_takeover.get_or_insert(self.db.applied());
+        self.sg
+            .replayed_at_takeover
+            .get_or_insert(self.sg.db.applied());
     }
 
     /// The lost node's logs are copied as far as they could be: apply the mount dial.
     fn finish_drain(&mut self, now: Now) {
-        self.fetch = None;
+        self.sg.fetch = None;
         self.replay_ready();
         let decision = self.judge_dial();
         self.apply_dial(now, decision);
@@ -239,7 +243,7 @@ impl Node {
 
     /// The mount dial on what this node holds and what it knows the stream's head to be.
     fn judge_dial(&mut self) -> MountDecision {
-        let have = self.inspector.last_inspected();
+        let have = self.sg.inspector.last_inspected();
         let source_last = self.known_head().max(have);
         let mut decision = dial::decide(
             self.config.mount_dial,
@@ -247,7 +251,7 @@ impl Node {
             have,
             source_last,
         );
-        if self.bugs.ignore_mount_dial || (self.force_mount && self.mount_asked) {
+        if self.bugs.ignore_mount_dial || (self.sg.force_mount && self.sg.mount_asked) {
             if let MountDecision::StayDismounted { missing, .. } = decision {
                 decision = MountDecision::Mount { lost: missing };
             }
@@ -263,15 +267,16 @@ impl Node {
     fn apply_dial(&mut self, now: Now, decision: MountDecision) {
         match decision {
             MountDecision::Mount { lost } => {
-                let forced = self.force_mount;
-                self.force_mount = false;
-                self.mount_asked = false;
-                self.blocked_since = None;
+                let forced = self.sg.force_mount;
+                self.sg.force_mount = false;
+                self.sg.mount_asked = false;
+                self.sg.blocked_since = None;
                 // The store replays what the copy had not when the takeover began.
                 let replayed = self
+                    .sg
                     .replayed_at_takeover
                     .take()
-                    .map_or(0, |from| self.db.applied().saturating_sub(from));
+                    .map_or(0, |from| self.sg.db.applied().saturating_sub(from));
                 let replay_ms = u64::from(replayed) * self.config.storage.replay_ms_per_log;
                 self.role = Role::Owner(OwnerState::Onlining {
                     ready_at: now.mono + self.config.online_delay_ms + replay_ms,
@@ -281,7 +286,7 @@ impl Node {
                 })
             }
             MountDecision::StayDismounted { missing, allowed } => {
-                let since = *self.blocked_since.get_or_insert(now.mono);
+                let since = *self.sg.blocked_since.get_or_insert(now.mono);
                 let force_at = self
                     .config
                     .forced_database_mount_after_ms
@@ -289,7 +294,7 @@ impl Node {
                 if force_at.is_some_and(|at| now.mono >= at) {
                     // ForcedDatabaseMountAfter has run out: mount what there is, accepting the
                     // loss by design, as an administrator's Restore-StorageGroupCopy does.
-                    self.force_mount = true;
+                    self.sg.force_mount = true;
                     self.apply_dial(now, MountDecision::Mount { lost: missing });
                     return;
                 }
@@ -325,13 +330,13 @@ impl Node {
         // holds was begun, by the clock that began it — also when it counts no logs lost: the
         // old owner may have begun one after its last word reached us (swarm@6:57).
         let window = (judged || lost > 0).then(|| TimeWindow {
-            since_wall: self.inspector.last_inspected_ms().unwrap_or(0),
+            since_wall: self.sg.inspector.last_inspected_ms().unwrap_or(0),
         });
         // The owner we take over from may have lost the server before every hub answered
         // its own request (a hub down, then the owner paused: swarm@9:1372), and nothing
         // tells us whether they did. A failover asks again for what it asked.
         let window = window.map(|w| {
-            let before = self.lineage.last().and_then(|e| e.asked_since);
+            let before = self.sg.lineage.last().and_then(|e| e.asked_since);
             TimeWindow::earliest(Some(w), before).unwrap_or(w)
         });
         // Every mount asks: the hub redelivers only what our lineage cannot account for, so a
@@ -345,25 +350,26 @@ impl Node {
             // remount after a restart must not replace it with none (swarm@6:257).
             // So does one the old owner handed over with the server (swarm@6:9165).
             let unanswered = TimeWindow::earliest(
-                self.redelivery_pending.and(self.redelivery_window),
-                self.inherited_window.take(),
+                self.sg.redelivery_pending.and(self.sg.redelivery_window),
+                self.sg.inherited_window.take(),
             );
-            self.redelivery_window = TimeWindow::earliest(unanswered, window);
-            self.redelivery_pending = Some(request);
-            self.redelivery_confirmed.clear();
+            self.sg.redelivery_window = TimeWindow::earliest(unanswered, window);
+            self.sg.redelivery_pending = Some(request);
+            self.sg.redelivery_confirmed.clear();
         }
-        let asked = self.redelivery_pending.and(self.redelivery_window);
+        let asked = self.sg.redelivery_pending.and(self.sg.redelivery_window);
         self.replay_ready();
         let mut ops = Vec::new();
         let new_epoch = self
+            .sg
             .lineage
             .last()
             .is_none_or(|e| e.epoch != self.view.epoch);
-        if new_epoch || self.writer_recovered {
+        if new_epoch || self.sg.writer_recovered {
             // An open log left from an earlier epoch or an earlier process is closed as it
             // stands, as ESE does after crash recovery: a survivor that copied it from our
             // share holds exactly these bytes, so we must not append to them.
-            if let Some(w) = self.writer.take() {
+            if let Some(w) = self.sg.writer.take() {
                 if w.records_in_open_log() > 0 {
                     ops.extend(self.close_open_log(&w));
                 } else {
@@ -372,32 +378,33 @@ impl Node {
                     });
                 }
             }
-            self.writer_recovered = false;
+            self.sg.writer_recovered = false;
             self.reset_inspector();
         }
         if new_epoch {
             // This epoch's writing starts with a fresh generation, recorded in the lineage.
             // Entries that begin at or after it describe logs we never received (a lineage
             // adopted from the peer's heartbeats): our stream replaces them.
-            let first_generation = self.inspector.next_expected();
+            let first_generation = self.sg.inspector.next_expected();
             while self
+                .sg
                 .lineage
                 .last()
                 .is_some_and(|e| e.first_generation >= first_generation)
             {
-                self.lineage.pop();
+                self.sg.lineage.pop();
             }
-            self.lineage.push(LineageEntry {
+            self.sg.lineage.push(LineageEntry {
                 epoch: self.view.epoch,
                 owner: self.id,
                 first_generation,
-                prev_checksum: self.inspector.last_checksum().unwrap_or(0),
+                prev_checksum: self.sg.inspector.last_checksum().unwrap_or(0),
                 asked_since: asked,
             });
         }
-        if self.writer.is_none() {
-            let next = self.inspector.next_expected();
-            let last = self.inspector.last_checksum().map(|c| (next - 1, c));
+        if self.sg.writer.is_none() {
+            let next = self.sg.inspector.next_expected();
+            let last = self.sg.inspector.last_checksum().map(|c| (next - 1, c));
             let (writer, start) = LogWriter::start(
                 LOG_DIR,
                 self.config.storage.log_size,
@@ -407,16 +414,16 @@ impl Node {
                 now.wall,
             );
             ops.extend(start);
-            self.writer = Some(writer);
-            self.open_log_since = None;
+            self.sg.writer = Some(writer);
+            self.sg.open_log_since = None;
         }
         ops.extend(self.persisted_state().persist_ops());
         self.disk(ops, Io::Background);
         self.role = Role::Owner(OwnerState::Serving);
-        self.fetch = None;
+        self.sg.fetch = None;
         // Whatever move to this node was under way ended with this mount.
-        self.move_target = None;
-        self.move_promised = None;
+        self.sg.move_target = None;
+        self.sg.move_promised = None;
         self.emit(NodeEvent::Mounted {
             view: self.view,
             lost: if self.bugs.report_no_loss { 0 } else { lost },
@@ -440,7 +447,7 @@ impl Node {
     /// Whether the peer, up and talking, holds a stream written in a later epoch than ours:
     /// the logs the dial misses are its, and they cannot be merged into our stream.
     fn peer_stream_is_newer(&self, now: Now) -> bool {
-        let ours = self.lineage.last().map_or(0, |e| e.epoch);
+        let ours = self.sg.lineage.last().map_or(0, |e| e.epoch);
         !self.peer_down(now)
             && self.peer.as_ref().is_some_and(|p| {
                 // A copy being seeded holds nothing to mount.
@@ -539,7 +546,7 @@ impl Node {
 
     /// `Restore-StorageGroupCopy`: mount this copy whatever the dial says.
     pub(super) fn restore_copy(&mut self, now: Now) {
-        if self.copy_damaged {
+        if self.sg.copy_damaged {
             self.emit(NodeEvent::AdminRefused {
                 reason: "Restore-StorageGroupCopy: this copy is damaged; reseed it first".into(),
             });
@@ -556,11 +563,11 @@ impl Node {
         match self.role.clone() {
             // Readied: the loss is accepted, and Mount-Database mounts it.
             Role::Owner(OwnerState::Blocked { .. }) | Role::Owner(OwnerState::Draining { .. }) => {
-                self.force_mount = true;
+                self.sg.force_mount = true;
                 self.emit(NodeEvent::CopyRestored);
             }
             Role::Passive { .. } if self.view.owner == self.id.peer() && self.peer_down(now) => {
-                self.force_mount = true;
+                self.sg.force_mount = true;
                 self.role = Role::Passive {
                     arbitrate_at: Some(now.mono),
                 };
@@ -591,7 +598,7 @@ impl Node {
         match self.role.clone() {
             Role::Owner(OwnerState::Serving) => refuse(self, "the database is already mounted"),
             Role::Owner(OwnerState::Blocked { .. }) | Role::Owner(OwnerState::Draining { .. })
-                if !self.force_mount =>
+                if !self.sg.force_mount =>
             {
                 refuse(
                     self,
@@ -600,12 +607,12 @@ impl Node {
                 )
             }
             Role::Owner(OwnerState::Blocked { .. }) | Role::Owner(OwnerState::Draining { .. })
-                if self.force_mount =>
+                if self.sg.force_mount =>
             {
-                self.mount_asked = true;
+                self.sg.mount_asked = true;
                 self.finish_drain(now);
             }
-            Role::Passive { .. } if self.force_mount => self.mount_asked = true,
+            Role::Passive { .. } if self.sg.force_mount => self.sg.mount_asked = true,
             _ => refuse(
                 self,
                 "no database here waits for it (only one the dial keeps dismounted, after \
@@ -681,9 +688,10 @@ impl Node {
             self.abort_move(now, m.id, "the target did not catch up in time".into());
             return;
         }
-        if m.prepared.is_none() && !self.commit_in_flight && self.batch_ids.is_empty() {
+        if m.prepared.is_none() && !self.sg.commit_in_flight && self.sg.batch_ids.is_empty() {
             // Everything acknowledged is durable; close the open log so the target can copy it.
             if self
+                .sg
                 .writer
                 .as_ref()
                 .is_some_and(|w| w.records_in_open_log() > 0)
@@ -747,7 +755,7 @@ impl Node {
                     view,
                     comment: m.comment.clone(),
                     drain: m.drain,
-                    window: self.redelivery_pending.and(self.redelivery_window),
+                    window: self.sg.redelivery_pending.and(self.sg.redelivery_window),
                 },
             );
         }
@@ -777,11 +785,11 @@ impl Node {
                     reason: format!("move failed: {reason}"),
                 });
             }
-            Role::Passive { .. } if self.move_target.is_some_and(|(id, _)| id == move_id) => {
-                self.move_target = None;
-                self.move_promised = None;
+            Role::Passive { .. } if self.sg.move_target.is_some_and(|(id, _)| id == move_id) => {
+                self.sg.move_target = None;
+                self.sg.move_promised = None;
             }
-            Role::Passive { .. } => self.move_promised = None,
+            Role::Passive { .. } => self.sg.move_promised = None,
             _ => {}
         }
     }
@@ -794,14 +802,14 @@ impl Node {
         drain: bool,
         window: Option<TimeWindow>,
     ) {
-        if view.epoch > self.view.epoch && view.owner == self.id && self.copy_damaged {
+        if view.epoch > self.view.epoch && view.owner == self.id && self.sg.copy_damaged {
             self.adopt_view(now, view);
         } else if view.epoch > self.view.epoch && view.owner == self.id {
-            self.inherited_window = TimeWindow::earliest(self.inherited_window, window);
+            self.sg.inherited_window = TimeWindow::earliest(self.sg.inherited_window, window);
             self.last_move_comment = Some(comment);
-            let promised = self.move_promised.take();
+            let promised = self.sg.move_promised.take();
             self.adopt_view(now, view);
-            if drain || promised.is_some_and(|g| self.inspector.last_inspected() < g) {
+            if drain || promised.is_some_and(|g| self.sg.inspector.last_inspected() < g) {
                 // This copy no longer holds what it promised the old owner (a reseed slipped
                 // in between, say): take the server as after a failure — copy what the old
                 // owner's share has, and let the mount dial judge what is still missing.

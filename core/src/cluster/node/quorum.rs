@@ -33,12 +33,12 @@ impl Node {
                 _ => hb.last_closed,
             };
             if hb.view.epoch >= self.view.epoch {
-                self.peer_head = head;
+                self.sg.peer_head = head;
             } else {
                 // The owner we are replacing, still writing in its epoch (resumed from a
                 // pause, say, before it learned of ours): what it wrote is the end of the
                 // stream we take over, and the mount dial must count it.
-                self.peer_head = self.peer_head.max(head);
+                self.sg.peer_head = self.sg.peer_head.max(head);
             }
         }
         if hb.view.epoch > self.view.epoch {
@@ -181,16 +181,16 @@ impl Node {
     /// The newest generation of the stream this node knows exists: its own, or what the
     /// owner's heartbeats or the witness reported.
     pub(super) fn known_head(&self) -> Generation {
-        let own = match &self.writer {
+        let own = match &self.sg.writer {
             Some(w) if w.records_in_open_log() > 0 => w.generation(),
             _ => self.last_closed(),
         };
-        own.max(self.peer_head).max(self.witness_head)
+        own.max(self.sg.peer_head).max(self.sg.witness_head)
     }
 
     /// What the witness remembers: the stream's head and a newer ownership view, if any.
     pub(super) fn learn_from_witness(&mut self, now: Now, head: Generation, view: View) {
-        self.witness_head = self.witness_head.max(head);
+        self.sg.witness_head = self.sg.witness_head.max(head);
         if view.epoch > self.view.epoch {
             self.adopt_view(now, view);
         }

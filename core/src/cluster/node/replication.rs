@@ -24,6 +24,7 @@ impl Node {
     /// removals.
     fn discard_logs_after(&mut self, keep: Generation) -> Vec<DiskOp> {
         let mut ops: Vec<DiskOp> = self
+            .sg
             .closed
             .split_off(&(keep + 1))
             .into_keys()
@@ -31,7 +32,7 @@ impl Node {
                 path: join(LOG_DIR, &closed_log_name(g)),
             })
             .collect();
-        if self.writer.take().is_some() {
+        if self.sg.writer.take().is_some() {
             ops.push(DiskOp::Remove {
                 path: join(LOG_DIR, OPEN_LOG),
             });
@@ -41,13 +42,13 @@ impl Node {
 
     /// Makes the inspector expect the generation after everything this node holds.
     pub(super) fn reset_inspector(&mut self) {
-        let next = self.last_closed().max(self.db.applied()) + 1;
-        let prev = match self.closed.get(&(next - 1)) {
+        let next = self.last_closed().max(self.sg.db.applied()) + 1;
+        let prev = match self.sg.closed.get(&(next - 1)) {
             Some(c) => Some(*c),
             None if next == 1 => Some(0),
             None => None,
         };
-        self.inspector = Inspector::new(self.config.signature, next, prev);
+        self.sg.inspector = Inspector::new(self.config.signature, next, prev);
     }
 
     /// Whether the node that owned the stream before us can no longer append to its open log:
@@ -65,20 +66,20 @@ impl Node {
 
     /// Sends the next copy request if one is due.
     pub(super) fn copy_if_needed(&mut self, now: Now) {
-        if let Some((what, deadline)) = self.fetch {
+        if let Some((what, deadline)) = self.sg.fetch {
             if now.mono < deadline {
                 return;
             }
-            self.fetch = None;
+            self.sg.fetch = None;
             if matches!(self.role, Role::Owner(OwnerState::Draining { .. })) {
                 // The lost node's share does not answer: nothing more to learn or copy.
-                self.drain_state_done = true;
-                self.drain_finished = true;
+                self.sg.drain_state_done = true;
+                self.sg.drain_finished = true;
                 return;
             }
             // A request overtaken by events (the log arrived another way, say while this node
             // owned the database for a while) is no failure of the copy.
-            let stale = matches!(what, Fetch::Log(g) if g < self.inspector.next_expected());
+            let stale = matches!(what, Fetch::Log(g) if g < self.sg.inspector.next_expected());
             if !stale {
                 self.copy_failed(now, format!("copy request {what:?} timed out"));
             }
@@ -86,16 +87,17 @@ impl Node {
         // After a failed write this node's memory no longer says what its disk holds (a log
         // closed in memory may still be open on disk): copying on from there would build on
         // what is not there. The restart from disk sets both straight first.
-        if self.copy_writing || now.mono < self.copy_retry_at || self.store_failure.is_some() {
+        if self.sg.copy_writing || now.mono < self.sg.copy_retry_at || self.store_failure.is_some()
+        {
             return;
         }
-        if self.seeding && matches!(self.role, Role::Passive { .. }) {
+        if self.sg.seeding && matches!(self.role, Role::Passive { .. }) {
             if !self.peer_serving(now) {
                 // The active stopped serving before the seed came: give the reseed up. The
                 // old copy is still whole on disk (it goes only when a seed arrives), and it
                 // may be what the cluster needs to fail over to now.
-                self.seeding = false;
-                self.reseed_required = self.reseed_before.take();
+                self.sg.seeding = false;
+                self.sg.reseed_required = self.sg.reseed_before.take();
                 self.copy_failed(
                     now,
                     "seeding abandoned: the active stopped serving before the seed came".into(),
@@ -106,40 +108,40 @@ impl Node {
             self.request(now, Fetch::Database, Msg::FetchDatabase);
             return;
         }
-        let next = self.inspector.next_expected();
+        let next = self.sg.inspector.next_expected();
         let draining = matches!(self.role, Role::Owner(OwnerState::Draining { .. }));
-        if draining && !self.drain_state_done {
+        if draining && !self.sg.drain_state_done {
             self.request(now, Fetch::State, Msg::FetchState);
             return;
         }
-        if draining && self.open_log_due {
+        if draining && self.sg.open_log_due {
             // An old owner whose process only stalled may still append to its open log until
             // every lease it could hold has run out; a copy sealed before that could be a
             // prefix of what it acknowledged. Closed logs never change: only this one waits.
             if self.old_owner_stopped(now) {
-                self.open_log_due = false;
+                self.sg.open_log_due = false;
                 self.request(now, Fetch::OpenLog, Msg::FetchOpenLog);
             }
             return;
         }
         match &self.role {
             Role::Owner(OwnerState::Draining { .. }) => {
-                if !self.drain_finished {
+                if !self.sg.drain_finished {
                     self.request(now, Fetch::Log(next), Msg::FetchLog { generation: next });
                 }
             }
             Role::Passive { .. } => {
-                let following = self.resolved
-                    && self.reseed_required.is_none()
-                    && !self.seeding
-                    && !self.suspended
+                let following = self.sg.resolved
+                    && self.sg.reseed_required.is_none()
+                    && !self.sg.seeding
+                    && !self.sg.suspended
                     && self.view.owner == self.id.peer();
                 let source_last = self
                     .peer
                     .as_ref()
                     .filter(|p| p.view.owner == self.id.peer())
                     .map_or(0, |p| p.last_closed)
-                    .max(self.move_target.map_or(0, |(_, g)| g));
+                    .max(self.sg.move_target.map_or(0, |(_, g)| g));
                 if following && next <= source_last {
                     self.copy_window(now, next, source_last);
                 }
@@ -151,29 +153,29 @@ impl Node {
     /// Makes `next` the awaited log — inspecting it at once if it came before its turn — and
     /// asks for the logs after it, up to the copy window and the source's newest closed one.
     fn copy_window(&mut self, now: Now, next: Generation, source_last: Generation) {
-        let (round, view) = (self.copy_round, self.view);
+        let (round, view) = (self.sg.copy_round, self.view);
         // A log asked for in another round, of another owner's stream, or too long ago (the
         // source may have lost and rewritten an unsynced log since) no longer counts.
-        self.ahead.retain(|&g, a| {
+        self.sg.ahead.retain(|&g, a| {
             g >= next && a.round == round && a.view == view && now.mono < a.deadline
         });
-        match self.ahead.remove(&next) {
+        match self.sg.ahead.remove(&next) {
             Some(Ahead {
                 bytes: Some(bytes), ..
             }) => self.accept_copy(now, &closed_log_name(next), bytes),
             // Asked for already: its answer is the one awaited now, and timed from now (it
             // may queue behind the logs asked for before it).
             Some(Ahead { bytes: None, .. }) => {
-                self.fetch = Some((Fetch::Log(next), now.mono + self.config.copy_timeout_ms));
+                self.sg.fetch = Some((Fetch::Log(next), now.mono + self.config.copy_timeout_ms));
             }
             None => self.request(now, Fetch::Log(next), Msg::FetchLog { generation: next }),
         }
         let last = source_last.min(next.saturating_add(self.config.copy_window.max(1) - 1));
         for generation in next + 1..=last {
-            if self.ahead.contains_key(&generation) {
+            if self.sg.ahead.contains_key(&generation) {
                 continue;
             }
-            self.ahead.insert(
+            self.sg.ahead.insert(
                 generation,
                 Ahead {
                     round,
@@ -187,7 +189,7 @@ impl Node {
     }
 
     fn request(&mut self, now: Now, what: Fetch, msg: Msg) {
-        self.fetch = Some((what, now.mono + self.config.copy_timeout_ms));
+        self.sg.fetch = Some((what, now.mono + self.config.copy_timeout_ms));
         self.send_to_source(now, msg);
     }
 
@@ -201,30 +203,30 @@ impl Node {
 
     fn copy_failed(&mut self, now: Now, reason: String) {
         // Whatever came ahead is asked for again after the retry wait, from a clean start.
-        self.ahead.clear();
-        self.copy_failure = Some(reason.clone());
-        self.copy_retry_at = now.mono + self.config.copy_retry_ms;
+        self.sg.ahead.clear();
+        self.sg.copy_failure = Some(reason.clone());
+        self.sg.copy_retry_at = now.mono + self.config.copy_retry_ms;
         self.emit(NodeEvent::CopyFailed { reason });
     }
 
     pub(super) fn on_log_file(&mut self, now: Now, generation: Generation, bytes: Vec<u8>) {
-        if self.fetch.map(|(w, _)| w) != Some(Fetch::Log(generation)) {
-            if let Some(ahead) = self.ahead.get_mut(&generation) {
+        if self.sg.fetch.map(|(w, _)| w) != Some(Fetch::Log(generation)) {
+            if let Some(ahead) = self.sg.ahead.get_mut(&generation) {
                 ahead.bytes.get_or_insert(bytes);
             }
             return;
         }
-        self.fetch = None;
+        self.sg.fetch = None;
         self.accept_copy(now, &closed_log_name(generation), bytes);
     }
 
     /// The lost node's open log, from its share: sealed as its writer would have closed it.
     pub(super) fn on_open_log_file(&mut self, now: Now, bytes: Vec<u8>) {
-        if self.fetch.map(|(w, _)| w) != Some(Fetch::OpenLog) {
+        if self.sg.fetch.map(|(w, _)| w) != Some(Fetch::OpenLog) {
             return;
         }
-        self.fetch = None;
-        self.drain_finished = true;
+        self.sg.fetch = None;
+        self.sg.drain_finished = true;
         // An open log without records holds nothing of the lost node's to keep: the new
         // owner writes that generation itself.
         let Ok(found) = scan(&bytes) else { return };
@@ -238,17 +240,17 @@ impl Node {
 
     /// Inspects a copied log, then writes it through the inspector folder into the log folder.
     fn accept_copy(&mut self, now: Now, name: &str, bytes: Vec<u8>) {
-        let mut inspector = self.inspector.clone();
+        let mut inspector = self.sg.inspector.clone();
         match inspector.inspect(name, &bytes) {
             Ok(log) => {
                 let ops = replace_atomically(&join(LOG_DIR, name), &join(INSPECT_DIR, name), bytes);
-                self.copy_writing = true;
+                self.sg.copy_writing = true;
                 self.disk(
                     ops,
                     Io::CopyLog {
                         log: Box::new(log),
                         inspector: Box::new(inspector),
-                        round: self.copy_round,
+                        round: self.sg.copy_round,
                     },
                 );
             }
@@ -262,18 +264,18 @@ impl Node {
                 {
                     // Same generation, another history: this copy diverged in a way the
                     // lineage did not show. Never replayed blindly.
-                    self.reseed_required = Some(format!("diverged copy: {reason}"));
+                    self.sg.reseed_required = Some(format!("diverged copy: {reason}"));
                     self.emit(NodeEvent::Diverged { outcome: reason });
                 } else {
-                    let generation = self.inspector.next_expected();
-                    let failures = match self.inspection_failures {
+                    let generation = self.sg.inspector.next_expected();
+                    let failures = match self.sg.inspection_failures {
                         Some((g, n)) if g == generation => n + 1,
                         _ => 1,
                     };
-                    self.inspection_failures = Some((generation, failures));
+                    self.sg.inspection_failures = Some((generation, failures));
                     if failures >= INSPECTION_ATTEMPTS && matches!(self.role, Role::Passive { .. })
                     {
-                        self.reseed_required = Some(format!(
+                        self.sg.reseed_required = Some(format!(
                             "{name} failed inspection {failures} times, the last: {reason}"
                         ));
                     }
@@ -288,9 +290,9 @@ impl Node {
     /// unless that generation is accounted for otherwise. (Separate batches: a batch stops at
     /// its first missing file.)
     pub(super) fn on_stale_copy_written(&mut self, generation: Generation) {
-        self.copy_writing = false;
+        self.sg.copy_writing = false;
         let name = closed_log_name(generation);
-        if !self.closed.contains_key(&generation) {
+        if !self.sg.closed.contains_key(&generation) {
             let path = join(LOG_DIR, &name);
             self.disk(vec![DiskOp::Remove { path }], Io::Cleanup);
         }
@@ -305,9 +307,9 @@ impl Node {
         inspector: Inspector,
         result: Result<(), DiskError>,
     ) {
-        self.copy_writing = false;
+        self.sg.copy_writing = false;
         let generation = log.header.generation;
-        if generation != self.inspector.next_expected() {
+        if generation != self.sg.inspector.next_expected() {
             self.on_stale_copy_written(generation);
             return;
         }
@@ -317,22 +319,22 @@ impl Node {
             self.copy_failed(now, format!("copying generation {generation:#x}: {e}"));
             return;
         }
-        self.closed.insert(generation, log.checksum);
-        self.inspector = inspector;
-        self.copy_failure = None;
-        self.inspection_failures = None;
+        self.sg.closed.insert(generation, log.checksum);
+        self.sg.inspector = inspector;
+        self.sg.copy_failure = None;
+        self.sg.inspection_failures = None;
         self.emit(NodeEvent::LogCopied { generation });
-        self.replay_queue.push_back(log);
+        self.sg.replay_queue.push_back(log);
         self.replay_ready();
         self.check_move_ready();
     }
 
     /// Replays every inspected log (unless the copy is suspended).
     pub(super) fn replay_ready(&mut self) {
-        if self.suspended && matches!(self.role, Role::Passive { .. }) {
+        if self.sg.suspended && matches!(self.role, Role::Passive { .. }) {
             return;
         }
-        while let Some(log) = self.replay_queue.pop_front() {
+        while let Some(log) = self.sg.replay_queue.pop_front() {
             let generation = log.header.generation;
             let mut records = std::borrow::Cow::Borrowed(if self.bugs.lossy_replay {
                 log.records.get(1..).unwrap_or_default()
@@ -346,12 +348,13 @@ impl Node {
                     }
                 }
             }
-            if let Err(e) = self.db.apply_log(generation, &records) {
-                self.reseed_required = Some(format!("replay of generation {generation:#x}: {e}"));
-                self.replay_queue.clear();
+            if let Err(e) = self.sg.db.apply_log(generation, &records) {
+                self.sg.reseed_required =
+                    Some(format!("replay of generation {generation:#x}: {e}"));
+                self.sg.replay_queue.clear();
                 return;
             }
-            self.last_replayed_ms = Some(log.header.created_ms);
+            self.sg.last_replayed_ms = Some(log.header.created_ms);
             self.emit(NodeEvent::LogReplayed { generation });
         }
         let ops = self.flush_db_if_due();
@@ -361,33 +364,35 @@ impl Node {
     pub(super) fn on_no_log(&mut self, now: Now, generation: Option<Generation>, reason: String) {
         // A log asked for ahead that the source does not have (yet): asked again in its turn.
         if let Some(g) = generation {
-            self.ahead.remove(&g);
+            self.sg.ahead.remove(&g);
         }
-        let Some((what, _)) = self.fetch else { return };
+        let Some((what, _)) = self.sg.fetch else {
+            return;
+        };
         let draining = matches!(self.role, Role::Owner(OwnerState::Draining { .. }));
         match (what, generation) {
             (Fetch::Log(g), Some(n)) if g == n => {
-                self.fetch = None;
+                self.sg.fetch = None;
                 if draining {
                     // The closed logs are copied; the open one waits (in `copy_if_needed`)
                     // until the old owner can no longer be writing to it.
-                    self.open_log_due = true;
+                    self.sg.open_log_due = true;
                     self.copy_if_needed(now);
                 } else {
-                    self.copy_retry_at = now.mono + self.config.copy_retry_ms;
+                    self.sg.copy_retry_at = now.mono + self.config.copy_retry_ms;
                 }
             }
             (Fetch::State, None) => {
-                self.fetch = None;
-                self.drain_state_done = true;
+                self.sg.fetch = None;
+                self.sg.drain_state_done = true;
             }
             (Fetch::OpenLog, None) => {
-                self.fetch = None;
-                self.drain_finished = true;
+                self.sg.fetch = None;
+                self.sg.drain_finished = true;
             }
             (Fetch::Database, None) => {
                 // Still seeding: the old copy is gone, so ask again after the retry wait.
-                self.fetch = None;
+                self.sg.fetch = None;
                 self.copy_failed(now, format!("seeding failed: {reason}"));
             }
             _ => {}
@@ -399,26 +404,26 @@ impl Node {
         // After a failed write memory no longer says what the disk holds: rolling back or
         // sealing from it would act on logs that are not there. The restart from disk first.
         if !matches!(self.role, Role::Passive { .. })
-            || self.seeding
-            || self.reseed_required.is_some()
+            || self.sg.seeding
+            || self.sg.reseed_required.is_some()
             || self.store_failure.is_some()
         {
             return;
         }
-        if self.resolved && same_stream(&self.lineage, owner_lineage) {
+        if self.sg.resolved && same_stream(&self.sg.lineage, owner_lineage) {
             // Only what the owner still asks of the hubs may have changed.
-            if self.lineage != owner_lineage {
-                self.lineage = owner_lineage.to_vec();
+            if self.sg.lineage != owner_lineage {
+                self.sg.lineage = owner_lineage.to_vec();
             }
             return;
         }
         match self.reconcile(owner_lineage) {
             Some(Ok(())) => {
-                self.resolved = true;
+                self.sg.resolved = true;
                 self.copy_if_needed(now);
             }
             Some(Err(reason)) => {
-                self.reseed_required = Some(format!("reseed required: {reason}"));
+                self.sg.reseed_required = Some(format!("reseed required: {reason}"));
             }
             None => {}
         }
@@ -427,21 +432,21 @@ impl Node {
     /// A survivor about to drain a lost owner's logs reads that node's lineage first: its
     /// stream is the one to continue, if it is newer than ours.
     pub(super) fn on_state_file(&mut self, now: Now, bytes: Vec<u8>) {
-        if self.fetch.map(|(w, _)| w) != Some(Fetch::State) {
+        if self.sg.fetch.map(|(w, _)| w) != Some(Fetch::State) {
             return;
         }
-        self.fetch = None;
-        self.drain_state_done = true;
+        self.sg.fetch = None;
+        self.sg.drain_state_done = true;
         let Ok(state) = serde_json::from_slice::<PersistedState>(&bytes) else {
             return;
         };
         let theirs = state.lineage.last().map(|e| e.epoch);
-        let ours = self.lineage.last().map(|e| e.epoch);
+        let ours = self.sg.lineage.last().map(|e| e.epoch);
         if theirs > ours {
             if let Some(Err(_)) = self.reconcile(&state.lineage) {
                 // Our stream cannot continue theirs: keep ours, copy nothing of theirs; the
                 // lost node will find itself diverged when it returns.
-                self.drain_finished = true;
+                self.sg.drain_finished = true;
             }
         }
         self.copy_if_needed(now);
@@ -452,26 +457,27 @@ impl Node {
     /// cannot decide yet (logs still waiting for replay).
     fn reconcile(&mut self, lineage: &[LineageEntry]) -> Option<Result<(), String>> {
         self.replay_ready();
-        if !self.replay_queue.is_empty() {
+        if !self.sg.replay_queue.is_empty() {
             return None;
         }
         let open = self
+            .sg
             .writer
             .as_ref()
             .filter(|w| w.records_in_open_log() > 0)
             .map(|w| (w.generation(), w.close().checksum));
         let resolution = resolve(
-            &self.lineage,
+            &self.sg.lineage,
             lineage,
             OwnStream {
-                closed: &self.closed,
+                closed: &self.sg.closed,
                 open,
-                db_checkpoint: self.db.checkpoint(),
+                db_checkpoint: self.sg.db.checkpoint(),
             },
         );
         match resolution {
             Resolution::InLine { seal_open } => {
-                if let Some(w) = self.writer.take() {
+                if let Some(w) = self.sg.writer.take() {
                     let ops = if seal_open {
                         self.close_open_log(&w)
                     } else {
@@ -483,7 +489,7 @@ impl Node {
                 }
             }
             Resolution::RollBack { to, discarded } => {
-                if let Err(e) = self.db.rollback_to(to) {
+                if let Err(e) = self.sg.db.rollback_to(to) {
                     self.emit(NodeEvent::Diverged {
                         outcome: e.to_string(),
                     });
@@ -502,7 +508,7 @@ impl Node {
                 return Some(Err(reason));
             }
         }
-        self.lineage = lineage.to_vec();
+        self.sg.lineage = lineage.to_vec();
         self.reset_inspector();
         self.persist_state();
         Some(Ok(()))
@@ -512,7 +518,7 @@ impl Node {
     /// then copy the logs after its checkpoint.
     pub(super) fn start_reseed(&mut self, now: Now) {
         self.forget_move_if_over(now);
-        if self.move_promised.is_some() || self.move_target.is_some() {
+        if self.sg.move_promised.is_some() || self.sg.move_target.is_some() {
             // The owner may hand the server over at any moment, on the promise that this copy
             // holds its every log; a reseed would discard them (swarm seed 1902).
             self.emit(NodeEvent::AdminRefused {
@@ -536,48 +542,48 @@ impl Node {
         }
         // The old copy stays on disk until the seed has arrived: a seed that never comes (the
         // active failed meanwhile) must not have cost the cluster this copy too.
-        self.replay_queue.clear();
-        self.copy_round += 1;
-        self.seeding = true;
-        self.reseed_before = self.reseed_required.take();
-        self.copy_failure = None;
-        self.inspection_failures = None;
+        self.sg.replay_queue.clear();
+        self.sg.copy_round += 1;
+        self.sg.seeding = true;
+        self.sg.reseed_before = self.sg.reseed_required.take();
+        self.sg.copy_failure = None;
+        self.sg.inspection_failures = None;
         self.request(now, Fetch::Database, Msg::FetchDatabase);
     }
 
     pub(super) fn on_database_file(&mut self, now: Now, bytes: Vec<u8>) {
-        if self.fetch.map(|(w, _)| w) != Some(Fetch::Database) {
+        if self.sg.fetch.map(|(w, _)| w) != Some(Fetch::Database) {
             return;
         }
-        self.fetch = None;
+        self.sg.fetch = None;
         match Database::from_image(&bytes, self.config.storage.llr_depth) {
             Ok(db) => {
                 let mut ops = self.discard_logs_after(0);
                 ops.extend(
-                    std::mem::take(&mut self.damaged_files)
+                    std::mem::take(&mut self.sg.damaged_files)
                         .into_iter()
                         .map(|path| DiskOp::Remove { path }),
                 );
                 self.disk(ops, Io::Cleanup);
-                self.seeding = false;
-                self.reseed_before = None;
-                self.copy_damaged = false;
-                self.db = db;
-                self.flushed_applied = self.db.applied();
+                self.sg.seeding = false;
+                self.sg.reseed_before = None;
+                self.sg.copy_damaged = false;
+                self.sg.db = db;
+                self.sg.flushed_applied = self.sg.db.applied();
                 // The seed becomes this copy's database file as it came.
                 let ops =
                     replace_atomically(super::DB_FILE, &format!("{}.tmp", super::DB_FILE), bytes);
                 self.disk(ops, Io::Background);
-                self.lineage = self
+                self.sg.lineage = self
                     .peer
                     .as_ref()
                     .map(|p| p.lineage.clone())
                     .unwrap_or_default();
-                self.resolved = true;
+                self.sg.resolved = true;
                 self.reset_inspector();
                 self.persist_state();
                 self.emit(NodeEvent::Reseeded {
-                    checkpoint: self.db.checkpoint(),
+                    checkpoint: self.sg.db.checkpoint(),
                 });
             }
             // Keep seeding (asked again after the retry wait): the copy asked to be replaced.
@@ -588,12 +594,12 @@ impl Node {
     /// Target of a scheduled move: copy up to the owner's last generation, then say so.
     pub(super) fn on_move_prepare(&mut self, now: Now, move_id: u64, last_generation: Generation) {
         let healthy = matches!(self.role, Role::Passive { .. })
-            && self.resolved
-            && self.reseed_required.is_none()
-            && !self.seeding
-            && !self.suspended;
+            && self.sg.resolved
+            && self.sg.reseed_required.is_none()
+            && !self.sg.seeding
+            && !self.sg.suspended;
         if healthy {
-            self.move_target = Some((move_id, last_generation));
+            self.sg.move_target = Some((move_id, last_generation));
             self.move_over_by = now.mono + self.config.outlast(self.config.move_timeout_ms);
             self.check_move_ready();
         } else {
@@ -611,16 +617,16 @@ impl Node {
     /// A move to this node whose source can no longer be waiting (it timed out, or it
     /// restarted and forgot it) binds this copy no more: a reseed may go ahead (swarm@8:10).
     pub(super) fn forget_move_if_over(&mut self, now: Now) {
-        if (self.move_target.is_some() || self.move_promised.is_some())
+        if (self.sg.move_target.is_some() || self.sg.move_promised.is_some())
             && now.mono >= self.move_over_by
         {
-            self.move_target = None;
-            self.move_promised = None;
+            self.sg.move_target = None;
+            self.sg.move_promised = None;
         }
     }
 
     fn check_move_ready(&mut self) {
-        let Some((move_id, generation)) = self.move_target else {
+        let Some((move_id, generation)) = self.sg.move_target else {
             return;
         };
         let generation = if self.bugs.move_one_log_short {
@@ -628,9 +634,9 @@ impl Node {
         } else {
             generation
         };
-        if self.inspector.last_inspected() >= generation && self.replay_queue.is_empty() {
-            self.move_target = None;
-            self.move_promised = Some(generation);
+        if self.sg.inspector.last_inspected() >= generation && self.sg.replay_queue.is_empty() {
+            self.sg.move_target = None;
+            self.sg.move_promised = Some(generation);
             for net in Net::ALL {
                 self.send(
                     Endpoint::Node(self.id.peer()),

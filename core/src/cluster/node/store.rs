@@ -32,22 +32,23 @@ impl Node {
             self.id
         );
         let generation = self
+            .sg
             .writer
             .as_ref()
             .expect("serving has a writer")
             .generation();
-        if self.db.contains(id) && !self.bugs.store_keeps_resubmissions {
-            if self.unsynced.contains(&id) {
+        if self.sg.db.contains(id) && !self.bugs.store_keeps_resubmissions {
+            if self.sg.unsynced.contains(&id) {
                 // Acknowledged with the next sync, once it is durable.
-                self.batch_ids.push((id, hub));
+                self.sg.batch_ids.push((id, hub));
             } else {
                 // Durable already: in the open log, or in a closed one — where the last
                 // complete generation is an upper bound, which is what the dumpster needs
                 // (it may then redeliver too much, never too little).
-                let generation = if self.db.in_open_generation(id) {
+                let generation = if self.sg.db.in_open_generation(id) {
                     generation
                 } else {
-                    self.db.applied()
+                    self.sg.db.applied()
                 };
                 self.confirm(hub, id, generation, self.view.epoch);
             }
@@ -59,12 +60,13 @@ impl Node {
             // keeps the message whole and counts what it carries.
             let size = size.max(u32::try_from(body.len()).unwrap_or(u32::MAX));
             let record = Record::Insert { id, size, body };
-            self.db
+            self.sg
+                .db
                 .apply_record(generation, record.clone())
                 .expect("the open generation follows the applied ones");
-            self.batch.push(record);
-            self.batch_ids.push((id, hub));
-            self.unsynced.insert(id);
+            self.sg.batch.push(record);
+            self.sg.batch_ids.push((id, hub));
+            self.sg.unsynced.insert(id);
         }
         self.maybe_flush(now);
     }
@@ -84,30 +86,30 @@ impl Node {
 
     /// Writes the waiting batch with one append and one sync, unless a commit is in flight.
     pub(super) fn maybe_flush(&mut self, now: Now) {
-        if self.commit_in_flight || self.batch_ids.is_empty() {
+        if self.sg.commit_in_flight || self.sg.batch_ids.is_empty() {
             return;
         }
-        let Some(writer) = self.writer.as_mut() else {
+        let Some(writer) = self.sg.writer.as_mut() else {
             return;
         };
         let generation = writer.generation();
         let mut ops = Vec::new();
-        if !self.batch.is_empty() {
+        if !self.sg.batch.is_empty() {
             if self.bugs.idle_roll_timer_restarts {
-                self.open_log_since = Some(now.mono);
+                self.sg.open_log_since = Some(now.mono);
             } else {
-                self.open_log_since.get_or_insert(now.mono);
+                self.sg.open_log_since.get_or_insert(now.mono);
             }
-            ops.push(writer.append(&self.batch));
+            ops.push(writer.append(&self.sg.batch));
         }
         ops.push(writer.sync_op());
         let full = writer.is_full();
-        self.batch.clear();
-        let ids = std::mem::take(&mut self.batch_ids);
+        self.sg.batch.clear();
+        let ids = std::mem::take(&mut self.sg.batch_ids);
         if full {
             ops.extend(self.roll_open_log(now));
         }
-        self.commit_in_flight = true;
+        self.sg.commit_in_flight = true;
         self.disk(
             ops,
             Io::Commit {
@@ -126,7 +128,7 @@ impl Node {
         epoch: u64,
         result: Result<(), DiskError>,
     ) {
-        self.commit_in_flight = false;
+        self.sg.commit_in_flight = false;
         match result {
             Ok(()) => {
                 // Durable here, but acknowledged only while this node still serves the epoch it
@@ -136,7 +138,7 @@ impl Node {
                 // the hub sends the message again to whoever serves.
                 let serving = self.is_serving() && self.view.epoch == epoch;
                 for (id, hub) in ids {
-                    self.unsynced.remove(&id);
+                    self.sg.unsynced.remove(&id);
                     if serving {
                         self.confirm(hub, id, generation, epoch);
                     }
@@ -155,7 +157,7 @@ impl Node {
     /// When an idle roll is due: the serving owner's open log has held records for the
     /// configured time.
     pub(super) fn idle_roll_at(&self) -> Option<u64> {
-        let since = self.open_log_since?;
+        let since = self.sg.open_log_since?;
         (self.is_serving()).then_some(since + self.config.idle_log_roll()?)
     }
 
@@ -164,10 +166,11 @@ impl Node {
     /// in flight (its records belong in the log it is closing).
     pub(super) fn roll_idle_log(&mut self, now: Now) {
         if self.idle_roll_at().is_none_or(|at| now.mono < at)
-            || self.commit_in_flight
-            || !self.batch_ids.is_empty()
+            || self.sg.commit_in_flight
+            || !self.sg.batch_ids.is_empty()
             || self.store_failure.is_some()
             || self
+                .sg
                 .writer
                 .as_ref()
                 .is_none_or(|w| w.records_in_open_log() == 0)
@@ -180,11 +183,12 @@ impl Node {
 
     /// Rolls the open log; returns the writes (and a database flush when one is due).
     pub(super) fn roll_open_log(&mut self, now: Now) -> Vec<DiskOp> {
-        self.open_log_since = None;
-        let writer = self.writer.as_mut().expect("rolling needs an open log");
+        self.sg.open_log_since = None;
+        let writer = self.sg.writer.as_mut().expect("rolling needs an open log");
         let rolled = writer.roll(now.wall);
-        self.closed.insert(rolled.generation, rolled.checksum);
-        self.db
+        self.sg.closed.insert(rolled.generation, rolled.checksum);
+        self.sg
+            .db
             .complete_generation(rolled.generation)
             .expect("the rolled generation is the open one");
         self.reset_inspector();
@@ -196,9 +200,10 @@ impl Node {
     /// Closes `writer`'s log in place (no next log): for an open log left from an earlier role.
     pub(super) fn close_open_log(&mut self, writer: &LogWriter) -> Vec<DiskOp> {
         let rolled = writer.close();
-        self.closed.insert(rolled.generation, rolled.checksum);
-        if self.db.applied() + 1 == rolled.generation {
-            self.db
+        self.sg.closed.insert(rolled.generation, rolled.checksum);
+        if self.sg.db.applied() + 1 == rolled.generation {
+            self.sg
+                .db
                 .complete_generation(rolled.generation)
                 .expect("the open generation follows the applied ones");
         }
@@ -209,10 +214,10 @@ impl Node {
     /// The database file is rewritten every `db_flush_every` completed generations (it then
     /// holds everything up to its checkpoint, which lags by the LLR depth).
     pub(super) fn flush_db_if_due(&mut self) -> Vec<DiskOp> {
-        if self.db.applied() < self.flushed_applied + self.config.db_flush_every {
+        if self.sg.db.applied() < self.sg.flushed_applied + self.config.db_flush_every {
             return Vec::new();
         }
-        self.flushed_applied = self.db.applied();
-        self.db.persist_ops(DB_FILE)
+        self.sg.flushed_applied = self.sg.db.applied();
+        self.sg.db.persist_ops(DB_FILE)
     }
 }

@@ -1,0 +1,112 @@
+//! A storage group as one node holds it: its log stream and the lineage that names it, its
+//! copy (fetch, inspector, replay queue), its database, its store's pending writes and its
+//! redelivery request. The node's cluster service (view, quorum, role) is shared by all of a
+//! clustered mailbox server's storage groups; what is here is each one's own.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use super::{Ahead, Fetch};
+use crate::cluster::wire::{BackupMark, LineageEntry, TimeWindow};
+use crate::cluster::HubId;
+use crate::storage::database::Database;
+use crate::storage::inspect::Inspector;
+use crate::storage::logfile::ClosedLog;
+use crate::storage::record::Record;
+use crate::storage::writer::LogWriter;
+use crate::storage::{Generation, MessageId};
+
+#[derive(Debug, Clone)]
+pub(super) struct Group {
+    pub(super) lineage: Vec<LineageEntry>,
+    // Storage.
+    pub(super) db: Database,
+    pub(super) closed: BTreeMap<Generation, u32>,
+    pub(super) writer: Option<LogWriter>,
+    /// The open log was recovered from disk, not opened by this process: it is closed, not
+    /// continued (a survivor may already hold a sealed copy of it).
+    pub(super) writer_recovered: bool,
+    pub(super) inspector: Inspector,
+    pub(super) replay_queue: VecDeque<ClosedLog>,
+    pub(super) flushed_applied: Generation,
+    /// The checkpoint the database file durably holds: the last database write that
+    /// completed (see `backup.rs`).
+    pub(super) db_file_checkpoint: Generation,
+    /// Database writes in flight: their disk token and the checkpoint each brings the file to.
+    pub(super) db_writes: BTreeMap<u64, Generation>,
+    /// The newest backup the cluster knows of (persisted).
+    pub(super) backup: BackupMark,
+    /// The newest generation the peer is known to have written while it owned the server.
+    pub(super) peer_head: Generation,
+    /// The newest generation the witness has heard of.
+    pub(super) witness_head: Generation,
+    // Replication service.
+    pub(super) fetch: Option<(Fetch, u64)>,
+    /// Logs after `fetch`'s asked for before their turn (`ClusterConfig::copy_window`), by
+    /// generation; they are inspected in order, each when it becomes the next.
+    pub(super) ahead: BTreeMap<Generation, Ahead>,
+    pub(super) copy_retry_at: u64,
+    pub(super) copy_writing: bool,
+    pub(super) suspended: bool,
+    /// The administrator's `-SuspendComment`, shown while the copy stays suspended.
+    pub(super) suspend_comment: Option<String>,
+    pub(super) copy_failure: Option<String>,
+    pub(super) reseed_required: Option<String>,
+    /// Files of a copy found damaged at boot, which a reseed removes (nothing of them was
+    /// loaded, so the usual bookkeeping does not know them).
+    pub(super) damaged_files: Vec<String>,
+    /// Nothing of this node's copy is loaded (it was damaged at boot) until a seed arrives:
+    /// it must never own a mounted database before then.
+    pub(super) copy_damaged: bool,
+    /// The generation whose copies failed inspection in a row, and how many times: the third
+    /// makes the log irrecoverable and the copy asks for a reseed, as Exchange's does.
+    pub(super) inspection_failures: Option<(Generation, u32)>,
+    /// Why the copy needed a reseed before the one under way (restored if it is given up).
+    pub(super) reseed_before: Option<String>,
+    pub(super) seeding: bool,
+    pub(super) resolved: bool,
+    pub(super) move_target: Option<(u64, Generation)>,
+    /// As a move's target: the generation this copy told the owner it holds (`MoveReady`),
+    /// until the hand-over or the move's end. The hand-over mounts on that promise.
+    pub(super) move_promised: Option<Generation>,
+    /// Bumped whenever the copy starts over (a reseed, a role change): a log copy still being
+    /// written from before belongs to a history this copy no longer follows.
+    pub(super) copy_round: u64,
+    /// Draining: the closed logs are copied; the open log is next, once the old owner's
+    /// leases have surely run out.
+    pub(super) open_log_due: bool,
+    /// Draining a lost node's share found nothing more to copy.
+    pub(super) drain_finished: bool,
+    /// The lost node's lineage was fetched (or could not be) before draining its logs.
+    pub(super) drain_state_done: bool,
+    /// An admin restore (Restore-StorageGroupCopy): the loss is accepted; with `mount_asked`
+    /// the next mount ignores the dial.
+    pub(super) force_mount: bool,
+    /// Mount-Database after a restore.
+    pub(super) mount_asked: bool,
+    /// The generation this copy had replayed when its takeover began: the mount replays the
+    /// rest first (`StorageConfig::replay_ms_per_log`).
+    pub(super) replayed_at_takeover: Option<Generation>,
+    /// When the mount dial first kept this takeover's database dismounted (for
+    /// `forced_database_mount_after_ms`), on the monotonic clock.
+    pub(super) blocked_since: Option<u64>,
+    pub(super) last_replayed_ms: Option<u64>,
+    // Store.
+    pub(super) batch: Vec<Record>,
+    /// Messages waiting for the next sync, each with the hub that delivered it (the one to
+    /// tell when it is durable).
+    pub(super) batch_ids: Vec<(MessageId, HubId)>,
+    pub(super) unsynced: BTreeSet<MessageId>,
+    pub(super) commit_in_flight: bool,
+    /// When the open log got its first record (this process's clock): the idle roll's start.
+    pub(super) open_log_since: Option<u64>,
+    /// The redelivery request of the last mount; repeated to each hub until that hub confirms
+    /// it, and kept in the cluster state so that a restart does not forget it.
+    pub(super) redelivery_pending: Option<u64>,
+    /// The hubs that confirmed the pending request. Not persisted: after a restart every hub
+    /// is asked again, and one that carried the request out already only confirms it.
+    pub(super) redelivery_confirmed: BTreeSet<HubId>,
+    /// The pending request's failover window, for hubs in time-window mode (persisted with it).
+    pub(super) redelivery_window: Option<TimeWindow>,
+    /// A failover window an old owner handed over with the server, for our mount to ask.
+    pub(super) inherited_window: Option<TimeWindow>,
+}
