@@ -4,7 +4,7 @@
 mod common;
 
 use ccr_core::disk::{Disk, DiskError, MemDisk, MemDiskConfig, Tear};
-use ccr_core::storage::names::{closed_log_name, OPEN_LOG};
+use ccr_core::storage::names::{closed_log_name, LogFolder, OPEN_LOG};
 use ccr_core::storage::recovery::{recover, RecoveryError};
 use ccr_core::storage::Signature;
 use common::{insert, Stream, DIR};
@@ -90,7 +90,7 @@ fn a_corrupted_closed_log_is_an_error_naming_it() {
     let victim = format!("{DIR}/{}", closed_log_name(2));
     disk.corrupt(&victim, 60, 0x10).unwrap();
     let before = disk.clone();
-    let err = recover(&mut disk, DIR, 400, 0).unwrap_err();
+    let err = recover(&mut disk, &LogFolder::first(DIR), 400, 0).unwrap_err();
     assert!(
         matches!(&err, RecoveryError::CorruptLog { path, .. } if *path == victim),
         "{err}"
@@ -109,7 +109,7 @@ fn a_missing_generation_is_a_gap() {
     stream_with_logs(&mut disk);
     disk.remove(&format!("{DIR}/{}", closed_log_name(2)))
         .unwrap();
-    let err = recover(&mut disk, DIR, 400, 0).unwrap_err();
+    let err = recover(&mut disk, &LogFolder::first(DIR), 400, 0).unwrap_err();
     assert!(
         matches!(
             err,
@@ -134,7 +134,7 @@ fn corruption_inside_the_open_log_is_not_mistaken_for_a_torn_tail() {
     let open = format!("{DIR}/{OPEN_LOG}");
     // Inside the second record, synced long ago, with valid records after it.
     disk.corrupt(&open, 40 + 29 + 12, 0x01).unwrap();
-    let err = recover(&mut disk, DIR, u64::MAX, 0).unwrap_err();
+    let err = recover(&mut disk, &LogFolder::first(DIR), u64::MAX, 0).unwrap_err();
     assert!(matches!(err, RecoveryError::CorruptOpenLog { .. }), "{err}");
 }
 
@@ -147,10 +147,10 @@ fn a_torn_open_log_is_cut_back_to_its_valid_prefix() {
     let open = format!("{DIR}/{OPEN_LOG}");
     disk.append(&open, &[0xAB; 13]).unwrap();
     disk.sync(&open).unwrap();
-    let recovered = recover(&mut disk, DIR, u64::MAX, 0).unwrap();
+    let recovered = recover(&mut disk, &LogFolder::first(DIR), u64::MAX, 0).unwrap();
     assert_eq!(recovered.open_records, vec![insert(1, 60, 2)]);
     assert!(recovered.discarded_tail.is_some());
-    let again = recover(&mut disk, DIR, u64::MAX, 0).unwrap();
+    let again = recover(&mut disk, &LogFolder::first(DIR), u64::MAX, 0).unwrap();
     assert!(again.repairs.is_empty() && again.discarded_tail.is_none());
 }
 

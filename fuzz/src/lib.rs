@@ -143,7 +143,7 @@ pub fn frame_authenticated(body: &[u8]) {
 pub fn healthy_disk(config: &ClusterConfig) -> MemDisk {
     let mut disk = MemDisk::default();
     let (mut writer, ops) = LogWriter::start(
-        LOG_DIR,
+        &ccr_core::storage::names::LogFolder::first(LOG_DIR),
         config.storage.log_size,
         config.signature,
         1,

@@ -72,6 +72,7 @@ fn the_disk_check_fires_on_a_boot_that_writes_before_refusing() {
                 disk.remove("db/mailbox.edb").unwrap();
                 ccr_core::cluster::boot::boot(disk, config, now)?;
                 Err(ccr_core::cluster::boot::BootError::MissingLogs {
+                    path: "logs".into(),
                     checkpoint: 1,
                     first: 3,
                 })

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::config::ClusterConfig;
-use super::node::{DB_FILE, INSPECT_DIR, LOG_DIR, STATE_FILE};
+use super::node::{GroupFiles, STATE_FILE};
 use super::wire::{BackupMark, CmsIntent, LineageEntry, TimeWindow, View};
 use crate::disk::{join, replace_atomically, Disk, DiskError, DiskOp};
 use crate::storage::database::{Database, DbError};
@@ -110,8 +110,9 @@ pub enum BootError {
         expected: Signature,
         found: Signature,
     },
-    #[error("{LOG_DIR}: the database file holds up to generation {checkpoint:#x}, but the logs start at {first:#x}: logs needed for recovery are missing")]
+    #[error("{path}: the database file holds up to generation {checkpoint:#x}, but the logs start at {first:#x}: logs needed for recovery are missing")]
     MissingLogs {
+        path: String,
         checkpoint: Generation,
         first: Generation,
     },
@@ -138,7 +139,8 @@ impl BootError {
 /// nothing already on disk is overwritten.
 pub fn boot(disk: &mut dyn Disk, config: &ClusterConfig, now_wall: u64) -> Result<Boot, BootError> {
     let state = read_state(disk, config)?;
-    match load_copy(disk, config, now_wall) {
+    let files = GroupFiles::of(0);
+    match load_copy(disk, config, &files, now_wall) {
         Ok((db, closed, writer)) => Ok(Boot {
             state,
             db,
@@ -154,10 +156,10 @@ pub fn boot(disk: &mut dyn Disk, config: &ClusterConfig, now_wall: u64) -> Resul
             writer: None,
             damaged: Some(e.to_string()),
             log_files: disk
-                .list(LOG_DIR)?
+                .list(files.logs.dir())?
                 .value
                 .into_iter()
-                .map(|name| join(LOG_DIR, &name))
+                .map(|name| join(files.logs.dir(), &name))
                 .collect(),
         }),
         Err(e) => Err(e),
@@ -184,13 +186,15 @@ type Copy = (Database, BTreeMap<Generation, u32>, Option<LogWriter>);
 fn load_copy(
     disk: &mut dyn Disk,
     config: &ClusterConfig,
+    files: &GroupFiles,
     now_wall: u64,
 ) -> Result<Copy, BootError> {
-    let mut db = match disk.read(DB_FILE) {
+    let db_file = files.db.as_str();
+    let mut db = match disk.read(db_file) {
         Ok(done) => {
             Database::from_image(&done.value, config.storage.llr_depth).map_err(|error| {
                 BootError::Database {
-                    path: DB_FILE.into(),
+                    path: db_file.into(),
                     error,
                 }
             })?
@@ -198,9 +202,10 @@ fn load_copy(
         Err(DiskError::NotFound { .. }) => Database::new(config.storage.llr_depth),
         Err(e) => return Err(e.into()),
     };
-    let recovered = recover(disk, LOG_DIR, config.storage.log_size, now_wall)?;
-    for stale in disk.list(INSPECT_DIR)?.value {
-        disk.remove(&join(INSPECT_DIR, &stale))?;
+    let recovered = recover(disk, &files.logs, config.storage.log_size, now_wall)?;
+    let inspector = files.inspector.dir();
+    for stale in disk.list(inspector)?.value {
+        disk.remove(&join(inspector, &stale))?;
     }
     if let Some(found) = recovered
         .closed
@@ -210,7 +215,7 @@ fn load_copy(
     {
         if found != config.signature {
             return Err(BootError::ForeignLogs {
-                path: LOG_DIR.into(),
+                path: files.logs.dir().into(),
                 expected: config.signature,
                 found,
             });
@@ -226,19 +231,21 @@ fn load_copy(
         }
         if generation != db.applied() + 1 {
             return Err(BootError::MissingLogs {
+                path: files.logs.dir().into(),
                 checkpoint: db.applied(),
                 first: generation,
             });
         }
         db.apply_log(generation, &log.records)
             .map_err(|error| BootError::Database {
-                path: DB_FILE.into(),
+                path: db_file.into(),
                 error,
             })?;
     }
     if let Some(writer) = &recovered.writer {
         if writer.generation() != db.applied() + 1 {
             return Err(BootError::MissingLogs {
+                path: files.logs.dir().into(),
                 checkpoint: db.applied(),
                 first: writer.generation(),
             });
@@ -246,7 +253,7 @@ fn load_copy(
         for r in &recovered.open_records {
             db.apply_record(writer.generation(), r.clone())
                 .map_err(|error| BootError::Database {
-                    path: DB_FILE.into(),
+                    path: db_file.into(),
                     error,
                 })?;
         }

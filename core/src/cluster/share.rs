@@ -2,10 +2,9 @@
 //! machine's disk directly, so it keeps serving when the node's services have died — which is
 //! what lets a survivor copy the last logs of a node whose store failed but whose machine is up.
 
-use crate::disk::{join, Disk};
-use crate::storage::names::{closed_log_name, OPEN_LOG};
+use crate::disk::Disk;
 
-use super::node::{DB_FILE, LOG_DIR, STATE_FILE};
+use super::node::{GroupFiles, STATE_FILE};
 use super::wire::Msg;
 
 /// Answers one request. `store_running` is whether that machine's store has the logs open;
@@ -15,27 +14,26 @@ use super::wire::Msg;
 /// damaged or about to be rolled back.
 pub fn serve(disk: &mut dyn Disk, request: &Msg, store_running: bool) -> Option<Msg> {
     let missing = |generation, reason: String| Msg::NoLog { generation, reason };
+    let files = GroupFiles::of(0);
     Some(match request {
-        Msg::FetchLog { generation } => {
-            match disk.read(&join(LOG_DIR, &closed_log_name(*generation))) {
-                Ok(done) => Msg::LogFile {
-                    generation: *generation,
-                    bytes: done.value,
-                },
-                Err(e) => missing(Some(*generation), e.to_string()),
-            }
-        }
+        Msg::FetchLog { generation } => match disk.read(&files.logs.closed_path(*generation)) {
+            Ok(done) => Msg::LogFile {
+                generation: *generation,
+                bytes: done.value,
+            },
+            Err(e) => missing(Some(*generation), e.to_string()),
+        },
         Msg::FetchOpenLog if store_running => {
             missing(None, "the store has the open log in use".into())
         }
-        Msg::FetchOpenLog => match disk.read(&join(LOG_DIR, OPEN_LOG)) {
+        Msg::FetchOpenLog => match disk.read(&files.logs.open_path()) {
             Ok(done) => Msg::OpenLogFile { bytes: done.value },
             Err(e) => missing(None, e.to_string()),
         },
         Msg::FetchDatabase if !store_running => {
             missing(None, "no store is running here to seed from".into())
         }
-        Msg::FetchDatabase => match disk.read(DB_FILE) {
+        Msg::FetchDatabase => match disk.read(&files.db) {
             Ok(done) => Msg::DatabaseFile { bytes: done.value },
             // No checkpoint written yet: the database is empty at generation 0, and every
             // log from the first one is the seed's to replay.

@@ -2,7 +2,7 @@
 //! storage group's, the very next generation, chained to its predecessor and intact.
 
 use super::logfile::{parse_closed, ClosedLog, LogError};
-use super::names::parse_closed_log_name;
+use super::names::parse_group_log_name;
 use super::{Generation, Signature};
 
 /// Why inspection refused a copied log.
@@ -45,6 +45,8 @@ pub enum Rejection {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inspector {
     signature: Signature,
+    /// The storage group whose logs it inspects (their names carry its prefix).
+    group: u8,
     next: Generation,
     /// Checksum of generation `next - 1`; `None` when unknown (a copy seeded from a database
     /// file whose last log we never saw), in which case the chain is checked from here on.
@@ -56,10 +58,17 @@ impl Inspector {
     pub fn new(signature: Signature, next: Generation, prev_checksum: Option<u32>) -> Inspector {
         Inspector {
             signature,
+            group: 0,
             next,
             prev_checksum,
             last_inspected_ms: None,
         }
+    }
+
+    /// The same inspector for storage group `group`'s logs (a new one inspects the first's).
+    pub fn of_group(mut self, group: u8) -> Inspector {
+        self.group = group;
+        self
     }
 
     /// The generation the inspector accepts next.
@@ -88,7 +97,7 @@ impl Inspector {
     /// Inspects a copied log. On success the log is the next generation and the inspector now
     /// expects the one after it; on rejection nothing changes.
     pub fn inspect(&mut self, name: &str, bytes: &[u8]) -> Result<ClosedLog, Rejection> {
-        let named = parse_closed_log_name(name).ok_or_else(|| Rejection::BadName {
+        let named = parse_group_log_name(self.group, name).ok_or_else(|| Rejection::BadName {
             name: name.to_string(),
         })?;
         let log = parse_closed(bytes).map_err(|error| Rejection::Corrupt {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::logfile::{parse_closed, scan, ClosedLog, LogError, LogHeader, HEADER_LEN};
-use super::names::{closed_log_name, parse_closed_log_name, OPEN_LOG, REPAIR_TMP};
+use super::names::LogFolder;
 use super::record::{decode_frame, FrameError, Record};
 use super::writer::LogWriter;
 use super::{Generation, Signature};
@@ -80,54 +80,56 @@ pub enum RecoveryError {
     Disk(#[from] DiskError),
 }
 
-/// Reads every file of `dir` that recovery cares about.
+/// Reads every file of `folder` that recovery cares about.
 pub fn read_log_folder(
     disk: &mut dyn Disk,
-    dir: &str,
+    folder: &LogFolder,
 ) -> Result<BTreeMap<String, Vec<u8>>, DiskError> {
     let mut files = BTreeMap::new();
-    for name in disk.list(dir)?.value {
-        if name == OPEN_LOG || name == REPAIR_TMP || parse_closed_log_name(&name).is_some() {
-            let bytes = disk.read(&join(dir, &name))?.value;
+    let (open, repair) = (folder.open_name(), folder.repair_name());
+    for name in disk.list(folder.dir())?.value {
+        if name == open || name == repair || folder.parse_closed(&name).is_some() {
+            let bytes = disk.read(&join(folder.dir(), &name))?.value;
             files.insert(name, bytes);
         }
     }
     Ok(files)
 }
 
-/// Recovers the log stream in `dir` of `disk` and performs the repairs.
+/// Recovers the log stream in `folder` of `disk` and performs the repairs.
 pub fn recover(
     disk: &mut dyn Disk,
-    dir: &str,
+    folder: &LogFolder,
     log_size: u64,
     now_ms: u64,
 ) -> Result<Recovered, RecoveryError> {
-    let files = read_log_folder(disk, dir)?;
-    let recovered = plan_recovery(dir, &files, log_size, now_ms)?;
+    let files = read_log_folder(disk, folder)?;
+    let recovered = plan_recovery(folder, &files, log_size, now_ms)?;
     execute_all(disk, &recovered.repairs)?;
     Ok(recovered)
 }
 
 /// Decides what the log stream in `files` (name → contents of one folder) is.
 pub fn plan_recovery(
-    dir: &str,
+    folder: &LogFolder,
     files: &BTreeMap<String, Vec<u8>>,
     log_size: u64,
     now_ms: u64,
 ) -> Result<Recovered, RecoveryError> {
-    let path = |name: &str| join(dir, name);
+    let path = |name: &str| join(folder.dir(), name);
+    let (open_name, repair_name) = (folder.open_name(), folder.repair_name());
     let mut repairs = Vec::new();
-    if files.contains_key(REPAIR_TMP) {
+    if files.contains_key(&repair_name) {
         // A repair that crashed before its rename; E00.log is still the original.
         repairs.push(DiskOp::Remove {
-            path: path(REPAIR_TMP),
+            path: path(&repair_name),
         });
     }
 
     let mut closed: Vec<ClosedLog> = Vec::new();
     let mut by_generation: Vec<(Generation, &String)> = files
         .keys()
-        .filter_map(|name| parse_closed_log_name(name).map(|g| (g, name)))
+        .filter_map(|name| folder.parse_closed(name).map(|g| (g, name)))
         .collect();
     by_generation.sort();
     for (generation, name) in by_generation {
@@ -153,8 +155,8 @@ pub fn plan_recovery(
         discarded_tail: None,
         repairs,
     };
-    let open_path = path(OPEN_LOG);
-    let open = files.get(OPEN_LOG);
+    let open_path = path(&open_name);
+    let open = files.get(&open_name);
 
     let header = match open.map(|bytes| (bytes, LogHeader::decode(bytes))) {
         Some((_, Ok(header))) => Some(header),
@@ -174,7 +176,7 @@ pub fn plan_recovery(
             (Some(last), _) => {
                 let signature = recovered.closed[0].header.signature;
                 let (writer, ops) =
-                    LogWriter::start(dir, log_size, signature, last.0 + 1, Some(last), now_ms);
+                    LogWriter::start(folder, log_size, signature, last.0 + 1, Some(last), now_ms);
                 recovered.repairs.extend(ops);
                 recovered.writer = Some(writer);
             }
@@ -208,11 +210,11 @@ pub fn plan_recovery(
         let last = (generation, log.checksum);
         recovered.repairs.push(DiskOp::Rename {
             from: open_path,
-            to: path(&closed_log_name(generation)),
+            to: folder.closed_path(generation),
         });
         recovered.closed.push(log);
         let (writer, ops) = LogWriter::start(
-            dir,
+            folder,
             log_size,
             header.signature,
             generation + 1,
@@ -235,13 +237,13 @@ pub fn plan_recovery(
         // A torn tail: rewrite the valid prefix, then swap it in atomically.
         recovered.repairs.extend(replace_atomically(
             &open_path,
-            &path(REPAIR_TMP),
+            &path(&repair_name),
             bytes[..scan.valid_len].to_vec(),
         ));
         recovered.discarded_tail = scan.stopped_at.clone();
     }
     recovered.writer = Some(LogWriter::resume(
-        dir,
+        folder,
         log_size,
         &header,
         &bytes[..scan.valid_len],

@@ -2,15 +2,15 @@
 //! [`DiskOp`]s; its owner executes them in order.
 
 use super::logfile::{LogHeader, HEADER_LEN};
-use super::names::{closed_log_name, OPEN_LOG};
+use super::names::LogFolder;
 use super::record::{CloseMark, Record};
 use super::{Generation, Signature};
-use crate::disk::{join, DiskOp};
+use crate::disk::DiskOp;
 
 /// The state of the open log, `E00.log`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogWriter {
-    dir: String,
+    folder: LogFolder,
     log_size: u64,
     signature: Signature,
     /// Generation of the open log.
@@ -32,11 +32,11 @@ pub struct Rolled {
 }
 
 impl LogWriter {
-    /// Starts a new open log of generation `generation` in `dir`, chained to `last_closed`
+    /// Starts a new open log of generation `generation` in `folder`, chained to `last_closed`
     /// (`None` for the first generation of a lineage). Returns the writer and the writes that
     /// create `E00.log` durably.
     pub fn start(
-        dir: &str,
+        folder: &LogFolder,
         log_size: u64,
         signature: Signature,
         generation: Generation,
@@ -51,7 +51,7 @@ impl LogWriter {
         }
         .encode();
         let writer = LogWriter {
-            dir: dir.to_string(),
+            folder: folder.clone(),
             log_size,
             signature,
             generation,
@@ -74,7 +74,7 @@ impl LogWriter {
 
     /// Resumes an open log that recovery verified: `prefix` is its valid bytes.
     pub(crate) fn resume(
-        dir: &str,
+        folder: &LogFolder,
         log_size: u64,
         header: &LogHeader,
         prefix: &[u8],
@@ -82,7 +82,7 @@ impl LogWriter {
         last_closed: Option<(Generation, u32)>,
     ) -> LogWriter {
         LogWriter {
-            dir: dir.to_string(),
+            folder: folder.clone(),
             log_size,
             signature: header.signature,
             generation: header.generation,
@@ -125,7 +125,7 @@ impl LogWriter {
     pub fn roll(&mut self, now_ms: u64) -> Rolled {
         let mut rolled = self.close();
         let (next, start) = LogWriter::start(
-            &self.dir,
+            &self.folder,
             self.log_size,
             self.signature,
             rolled.generation + 1,
@@ -184,15 +184,15 @@ impl LogWriter {
         self.record_count
     }
 
-    pub fn dir(&self) -> &str {
-        &self.dir
+    pub fn folder(&self) -> &LogFolder {
+        &self.folder
     }
 
     pub fn open_path(&self) -> String {
-        join(&self.dir, OPEN_LOG)
+        self.folder.open_path()
     }
 
     pub fn closed_path(&self, generation: Generation) -> String {
-        join(&self.dir, &closed_log_name(generation))
+        self.folder.closed_path(generation)
     }
 }

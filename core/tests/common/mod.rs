@@ -5,6 +5,7 @@
 pub mod world;
 
 use ccr_core::disk::{execute_all, Disk, DiskOp};
+use ccr_core::storage::names::LogFolder;
 use ccr_core::storage::record::Record;
 use ccr_core::storage::recovery::{recover, Recovered};
 use ccr_core::storage::writer::LogWriter;
@@ -31,13 +32,15 @@ pub struct Stream {
 
 impl Stream {
     pub fn create(disk: &mut dyn Disk, signature: Signature, log_size: u64) -> Stream {
-        let (writer, ops) = LogWriter::start(DIR, log_size, signature, 1, None, 1_000);
+        let (writer, ops) =
+            LogWriter::start(&LogFolder::first(DIR), log_size, signature, 1, None, 1_000);
         run(disk, &ops);
         Stream { writer }
     }
 
     pub fn recover(disk: &mut dyn Disk, log_size: u64) -> (Stream, Recovered) {
-        let recovered = recover(disk, DIR, log_size, 2_000).expect("recovery failed");
+        let recovered =
+            recover(disk, &LogFolder::first(DIR), log_size, 2_000).expect("recovery failed");
         let writer = recovered.writer.clone().expect("a stream was on disk");
         (Stream { writer }, recovered)
     }

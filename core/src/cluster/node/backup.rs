@@ -10,11 +10,10 @@
 //! notes each write and `on_disk_done` its completion): a write still in flight, or one
 //! that failed on a full disk, proves nothing.
 
-use super::{Node, NodeEvent, LOG_DIR};
+use super::{Node, NodeEvent};
 use crate::cluster::wire::{BackupKind, BackupMark};
 use crate::cluster::Now;
-use crate::disk::{join, DiskOp};
-use crate::storage::names::closed_log_name;
+use crate::disk::DiskOp;
 use crate::storage::Generation;
 
 impl Node {
@@ -113,7 +112,7 @@ impl Node {
         let ops = doomed
             .iter()
             .map(|&g| DiskOp::Remove {
-                path: join(LOG_DIR, &closed_log_name(g)),
+                path: self.sg.files.logs.closed_path(g),
             })
             .collect();
         self.disk(ops, super::Io::Cleanup);

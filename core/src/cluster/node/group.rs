@@ -5,18 +5,53 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use super::{Ahead, Fetch};
+use super::{Ahead, Fetch, DB_FILE, INSPECT_DIR, LOG_DIR};
 use crate::cluster::wire::{BackupMark, LineageEntry, TimeWindow};
 use crate::cluster::HubId;
+use crate::disk::join;
 use crate::storage::database::Database;
 use crate::storage::inspect::Inspector;
 use crate::storage::logfile::ClosedLog;
+use crate::storage::names::LogFolder;
 use crate::storage::record::Record;
 use crate::storage::writer::LogWriter;
 use crate::storage::{Generation, MessageId};
 
+/// Where one storage group's files live on a node's disk. The first keeps the layout a node
+/// of one storage group always had (`logs/`, `inspector/`, `db/mailbox.edb`); each further one
+/// has a folder named for its prefix (`E01/logs/E01.log`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupFiles {
+    /// The closed and open logs.
+    pub logs: LogFolder,
+    /// Copied logs wait here while they are inspected, under their final names.
+    pub inspector: LogFolder,
+    /// The database file.
+    pub db: String,
+}
+
+impl GroupFiles {
+    /// The files of storage group `group` (0 for the first).
+    pub fn of(group: u8) -> GroupFiles {
+        if group == 0 {
+            return GroupFiles {
+                logs: LogFolder::first(LOG_DIR),
+                inspector: LogFolder::first(INSPECT_DIR),
+                db: DB_FILE.to_string(),
+            };
+        }
+        let root = format!("E{group:02X}");
+        GroupFiles {
+            logs: LogFolder::new(&join(&root, LOG_DIR), group),
+            inspector: LogFolder::new(&join(&root, INSPECT_DIR), group),
+            db: join(&root, DB_FILE),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct Group {
+    pub(super) files: GroupFiles,
     pub(super) lineage: Vec<LineageEntry>,
     // Storage.
     pub(super) db: Database,
@@ -109,4 +144,24 @@ pub(super) struct Group {
     pub(super) redelivery_window: Option<TimeWindow>,
     /// A failover window an old owner handed over with the server, for our mount to ask.
     pub(super) inherited_window: Option<TimeWindow>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_group_keeps_the_old_layout_and_others_have_their_folder() {
+        let first = GroupFiles::of(0);
+        assert_eq!(first.logs.open_path(), "logs/E00.log");
+        assert_eq!(first.inspector.closed_path(1), "inspector/E0000000001.log");
+        assert_eq!(first.db, "db/mailbox.edb");
+        let second = GroupFiles::of(1);
+        assert_eq!(second.logs.open_path(), "E01/logs/E01.log");
+        assert_eq!(
+            second.inspector.closed_path(1),
+            "E01/inspector/E0100000001.log"
+        );
+        assert_eq!(second.db, "E01/db/mailbox.edb");
+    }
 }

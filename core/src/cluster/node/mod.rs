@@ -20,6 +20,7 @@ mod replication;
 mod store;
 
 use group::Group;
+pub use group::GroupFiles;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -441,6 +442,7 @@ impl Node {
         let intent_durable = state.intent.seq;
         let mut node = Node {
             sg: Group {
+                files: GroupFiles::of(0),
                 lineage: state.lineage,
                 // A passive copies only once it has compared its logs with a serving owner's
                 // lineage and adopted it; an owner's stream is its own.
@@ -877,8 +879,8 @@ impl Node {
         let token = self.next_token;
         self.next_token += 1;
         let writes_db = ops.iter().any(|op| match op {
-            DiskOp::Append { path, .. } => path == DB_FILE,
-            DiskOp::Rename { to, .. } => to == DB_FILE,
+            DiskOp::Append { path, .. } => *path == self.sg.files.db,
+            DiskOp::Rename { to, .. } => *to == self.sg.files.db,
             _ => false,
         });
         if writes_db {

@@ -1,13 +1,12 @@
 //! Who owns the clustered mailbox server and how ownership moves: automatic takeover through the
 //! witness, the mount dial, mounting and dismounting, and the scheduled move.
 
-use super::{Io, MoveState, Node, NodeEvent, OwnerState, Role, LOG_DIR};
+use super::{Io, MoveState, Node, NodeEvent, OwnerState, Role};
 use crate::cluster::dial::{self, MountDecision};
 use crate::cluster::status::SummaryCopyStatus;
 use crate::cluster::wire::{LineageEntry, Msg, TimeWindow, View};
 use crate::cluster::{Endpoint, Net, NodeId, Now};
-use crate::disk::{join, DiskOp};
-use crate::storage::names::OPEN_LOG;
+use crate::disk::DiskOp;
 use crate::storage::writer::LogWriter;
 
 impl Node {
@@ -167,7 +166,7 @@ impl Node {
             self.sg.writer = None;
             self.disk(
                 vec![DiskOp::Remove {
-                    path: join(LOG_DIR, OPEN_LOG),
+                    path: self.sg.files.logs.open_path(),
                 }],
                 Io::Cleanup,
             );
@@ -208,7 +207,7 @@ impl Node {
                 self.close_open_log(&w)
             } else {
                 vec![DiskOp::Remove {
-                    path: join(LOG_DIR, OPEN_LOG),
+                    path: self.sg.files.logs.open_path(),
                 }]
             };
             self.disk(ops, Io::Background);
@@ -374,7 +373,7 @@ impl Node {
                     ops.extend(self.close_open_log(&w));
                 } else {
                     ops.push(DiskOp::Remove {
-                        path: join(LOG_DIR, OPEN_LOG),
+                        path: self.sg.files.logs.open_path(),
                     });
                 }
             }
@@ -406,7 +405,7 @@ impl Node {
             let next = self.sg.inspector.next_expected();
             let last = self.sg.inspector.last_checksum().map(|c| (next - 1, c));
             let (writer, start) = LogWriter::start(
-                LOG_DIR,
+                &self.sg.files.logs,
                 self.config.storage.log_size,
                 self.config.signature,
                 next,

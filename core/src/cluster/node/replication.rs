@@ -3,7 +3,7 @@
 //! owner's lineage, reseeds on request, and catches up for a scheduled move. The same copier
 //! drains a lost node's share after a takeover.
 
-use super::{Ahead, Fetch, Io, Node, NodeEvent, OwnerState, Role, INSPECT_DIR, LOG_DIR};
+use super::{Ahead, Fetch, Io, Node, NodeEvent, OwnerState, Role};
 use crate::cluster::boot::PersistedState;
 use crate::cluster::config::ReplicationNetworks;
 use crate::cluster::divergence::{resolve, OwnStream, Resolution};
@@ -13,7 +13,6 @@ use crate::disk::{join, replace_atomically, DiskError, DiskOp};
 use crate::storage::database::Database;
 use crate::storage::inspect::{Inspector, Rejection};
 use crate::storage::logfile::{scan, seal, ClosedLog};
-use crate::storage::names::{closed_log_name, OPEN_LOG};
 use crate::storage::Generation;
 
 /// Copies of one log that may fail inspection in a row before the copy needs a reseed.
@@ -29,12 +28,12 @@ impl Node {
             .split_off(&(keep + 1))
             .into_keys()
             .map(|g| DiskOp::Remove {
-                path: join(LOG_DIR, &closed_log_name(g)),
+                path: self.sg.files.logs.closed_path(g),
             })
             .collect();
         if self.sg.writer.take().is_some() {
             ops.push(DiskOp::Remove {
-                path: join(LOG_DIR, OPEN_LOG),
+                path: self.sg.files.logs.open_path(),
             });
         }
         ops
@@ -48,7 +47,8 @@ impl Node {
             None if next == 1 => Some(0),
             None => None,
         };
-        self.sg.inspector = Inspector::new(self.config.signature, next, prev);
+        self.sg.inspector =
+            Inspector::new(self.config.signature, next, prev).of_group(self.sg.files.logs.group());
     }
 
     /// Whether the node that owned the stream before us can no longer append to its open log:
@@ -162,7 +162,7 @@ impl Node {
         match self.sg.ahead.remove(&next) {
             Some(Ahead {
                 bytes: Some(bytes), ..
-            }) => self.accept_copy(now, &closed_log_name(next), bytes),
+            }) => self.accept_copy(now, &self.sg.files.logs.closed_name(next), bytes),
             // Asked for already: its answer is the one awaited now, and timed from now (it
             // may queue behind the logs asked for before it).
             Some(Ahead { bytes: None, .. }) => {
@@ -217,7 +217,7 @@ impl Node {
             return;
         }
         self.sg.fetch = None;
-        self.accept_copy(now, &closed_log_name(generation), bytes);
+        self.accept_copy(now, &self.sg.files.logs.closed_name(generation), bytes);
     }
 
     /// The lost node's open log, from its share: sealed as its writer would have closed it.
@@ -234,7 +234,8 @@ impl Node {
             return;
         }
         if let Ok(sealed) = seal(&bytes) {
-            self.accept_copy(now, &closed_log_name(found.header.generation), sealed);
+            let name = self.sg.files.logs.closed_name(found.header.generation);
+            self.accept_copy(now, &name, sealed);
         }
     }
 
@@ -243,7 +244,12 @@ impl Node {
         let mut inspector = self.sg.inspector.clone();
         match inspector.inspect(name, &bytes) {
             Ok(log) => {
-                let ops = replace_atomically(&join(LOG_DIR, name), &join(INSPECT_DIR, name), bytes);
+                let files = &self.sg.files;
+                let ops = replace_atomically(
+                    &join(files.logs.dir(), name),
+                    &join(files.inspector.dir(), name),
+                    bytes,
+                );
                 self.sg.copy_writing = true;
                 self.disk(
                     ops,
@@ -291,12 +297,12 @@ impl Node {
     /// its first missing file.)
     pub(super) fn on_stale_copy_written(&mut self, generation: Generation) {
         self.sg.copy_writing = false;
-        let name = closed_log_name(generation);
+        let name = self.sg.files.logs.closed_name(generation);
         if !self.sg.closed.contains_key(&generation) {
-            let path = join(LOG_DIR, &name);
+            let path = join(self.sg.files.logs.dir(), &name);
             self.disk(vec![DiskOp::Remove { path }], Io::Cleanup);
         }
-        let staged = join(INSPECT_DIR, &name);
+        let staged = join(self.sg.files.inspector.dir(), &name);
         self.disk(vec![DiskOp::Remove { path: staged }], Io::Cleanup);
     }
 
@@ -314,7 +320,7 @@ impl Node {
             return;
         }
         if let Err(e) = result {
-            let staged = join(INSPECT_DIR, &closed_log_name(generation));
+            let staged = self.sg.files.inspector.closed_path(generation);
             self.disk(vec![DiskOp::Remove { path: staged }], Io::Cleanup);
             self.copy_failed(now, format!("copying generation {generation:#x}: {e}"));
             return;
@@ -482,7 +488,7 @@ impl Node {
                         self.close_open_log(&w)
                     } else {
                         vec![DiskOp::Remove {
-                            path: join(LOG_DIR, OPEN_LOG),
+                            path: self.sg.files.logs.open_path(),
                         }]
                     };
                     self.disk(ops, Io::Background);
@@ -571,8 +577,11 @@ impl Node {
                 self.sg.db = db;
                 self.sg.flushed_applied = self.sg.db.applied();
                 // The seed becomes this copy's database file as it came.
-                let ops =
-                    replace_atomically(super::DB_FILE, &format!("{}.tmp", super::DB_FILE), bytes);
+                let ops = replace_atomically(
+                    &self.sg.files.db,
+                    &format!("{}.tmp", self.sg.files.db),
+                    bytes,
+                );
                 self.disk(ops, Io::Background);
                 self.sg.lineage = self
                     .peer

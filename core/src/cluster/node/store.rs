@@ -1,7 +1,7 @@
 //! The active store: messages from the hub go into the open log; a batch is acknowledged once a
 //! sync made it durable (group commit); full logs roll.
 
-use super::{Io, Node, DB_FILE};
+use super::{Io, Node};
 use crate::cluster::wire::Msg;
 use crate::cluster::{Endpoint, HubId, Net, Now};
 use crate::disk::{DiskError, DiskOp};
@@ -218,6 +218,6 @@ impl Node {
             return Vec::new();
         }
         self.sg.flushed_applied = self.sg.db.applied();
-        self.sg.db.persist_ops(DB_FILE)
+        self.sg.db.persist_ops(&self.sg.files.db)
     }
 }
