@@ -213,10 +213,10 @@ pub async fn run(mut file: NodeFile) -> Result<(), String> {
                     let _ = inbox_tx.send(Incoming { from, net, msg });
                 }
                 Endpoint::Share(n) if n == id => {
-                    let running = node.lock().expect("node").store_running();
+                    let running = node.lock().expect("node").stores_running();
                     let answer = {
                         let mut d = disk.lock().expect("disk");
-                        share::serve(&mut *d, &msg, running)
+                        share::serve(&mut *d, &msg, &running)
                     };
                     if let Some(answer) = answer {
                         network.send(Endpoint::Share(id), from, net, answer);

@@ -41,9 +41,17 @@ fn fault() -> impl Strategy<Value = Fault> {
             target,
             comment: "proptest".into(),
         })),
-        1 => node().prop_map(|n| Fault::Admin(n, Admin::RestoreCopy)),
-        1 => node().prop_map(|n| Fault::Admin(n, Admin::MountDatabase)),
+        1 => (node(), 0u8..2).prop_map(|(n, g)| Fault::Admin(n, Admin::for_group(g, Admin::RestoreCopy))),
+        1 => (node(), 0u8..2).prop_map(|(n, g)| Fault::Admin(n, Admin::for_group(g, Admin::MountDatabase))),
     ]
+}
+
+/// The default cluster with two storage groups.
+fn two_groups() -> ClusterConfig {
+    ClusterConfig {
+        storage_groups: 2,
+        ..ClusterConfig::default()
+    }
 }
 
 fn schedule() -> impl Strategy<Value = Vec<(u64, Fault)>> {
@@ -99,14 +107,19 @@ fn run_with(
     w.run_until(300_000);
     // An admin who forced a mount (Restore-StorageGroupCopy) accepted a loss that can leave
     // the old copy beyond lost-log resilience: then, and only then, they reseed it.
-    let forced = w.count(|e| matches!(e, NodeEvent::Mounted { forced: true, .. })) > 0;
+    let forced = w.count(|e| matches!(e.group().1, NodeEvent::Mounted { forced: true, .. })) > 0;
     for id in NodeId::ALL {
-        let status = w.node(id).map(|n| n.copy_status());
-        let needs_reseed = status
-            .and_then(|s| s.failed_message)
-            .is_some_and(|m| m.contains("reseed required"));
-        if needs_reseed && forced {
-            w.schedule(300_001, Fault::Admin(id, Admin::UpdateCopy));
+        for group in 0..w.config.storage_groups {
+            let status = w.node(id).map(|n| n.copy_status_of(group));
+            let needs_reseed = status
+                .and_then(|s| s.failed_message)
+                .is_some_and(|m| m.contains("reseed required"));
+            if needs_reseed && forced {
+                w.schedule(
+                    300_001,
+                    Fault::Admin(id, Admin::for_group(group, Admin::UpdateCopy)),
+                );
+            }
         }
     }
     w.run_until(450_000);
@@ -134,6 +147,21 @@ proptest! {
         delay in 1u64..200,
     ) {
         let w = run(seed, faults, drop, dup, delay, PlantedBugs::default());
+        w.check_settled();
+    }
+
+    /// The same with two storage groups: the server moves as a whole, each group's copy,
+    /// mount and redelivery go on their own, and after every step no group is served by both
+    /// nodes.
+    #[test]
+    fn two_storage_groups_never_split_brain_or_lose_acknowledged_mail(
+        seed in any::<u64>(),
+        faults in schedule(),
+        drop in 0.0f64..0.2,
+        dup in 0.0f64..0.1,
+        delay in 1u64..200,
+    ) {
+        let w = run_with(two_groups(), seed, faults, drop, dup, delay, PlantedBugs::default());
         w.check_settled();
     }
 }
@@ -302,6 +330,28 @@ proptest! {
         let completed = w.count(|e| matches!(e, NodeEvent::MoveCompleted { .. }));
         prop_assert_eq!(w.mounts().len(), 1 + completed + w.count(|e| matches!(e, NodeEvent::MoveFailed { .. })),
             "each completed move mounts the target once, each failed one remounts the source; refused {}", refused_or_failed);
+        w.check_settled();
+    }
+
+    /// Moves of a server of two storage groups: each group's target copy catches up on its
+    /// own and the server goes over once both are ready, so no mount of either group loses
+    /// anything and nothing needs redelivery.
+    #[test]
+    fn moves_of_two_storage_groups_are_lossless(
+        seed in any::<u64>(),
+        moves in proptest::collection::vec(move_fault(), 1..6),
+        drop in 0.0f64..0.15,
+        dup in 0.0f64..0.1,
+        delay in 1u64..150,
+    ) {
+        let w = run_with(two_groups(), seed, moves, drop, dup, delay, PlantedBugs::default());
+        for (t, id, lost) in w.mounts() {
+            prop_assert_eq!(lost, 0, "{} mounted with {} lost at {}", id, lost, t);
+        }
+        prop_assert_eq!(w.redelivered, 0);
+        let completed = w.count(|e| matches!(e, NodeEvent::MoveCompleted { .. }));
+        // Each group mounts once at the start and once per completed move.
+        prop_assert!(w.mounts().len() >= 2 * (1 + completed), "{} mounts, {} moves", w.mounts().len(), completed);
         w.check_settled();
     }
 }

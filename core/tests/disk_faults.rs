@@ -169,21 +169,21 @@ fn a_damaged_copy_boots_marked_damaged_and_a_damaged_state_file_is_an_error() {
     let mut disk = MemDisk::default();
     stream_with_logs(&mut disk);
     let healthy = boot(&mut disk.clone(), &config, 0).unwrap();
-    assert!(healthy.damaged.is_none());
-    assert!(healthy.db.applied() >= 2);
+    assert!(healthy.damaged().is_none());
+    assert!(healthy.groups[0].db.applied() >= 2);
 
     let victim = format!("{DIR}/{}", closed_log_name(2));
     disk.corrupt(&victim, 60, 0x10).unwrap();
     let before = disk.clone();
     let damaged = boot(&mut disk, &config, 0).unwrap();
-    let reason = damaged.damaged.expect("marked damaged");
+    let reason = damaged.damaged().expect("marked damaged").to_string();
     assert!(reason.contains("E0000000002.log"), "{reason}");
     assert_eq!(
-        damaged.db.applied(),
+        damaged.groups[0].db.applied(),
         0,
         "nothing of a damaged copy is loaded"
     );
-    assert!(damaged.log_files.contains(&victim));
+    assert!(damaged.groups[0].log_files.contains(&victim));
     assert_eq!(disk.paths(), before.paths(), "boot changed a damaged disk");
     for path in disk.paths() {
         assert_eq!(disk.durable(&path), before.durable(&path), "{path} changed");

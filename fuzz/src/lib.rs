@@ -228,7 +228,7 @@ pub fn check_boot(
     let outcome = boot(&mut disk, &config, 2_000);
     let refused = match &outcome {
         Err(e) => Some(e.to_string()),
-        Ok(b) => b.damaged.clone(),
+        Ok(b) => b.damaged().map(str::to_string),
     };
     if let Some(why) = refused {
         let after = contents(&mut disk);

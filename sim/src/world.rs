@@ -239,7 +239,7 @@ impl World {
         let state = match state {
             Ok(s) => {
                 *m.boot_error.lock().expect("boot error") = None;
-                if let Some(damage) = &s.damaged {
+                if let Some(damage) = s.damaged() {
                     // The world's own boot read the disk: the damage is really there.
                     self.obs.cover("damaged copy found at boot");
                     self.obs
@@ -536,7 +536,7 @@ impl World {
     fn copy_intact(&self, id: NodeId) -> bool {
         let mut disk: ccr_core::disk::MemDisk = (**self.disk(id)).clone();
         disk.finish_in_flight();
-        let boots = boot(&mut disk, &self.config, 0).is_ok_and(|b| b.damaged.is_none());
+        let boots = boot(&mut disk, &self.config, 0).is_ok_and(|b| b.damaged().is_none());
         let whole = self
             .node(id)
             .is_none_or(|n| !n.lock().expect("node").reseed_required());
@@ -955,10 +955,11 @@ impl World {
                     .lock()
                     .expect("process")
                     .as_ref()
-                    .is_some_and(|p| p.node.lock().expect("node").store_running());
+                    .map(|p| p.node.lock().expect("node").stores_running())
+                    .unwrap_or_default();
                 let reply = {
                     let mut d = disk.lock().expect("disk");
-                    share::serve(&mut *d, &req.msg, running)
+                    share::serve(&mut *d, &req.msg, &running)
                 };
                 if let Some(reply) = reply {
                     net.send(Endpoint::Share(id), req.from, req.net, reply);

@@ -54,6 +54,7 @@ fn heartbeat() -> Msg {
         intent: Default::default(),
         backup: Default::default(),
         db_checkpoint: 0,
+        groups: Vec::new(),
     })
 }
 

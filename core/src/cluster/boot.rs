@@ -44,6 +44,23 @@ pub struct PersistedState {
     /// The newest backup this node knows of (logs up to its checkpoint may be truncated).
     #[serde(default, skip_serializing_if = "is_no_backup")]
     pub backup: BackupMark,
+    /// The second storage group on: the fields above that belong to one storage group
+    /// (`lineage`, `redelivery_pending`, `redelivery_window`, `backup`) are the first's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupState>,
+}
+
+/// One storage group's share of the persisted state (the second on).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupState {
+    pub lineage: Vec<LineageEntry>,
+    #[serde(default)]
+    pub redelivery_pending: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redelivery_window: Option<TimeWindow>,
+    #[serde(default, skip_serializing_if = "is_no_backup")]
+    pub backup: BackupMark,
 }
 
 fn is_no_backup(backup: &BackupMark) -> bool {
@@ -69,7 +86,40 @@ impl PersistedState {
             store_failures: Vec::new(),
             intent: CmsIntent::default(),
             backup: BackupMark::default(),
+            groups: Vec::new(),
         }
+    }
+
+    /// Storage group `group`'s share (the default for one never persisted).
+    pub fn group(&self, group: u8) -> GroupState {
+        if group == 0 {
+            return GroupState {
+                lineage: self.lineage.clone(),
+                redelivery_pending: self.redelivery_pending,
+                redelivery_window: self.redelivery_window,
+                backup: self.backup,
+            };
+        }
+        self.groups
+            .get(usize::from(group) - 1)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Sets storage group `group`'s share.
+    pub fn set_group(&mut self, group: u8, state: GroupState) {
+        if group == 0 {
+            self.lineage = state.lineage;
+            self.redelivery_pending = state.redelivery_pending;
+            self.redelivery_window = state.redelivery_window;
+            self.backup = state.backup;
+            return;
+        }
+        let i = usize::from(group) - 1;
+        if self.groups.len() <= i {
+            self.groups.resize(i + 1, GroupState::default());
+        }
+        self.groups[i] = state;
     }
 
     /// Writes that replace the state file atomically.
@@ -83,6 +133,21 @@ impl PersistedState {
 #[derive(Debug, Clone)]
 pub struct Boot {
     pub state: PersistedState,
+    /// Each storage group's copy, the first first.
+    pub groups: Vec<GroupBoot>,
+}
+
+impl Boot {
+    /// The first storage group's copy damage, if any: the node reports it and asks for a
+    /// reseed.
+    pub fn damaged(&self) -> Option<&str> {
+        self.groups.iter().find_map(|g| g.damaged.as_deref())
+    }
+}
+
+/// One storage group's copy as a node starts from it.
+#[derive(Debug, Clone)]
+pub struct GroupBoot {
     pub db: Database,
     /// Checksums of the closed logs in the log folder.
     pub closed: BTreeMap<Generation, u32>,
@@ -139,18 +204,28 @@ impl BootError {
 /// nothing already on disk is overwritten.
 pub fn boot(disk: &mut dyn Disk, config: &ClusterConfig, now_wall: u64) -> Result<Boot, BootError> {
     let state = read_state(disk, config)?;
-    let files = GroupFiles::of(0);
+    let groups = (0..config.storage_groups)
+        .map(|group| boot_group(disk, config, group, now_wall))
+        .collect::<Result<_, _>>()?;
+    Ok(Boot { state, groups })
+}
+
+fn boot_group(
+    disk: &mut dyn Disk,
+    config: &ClusterConfig,
+    group: u8,
+    now_wall: u64,
+) -> Result<GroupBoot, BootError> {
+    let files = GroupFiles::of(group);
     match load_copy(disk, config, &files, now_wall) {
-        Ok((db, closed, writer)) => Ok(Boot {
-            state,
+        Ok((db, closed, writer)) => Ok(GroupBoot {
             db,
             closed,
             writer,
             damaged: None,
             log_files: Vec::new(),
         }),
-        Err(e) if e.is_copy_damage() => Ok(Boot {
-            state,
+        Err(e) if e.is_copy_damage() => Ok(GroupBoot {
             db: Database::new(config.storage.llr_depth),
             closed: BTreeMap::new(),
             writer: None,
@@ -213,10 +288,11 @@ fn load_copy(
         .map(|l| l.header.signature)
         .or(recovered.writer.as_ref().map(|w| w.signature()))
     {
-        if found != config.signature {
+        let expected = config.group_signature(files.logs.group());
+        if found != expected {
             return Err(BootError::ForeignLogs {
                 path: files.logs.dir().into(),
-                expected: config.signature,
+                expected,
                 found,
             });
         }

@@ -83,13 +83,21 @@ impl DialLimits {
     }
 }
 
+/// Exchange 2007 Enterprise's limit of storage groups per server.
+pub const MAX_STORAGE_GROUPS: u8 = 50;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
     /// The clustered mailbox server's name.
     pub cms_name: String,
-    /// The storage group's log signature, shared by both copies.
+    /// The first storage group's log signature, shared by both copies (each further group's
+    /// is derived from it: see [`ClusterConfig::group_signature`]).
     pub signature: Signature,
+    /// Storage groups on the clustered mailbox server (`First Storage Group` = `E00`, …),
+    /// each with its own log stream, copy, database and dumpster queue on every hub. The
+    /// server moves between nodes as a whole; each group mounts on its own.
+    pub storage_groups: u8,
     /// Who owns the clustered mailbox server when the cluster is first formed.
     pub initial_owner: NodeId,
     /// Hub transport servers in the site (`hub1`, `hub2`, …), each with its own dumpster:
@@ -171,6 +179,7 @@ impl Default for ClusterConfig {
         ClusterConfig {
             cms_name: "E2K7CCR".into(),
             signature: Signature(0xE2C7_CC12_0000_0001),
+            storage_groups: 1,
             initial_owner: NodeId::Node1,
             hubs: 2,
             os: Os::default(),
@@ -219,6 +228,12 @@ impl ClusterConfig {
             self.restart_threshold.unwrap_or(threshold),
             self.restart_period_ms.unwrap_or(period),
         )
+    }
+
+    /// Storage group `group`'s log signature: a log of one group is refused by another's
+    /// inspector and recovery, as Exchange's are.
+    pub fn group_signature(&self, group: u8) -> Signature {
+        Signature(self.signature.0 ^ (u64::from(group) << 32))
     }
 
     /// How long an open log with records may stay open; `None`: until it is full.
@@ -283,6 +298,9 @@ impl ClusterConfig {
         let fail = |field: &str, why: &str| Err(format!("{field}: {why}"));
         if !(1..=8).contains(&self.hubs) {
             return fail("hubs", "must be between 1 and 8");
+        }
+        if !(1..=MAX_STORAGE_GROUPS).contains(&self.storage_groups) {
+            return fail("storage_groups", "must be between 1 and 50");
         }
         if self.heartbeat_interval_ms() == 0 {
             return fail("heartbeat_interval_ms", "must be positive");

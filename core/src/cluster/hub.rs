@@ -107,12 +107,134 @@ pub enum HubAction {
     },
 }
 
+/// The hub transport: one queue and dumpster per storage group of the clustered mailbox
+/// server. A message goes to the storage group of its recipient's mailbox: mailboxes are
+/// spread over the groups, message `id` standing for mailbox `id mod groups`.
+///
 /// Serialisable as a whole (less its pending actions and planted bugs): the real hub keeps it
 /// in a file, as Exchange's hub keeps its queue database, so a hub restart loses neither the
 /// queue nor the dumpster.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Hub {
+    queues: Vec<HubQueue>,
+    /// The queue whose actions `poll_action` hands out next.
+    #[serde(skip)]
+    next_queue: usize,
+}
+
+/// The storage group message `id` belongs to, on a server of `groups` storage groups.
+pub fn group_of(id: MessageId, groups: u8) -> u8 {
+    (id.0 % u64::from(groups.max(1))) as u8
+}
+
+impl Hub {
+    /// A hub for a server of one storage group.
+    pub fn new(config: HubConfig) -> Hub {
+        Hub::for_groups(config, 1)
+    }
+
+    /// A hub for a server of `groups` storage groups.
+    pub fn for_groups(config: HubConfig, groups: u8) -> Hub {
+        Hub {
+            queues: (0..groups.max(1))
+                .map(|_| HubQueue::new(config.clone()))
+                .collect(),
+            next_queue: 0,
+        }
+    }
+
+    fn groups(&self) -> u8 {
+        u8::try_from(self.queues.len()).expect("at most 50 storage groups")
+    }
+
+    /// The limits of a restored hub follow its config file, not the state it saved.
+    pub fn reconfigure(&mut self, config: HubConfig) {
+        for q in &mut self.queues {
+            q.reconfigure(config.clone());
+        }
+    }
+
+    /// Plants a bug for checker tests: the dumpster keeps a sixty-fourth of what it should.
+    pub fn plant_bug_evict_early(&mut self) {
+        self.queues
+            .iter_mut()
+            .for_each(HubQueue::plant_bug_evict_early);
+    }
+
+    /// Plants a bug for checker tests: redelivery requests are confirmed and not carried out.
+    pub fn plant_bug_skip_redelivery(&mut self) {
+        self.queues
+            .iter_mut()
+            .for_each(HubQueue::plant_bug_skip_redelivery);
+    }
+
+    /// The node serving the first storage group, as last announced.
+    pub fn active(&self) -> Option<View> {
+        self.queues[0].active()
+    }
+
+    /// The node serving storage group `group`, as last announced.
+    pub fn active_of(&self, group: u8) -> Option<View> {
+        self.queues
+            .get(usize::from(group))
+            .and_then(HubQueue::active)
+    }
+
+    pub fn dumpster_len(&self) -> usize {
+        self.queues.iter().map(HubQueue::dumpster_len).sum()
+    }
+
+    /// A client hands the hub a message.
+    pub fn submit(&mut self, now: Now, id: MessageId, size: u32) {
+        let group = group_of(id, self.groups());
+        self.queues[usize::from(group)].submit(now, id, size);
+    }
+
+    pub fn handle(&mut self, now: Now, from: NodeId, msg: Msg) {
+        let (group, msg) = msg.into_group();
+        if let Some(q) = self.queues.get_mut(usize::from(group)) {
+            q.handle(now, from, msg);
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Now) {
+        for q in &mut self.queues {
+            q.handle_timeout(now);
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.queues.iter().filter_map(HubQueue::poll_timeout).min()
+    }
+
+    /// The next action of any storage group's queue; a message about a storage group goes
+    /// as that group's.
+    pub fn poll_action(&mut self) -> Option<HubAction> {
+        while self.next_queue < self.queues.len() {
+            let group = self.next_queue;
+            if let Some(action) = self.queues[group].poll_action() {
+                return Some(match action {
+                    HubAction::Send { to, net, msg } if msg.is_group_level() => HubAction::Send {
+                        to,
+                        net,
+                        msg: Msg::for_group(group as u8, msg),
+                    },
+                    other => other,
+                });
+            }
+            self.next_queue += 1;
+        }
+        self.next_queue = 0;
+        None
+    }
+}
+
+/// One storage group's queue and dumpster on a hub (`MaxDumpsterSizePerStorageGroup` is per
+/// group): which node serves the group, the mail waiting for it, and what it delivered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubQueue {
     config: HubConfig,
     /// The serving owner as last announced.
     active: Option<View>,
@@ -152,9 +274,9 @@ pub struct Hub {
     owner_quiet: bool,
 }
 
-impl Hub {
-    pub fn new(config: HubConfig) -> Hub {
-        Hub {
+impl HubQueue {
+    pub fn new(config: HubConfig) -> HubQueue {
+        HubQueue {
             config,
             active: None,
             waiting: VecDeque::new(),

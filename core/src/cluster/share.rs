@@ -7,14 +7,32 @@ use crate::disk::Disk;
 use super::node::{GroupFiles, STATE_FILE};
 use super::wire::Msg;
 
-/// Answers one request. `store_running` is whether that machine's store has the logs open;
-/// the open log is served only when it is not (it is still being written otherwise), and the
+/// Answers one request, about any storage group. `stores_running[g]` is whether that
+/// machine's store has storage group `g`'s logs open (a group past the list's end: no); the
+/// open log is served only when it is not (it is still being written otherwise), and the
 /// database only when it is: a seed streams from the active store, as Exchange's
 /// `Update-StorageGroupCopy` does — never from the file of a store that is down, which may be
 /// damaged or about to be rolled back.
-pub fn serve(disk: &mut dyn Disk, request: &Msg, store_running: bool) -> Option<Msg> {
+pub fn serve(disk: &mut dyn Disk, request: &Msg, stores_running: &[bool]) -> Option<Msg> {
+    let (group, request) = match request {
+        Msg::ForGroup { group, msg } => (*group, &**msg),
+        request => (0, request),
+    };
+    let store_running = stores_running
+        .get(usize::from(group))
+        .copied()
+        .unwrap_or(false);
+    let reply = serve_group(disk, GroupFiles::of(group), request, store_running)?;
+    Some(Msg::for_group(group, reply))
+}
+
+fn serve_group(
+    disk: &mut dyn Disk,
+    files: GroupFiles,
+    request: &Msg,
+    store_running: bool,
+) -> Option<Msg> {
     let missing = |generation, reason: String| Msg::NoLog { generation, reason };
-    let files = GroupFiles::of(0);
     Some(match request {
         Msg::FetchLog { generation } => match disk.read(&files.logs.closed_path(*generation)) {
             Ok(done) => Msg::LogFile {

@@ -144,6 +144,22 @@ pub struct CopyReport {
     pub suspend_comment: Option<String>,
 }
 
+/// What a heartbeat tells of one storage group beyond the first (whose fields are the
+/// heartbeat's own, as a one-group server's always were).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupBeat {
+    pub serving: bool,
+    pub open_generation: Option<Generation>,
+    pub open_records: u32,
+    pub last_closed: Generation,
+    pub lineage: Vec<LineageEntry>,
+    pub copy: Option<CopyReport>,
+    #[serde(default)]
+    pub backup: BackupMark,
+    #[serde(default)]
+    pub db_checkpoint: Generation,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Heartbeat {
     /// The sender's monotonic clock when it sent this.
@@ -175,11 +191,46 @@ pub struct Heartbeat {
     /// truncated after a backup, as far as the sender's copy is concerned.
     #[serde(default)]
     pub db_checkpoint: Generation,
+    /// The same for the second storage group on (empty for a server of one): `serving` and
+    /// the fields above are the first's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupBeat>,
+}
+
+impl Heartbeat {
+    /// What this heartbeat tells of storage group `group`, if it tells anything.
+    pub fn group(&self, group: u8) -> Option<GroupBeat> {
+        if group == 0 {
+            return Some(GroupBeat {
+                serving: self.serving,
+                open_generation: self.open_generation,
+                open_records: self.open_records,
+                last_closed: self.last_closed,
+                lineage: self.lineage.clone(),
+                copy: self.copy.clone(),
+                backup: self.backup,
+                db_checkpoint: self.db_checkpoint,
+            });
+        }
+        self.groups.get(usize::from(group) - 1).cloned()
+    }
+
+    /// Whether the sender serves any storage group.
+    pub fn serving_any(&self) -> bool {
+        self.serving || self.groups.iter().any(|g| g.serving)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
     Heartbeat(Heartbeat),
+
+    /// A message about storage group `group` (1 for the second, …): its logs, its mail, its
+    /// move. The first storage group's travel bare, as a one-group server's always did.
+    ForGroup {
+        group: u8,
+        msg: Box<Msg>,
+    },
 
     // Node → a node machine's log share, and its answers.
     FetchLog {
@@ -223,12 +274,17 @@ pub enum Msg {
         stamp: u64,
         head: Generation,
         view: View,
+        /// The heads of the second storage group on.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        heads: Vec<Generation>,
     },
     WitnessGranted {
         stamp: u64,
         epoch: u64,
         head: Generation,
         view: View,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        heads: Vec<Generation>,
         /// The newest stop or start the witness has recorded: a node taking over learns of
         /// a stop its peer recorded before it died.
         #[serde(default)]
@@ -240,6 +296,8 @@ pub enum Msg {
         epoch: u64,
         head: Generation,
         view: View,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        heads: Vec<Generation>,
     },
 
     /// Node → witness: keep this stop or start of the server (the cluster database's copy on
@@ -274,6 +332,9 @@ pub enum Msg {
         /// asks for it with its own mount.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         window: Option<TimeWindow>,
+        /// The same for the second storage group on.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        windows: Vec<Option<TimeWindow>>,
     },
 
     // Hub ↔ node.
@@ -322,6 +383,44 @@ pub enum Msg {
 }
 
 impl Msg {
+    /// `msg` as a message of storage group `group`: bare for the first.
+    pub fn for_group(group: u8, msg: Msg) -> Msg {
+        if group == 0 {
+            msg
+        } else {
+            Msg::ForGroup {
+                group,
+                msg: Box::new(msg),
+            }
+        }
+    }
+
+    /// The storage group a message is about and the message itself.
+    pub fn into_group(self) -> (u8, Msg) {
+        match self {
+            Msg::ForGroup { group, msg } => (group, *msg),
+            msg => (0, msg),
+        }
+    }
+
+    /// Whether the message is one storage group's business (and so travels in `ForGroup` for
+    /// every group but the first) rather than the cluster's.
+    pub fn is_group_level(&self) -> bool {
+        !matches!(
+            self,
+            Msg::Heartbeat(_)
+                | Msg::ForGroup { .. }
+                | Msg::Arbitrate { .. }
+                | Msg::WitnessGranted { .. }
+                | Msg::WitnessDenied { .. }
+                | Msg::RecordIntent { .. }
+                | Msg::IntentRecorded { .. }
+                | Msg::HandOver { .. }
+                | Msg::Ping { .. }
+                | Msg::Pong { .. }
+        )
+    }
+
     /// The message with its bulk bytes (a log, a database, a body) left out, and those bytes:
     /// what a binary frame carries after the JSON, as they are. `None` for a message without
     /// a bulk field.
@@ -334,6 +433,10 @@ impl Msg {
                 },
                 bytes,
             ),
+            Msg::ForGroup { group, msg } => {
+                let (light, bytes) = msg.without_bulk()?;
+                return Some((Msg::for_group(*group, light), bytes));
+            }
             Msg::OpenLogFile { bytes } => (Msg::OpenLogFile { bytes: Vec::new() }, bytes),
             Msg::DatabaseFile { bytes } => (Msg::DatabaseFile { bytes: Vec::new() }, bytes),
             Msg::StateFile { bytes } => (Msg::StateFile { bytes: Vec::new() }, bytes),
@@ -358,6 +461,7 @@ impl Msg {
             | Msg::DatabaseFile { bytes }
             | Msg::StateFile { bytes } => Some(bytes),
             Msg::Deliver { body, .. } => Some(body),
+            Msg::ForGroup { msg, .. } => msg.bulk_mut(),
             _ => None,
         }
     }

@@ -31,6 +31,9 @@ pub struct Witness {
     /// may since have been rolled back as diverged — counting that would wait forever for a
     /// generation no stream has.
     known_heads: [u32; 2],
+    /// The same for the second storage group on, per node.
+    #[serde(default, skip_serializing_if = "no_more_heads")]
+    known_more_heads: [Vec<u32>; 2],
     /// The newest ownership view any arbitrating node reported (kept in the witness file).
     known_view: Option<View>,
     /// The newest stop or start of the server any node recorded (kept in the witness file).
@@ -43,6 +46,10 @@ pub struct Witness {
     grants_everyone: bool,
 }
 
+fn no_more_heads(heads: &[Vec<u32>; 2]) -> bool {
+    heads.iter().all(Vec::is_empty)
+}
+
 impl Witness {
     pub fn new(config: &ClusterConfig) -> Witness {
         Witness {
@@ -50,6 +57,7 @@ impl Witness {
             lock: None,
             epoch: 0,
             known_heads: [0; 2],
+            known_more_heads: [Vec::new(), Vec::new()],
             known_view: None,
             known_intent: CmsIntent::default(),
             out: VecDeque::new(),
@@ -72,13 +80,19 @@ impl Witness {
     pub fn lose_file(&mut self) {
         self.lock = None;
         self.known_heads = [0; 2];
+        self.known_more_heads = [Vec::new(), Vec::new()];
         self.known_view = None;
         self.known_intent = CmsIntent::default();
     }
 
     pub fn handle(&mut self, now: Now, from: NodeId, msg: Msg) {
-        let (stamp, head, view) = match msg {
-            Msg::Arbitrate { stamp, head, view } => (stamp, head, view),
+        let (stamp, head, view, heads) = match msg {
+            Msg::Arbitrate {
+                stamp,
+                head,
+                view,
+                heads,
+            } => (stamp, head, view, heads),
             Msg::RecordIntent { intent } => {
                 if intent.newer_than(&self.known_intent) && !self.grants_everyone {
                     self.known_intent = intent;
@@ -94,18 +108,26 @@ impl Witness {
             _ => return,
         };
         let intent = self.known_intent.clone();
-        let (head, view) = if self.grants_everyone {
+        let (head, view, heads) = if self.grants_everyone {
             // The planted bug remembers nothing either: a dumb share.
-            (head, view)
+            (head, view, heads)
         } else {
             let mine = &mut self.known_heads[from.index()];
             *mine = (*mine).max(head);
+            let more = &mut self.known_more_heads[from.index()];
+            if more.len() < heads.len() {
+                more.resize(heads.len(), 0);
+            }
+            for (known, head) in more.iter_mut().zip(heads) {
+                *known = (*known).max(head);
+            }
             if self.known_view.is_none_or(|v| view.epoch > v.epoch) {
                 self.known_view = Some(view);
             }
             (
                 self.known_heads[from.peer().index()],
                 self.known_view.expect("just set"),
+                self.known_more_heads[from.peer().index()].clone(),
             )
         };
         let reply = match self.lock {
@@ -120,6 +142,7 @@ impl Witness {
                     head,
                     view,
                     intent,
+                    heads: heads.clone(),
                 }
             }
             Some(l) if now.mono < l.renewed_at + self.hold_ms && self.grants_everyone => {
@@ -130,6 +153,7 @@ impl Witness {
                     head,
                     view,
                     intent,
+                    heads: heads.clone(),
                 }
             }
             Some(l) if now.mono < l.renewed_at + self.hold_ms => Msg::WitnessDenied {
@@ -138,6 +162,7 @@ impl Witness {
                 epoch: l.epoch,
                 head,
                 view,
+                heads: heads.clone(),
             },
             _ => {
                 self.epoch += 1;
@@ -152,6 +177,7 @@ impl Witness {
                     head,
                     view,
                     intent,
+                    heads: heads.clone(),
                 }
             }
         };
@@ -179,6 +205,7 @@ mod tests {
                 stamp: t,
                 head: 0,
                 view,
+                heads: Vec::new(),
             },
         );
         w.poll_send().unwrap().1
@@ -199,6 +226,7 @@ mod tests {
                     owner: NodeId::Node1
                 },
                 intent: CmsIntent::default(),
+                heads: Vec::new(),
             }
         );
         assert!(matches!(

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ccr_core::cluster::boot::boot;
 use ccr_core::cluster::config::ClusterConfig;
-use ccr_core::cluster::hub::{Hub, HubAction, HubConfig};
+use ccr_core::cluster::hub::{group_of, Hub, HubAction, HubConfig};
 use ccr_core::cluster::node::{Action, Admin, Input, Node, NodeEvent, PlantedBugs};
 use ccr_core::cluster::share;
 use ccr_core::cluster::wire::Msg;
@@ -143,7 +143,7 @@ impl World {
             witness: Witness::new(&config),
             witness_up: true,
             hubs: HubId::all(config.hubs)
-                .map(|_| Hub::new(HubConfig::default()))
+                .map(|_| Hub::for_groups(HubConfig::default(), config.storage_groups))
                 .collect(),
             machines: Vec::new(),
             config,
@@ -314,14 +314,16 @@ impl World {
                             "{id} mounted without quorum"
                         );
                     }
-                    if let NodeEvent::LogCopied { generation } = e {
+                    if let (group, NodeEvent::LogCopied { generation }) = e.group() {
+                        let generation = *generation;
                         let node = self.node(id).unwrap();
-                        let closed = node.closed_logs();
+                        let closed = node.closed_logs_of(group);
                         assert!(
                             generation == 1
                                 || closed.contains_key(&(generation - 1))
-                                || node.database().applied() >= generation - 1,
-                            "{id} accepted generation {generation} without its predecessor"
+                                || node.database_of(group).applied() >= generation - 1,
+                            "{id} accepted generation {generation} of group {group} without its \
+                             predecessor"
                         );
                     }
                     self.events.push((self.now, id, e));
@@ -363,8 +365,12 @@ impl World {
                 if !m.up {
                     return;
                 }
-                let running = m.node.as_ref().is_some_and(|n| n.store_running());
-                if let Some(reply) = share::serve(&mut m.disk, &msg, running) {
+                let running = m
+                    .node
+                    .as_ref()
+                    .map(|n| n.stores_running())
+                    .unwrap_or_default();
+                if let Some(reply) = share::serve(&mut m.disk, &msg, &running) {
                     self.send(to, from, net, reply);
                 }
             }
@@ -434,17 +440,20 @@ impl World {
     /// Never two nodes serving at the same instant. A paused process accepts no writes; its
     /// first step after resuming re-checks quorum.
     fn check_single_active(&self) {
-        let serving: Vec<NodeId> = NodeId::ALL
-            .into_iter()
-            .filter(|&id| self.machines[id.index()].held.is_none())
-            .filter(|&id| self.node(id).is_some_and(|n| n.is_serving()))
-            .collect();
-        assert!(
-            serving.len() <= 1,
-            "split brain at {} ms: {serving:?} both serving; last events: {:#?}",
-            self.now,
-            &self.events[self.events.len().saturating_sub(12)..]
-        );
+        for group in 0..self.config.storage_groups {
+            let serving: Vec<NodeId> = NodeId::ALL
+                .into_iter()
+                .filter(|&id| self.machines[id.index()].held.is_none())
+                .filter(|&id| self.node(id).is_some_and(|n| n.is_serving_group(group)))
+                .collect();
+            assert!(
+                serving.len() <= 1,
+                "split brain at {} ms: {serving:?} both serving group {group}; last events: \
+                 {:#?}",
+                self.now,
+                &self.events[self.events.len().saturating_sub(12)..]
+            );
+        }
     }
 
     pub fn run_until(&mut self, end: u64) {
@@ -552,16 +561,27 @@ impl World {
     }
 
     pub fn serving(&self) -> Vec<NodeId> {
+        self.serving_group(0)
+    }
+
+    /// The nodes serving storage group `group`.
+    pub fn serving_group(&self, group: u8) -> Vec<NodeId> {
         NodeId::ALL
             .into_iter()
-            .filter(|&id| self.node(id).is_some_and(|n| n.is_serving()))
+            .filter(|&id| self.node(id).is_some_and(|n| n.is_serving_group(group)))
             .collect()
     }
 
-    /// After healing: one node serves every acknowledged message exactly once, the other is a
-    /// healthy passive caught up to the same digest.
+    /// After healing, in every storage group: one node serves every acknowledged message of
+    /// the group exactly once, the other is a healthy passive caught up to the same digest.
     pub fn check_settled(&self) {
-        let serving = self.serving();
+        for group in 0..self.config.storage_groups {
+            self.check_group_settled(group);
+        }
+    }
+
+    fn check_group_settled(&self, group: u8) {
+        let serving = self.serving_group(group);
         assert_eq!(
             serving.len(),
             1,
@@ -569,10 +589,12 @@ impl World {
             &self.events[self.events.len().saturating_sub(20)..]
         );
         let active = self.node(serving[0]).unwrap();
+        let groups = self.config.storage_groups;
         let missing: Vec<_> = self
             .acked
             .iter()
-            .filter(|id| !active.database().contains(**id))
+            .filter(|id| group_of(**id, groups) == group)
+            .filter(|id| !active.database_of(group).contains(**id))
             .take(10)
             .collect();
         assert!(
@@ -581,7 +603,7 @@ impl World {
             self.acked.len()
         );
         let passive = self.node(serving[0].peer()).unwrap();
-        let status = passive.copy_status();
+        let status = passive.copy_status_of(group);
         assert_eq!(
             (status.copy_queue_length, status.replay_queue_length),
             (0, 0),
@@ -592,14 +614,23 @@ impl World {
             "Healthy",
             "passive copy: {status:?}"
         );
-        assert_eq!(passive.database().applied(), active.last_closed());
+        let last_closed = active
+            .closed_logs_of(group)
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0);
+        assert_eq!(passive.database_of(group).applied(), last_closed);
         assert_eq!(
-            passive.database().digest(),
-            active.database().complete_digest()
+            passive.database_of(group).digest(),
+            active.database_of(group).complete_digest()
         );
-        for (g, c) in passive.closed_logs() {
-            if let Some(a) = active.closed_logs().get(g) {
-                assert_eq!(a, c, "generation {g} differs between the copies");
+        for (g, c) in passive.closed_logs_of(group) {
+            if let Some(a) = active.closed_logs_of(group).get(g) {
+                assert_eq!(
+                    a, c,
+                    "generation {g} of group {group} differs between the copies"
+                );
             }
         }
     }
@@ -612,7 +643,7 @@ impl World {
     pub fn mounts(&self) -> Vec<(u64, NodeId, u32)> {
         self.events
             .iter()
-            .filter_map(|(t, id, e)| match e {
+            .filter_map(|(t, id, e)| match e.group().1 {
                 NodeEvent::Mounted { lost, .. } => Some((*t, *id, *lost)),
                 _ => None,
             })

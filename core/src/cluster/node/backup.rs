@@ -93,7 +93,7 @@ impl Node {
         let peer_checkpoint = if self.bugs.truncation_ignores_passive {
             Generation::MAX
         } else {
-            match self.peer.as_ref().filter(|_| !self.peer_down(now)) {
+            match self.sg.peer.as_ref().filter(|_| !self.peer_down(now)) {
                 Some(peer) => peer.db_checkpoint,
                 None => return,
             }

@@ -5,7 +5,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use super::{Ahead, Fetch, DB_FILE, INSPECT_DIR, LOG_DIR};
+use super::{Ahead, Fetch, OwnerState, Role, DB_FILE, INSPECT_DIR, LOG_DIR};
+use crate::cluster::boot::{GroupBoot, GroupState};
+use crate::cluster::config::ClusterConfig;
+use crate::cluster::wire::GroupBeat;
 use crate::cluster::wire::{BackupMark, LineageEntry, TimeWindow};
 use crate::cluster::HubId;
 use crate::disk::join;
@@ -51,7 +54,17 @@ impl GroupFiles {
 
 #[derive(Debug, Clone)]
 pub(super) struct Group {
+    /// Its number (0 for the first).
+    pub(super) index: u8,
     pub(super) files: GroupFiles,
+    /// What this node does with the group's database: every group of an owner mounts on its
+    /// own, so some may serve while others wait (Partially Online).
+    pub(super) role: Role,
+    /// What the peer's newest heartbeat told of this group.
+    pub(super) peer: Option<GroupBeat>,
+    /// When a move to this node is over for certain, whatever became of it: its source gives
+    /// up after `move_timeout_ms`. (A source that restarted meanwhile never says so.)
+    pub(super) move_over_by: u64,
     pub(super) lineage: Vec<LineageEntry>,
     // Storage.
     pub(super) db: Database,
@@ -144,6 +157,121 @@ pub(super) struct Group {
     pub(super) redelivery_window: Option<TimeWindow>,
     /// A failover window an old owner handed over with the server, for our mount to ask.
     pub(super) inherited_window: Option<TimeWindow>,
+}
+
+impl Group {
+    /// Storage group `index` as this node boots it: `owner` when the view says this node owns
+    /// the server.
+    pub(super) fn new(
+        index: u8,
+        boot: GroupBoot,
+        state: GroupState,
+        owner: bool,
+        config: &ClusterConfig,
+    ) -> Group {
+        let GroupBoot {
+            db,
+            closed,
+            writer,
+            damaged,
+            log_files,
+        } = boot;
+        // A damaged copy never serves, even where the view says this node owns the server:
+        // it stays a passive that reports its copy Failed, the peer takes the server over,
+        // and an administrator reseeds it.
+        let role = if owner && damaged.is_none() {
+            Role::Owner(OwnerState::Offline {
+                reason: "starting".into(),
+            })
+        } else {
+            Role::Passive
+        };
+        Group {
+            index,
+            files: GroupFiles::of(index),
+            role,
+            peer: None,
+            move_over_by: 0,
+            lineage: state.lineage,
+            // A passive copies only once it has compared its logs with a serving owner's
+            // lineage and adopted it; an owner's stream is its own.
+            resolved: owner,
+            flushed_applied: db.applied(),
+            db_file_checkpoint: db.file_checkpoint(),
+            db,
+            closed,
+            writer_recovered: writer.is_some(),
+            writer,
+            // Replaced by the node's reset_inspector once the logs are in place.
+            inspector: Inspector::new(config.group_signature(index), 1, Some(0)).of_group(index),
+            replay_queue: VecDeque::new(),
+            db_writes: BTreeMap::new(),
+            backup: state.backup,
+            peer_head: 0,
+            witness_head: 0,
+            fetch: None,
+            ahead: BTreeMap::new(),
+            copy_retry_at: 0,
+            copy_writing: false,
+            suspended: false,
+            suspend_comment: None,
+            copy_failure: None,
+            reseed_required: damaged.clone(),
+            copy_damaged: damaged.is_some(),
+            damaged_files: log_files,
+            inspection_failures: None,
+            reseed_before: None,
+            seeding: false,
+            move_target: None,
+            move_promised: None,
+            drain_finished: false,
+            open_log_due: false,
+            copy_round: 0,
+            drain_state_done: false,
+            force_mount: false,
+            mount_asked: false,
+            replayed_at_takeover: None,
+            blocked_since: None,
+            last_replayed_ms: None,
+            batch: Vec::new(),
+            batch_ids: Vec::new(),
+            unsynced: BTreeSet::new(),
+            commit_in_flight: false,
+            open_log_since: None,
+            redelivery_pending: state.redelivery_pending,
+            redelivery_confirmed: BTreeSet::new(),
+            redelivery_window: state.redelivery_window,
+            inherited_window: None,
+        }
+    }
+
+    /// Why this copy cannot be mounted at all, if it cannot: nothing of it is loaded, it
+    /// diverged, or a seed is under way.
+    pub(super) fn unmountable(&self) -> Option<String> {
+        if self.copy_damaged {
+            Some("this copy is damaged and cannot mount".into())
+        } else if let Some(reason) = &self.reseed_required {
+            Some(format!("this copy needs a reseed: {reason}"))
+        } else if self.seeding {
+            Some("this copy is being seeded".into())
+        } else {
+            None
+        }
+    }
+
+    /// Its share of the persisted cluster state.
+    pub(super) fn persisted(&self) -> GroupState {
+        GroupState {
+            lineage: self.lineage.clone(),
+            redelivery_pending: self.redelivery_pending,
+            redelivery_window: self.redelivery_window,
+            backup: self.backup,
+        }
+    }
+
+    pub(super) fn is_serving(&self) -> bool {
+        matches!(self.role, Role::Owner(OwnerState::Serving))
+    }
 }
 
 #[cfg(test)]

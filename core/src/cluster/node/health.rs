@@ -11,11 +11,17 @@ impl Node {
     /// it is asked. The active knows the passive's copy from its heartbeats; with the passive
     /// unheard, its replication service is down as far as anyone can tell.
     pub fn passive_copy_status(&self, now: Now) -> CopyStatus {
-        if matches!(self.role, Role::Passive { .. }) {
-            return self.copy_status();
+        self.passive_copy_status_of(0, now)
+    }
+
+    /// The same for storage group `group`.
+    pub fn passive_copy_status_of(&self, group: u8, now: Now) -> CopyStatus {
+        let g = self.group(group);
+        if matches!(g.role, Role::Passive) {
+            return self.copy_status_of(group);
         }
-        let last_closed = self.last_closed();
-        let report = self
+        let last_closed = g.closed.keys().next_back().copied().unwrap_or(0);
+        let report = g
             .peer
             .as_ref()
             .filter(|_| !self.peer_down(now))
@@ -58,7 +64,6 @@ impl Node {
             detail,
         };
         let peer = self.id.peer();
-        let copy = self.passive_copy_status(now);
         let cms = self.cms_status(now);
         let window = self.config.peer_down_after_ms();
         let silent: Vec<&str> = [(Net::Public, "public"), (Net::Private, "private")]
@@ -71,9 +76,8 @@ impl Node {
         let allowed = self.config.dial_limits.allowed(self.config.mount_dial);
         // A passive holds no lease of its own: it is in the quorum while it hears the owner
         // (two votes of three), or while the witness votes for it.
-        let in_quorum = self.has_quorum(now)
-            || (matches!(self.role, Role::Passive { .. }) && !self.peer_down(now));
-        let checks = vec![
+        let in_quorum = self.has_quorum(now) || (!self.owner_side() && !self.peer_down(now));
+        let mut checks = vec![
             check(
                 "ClusterService",
                 in_quorum,
@@ -128,6 +132,31 @@ impl Node {
                     |f| format!("failed on {}: {f}", self.id),
                 ),
             ),
+        ];
+        for group in 0..self.group_count() {
+            let copy = self.passive_copy_status_of(group, now);
+            // Each storage group's copy is checked; with more than one, each row names its.
+            let sg = if self.group_count() > 1 {
+                format!("{}: ", self.group(group).files.logs.prefix())
+            } else {
+                String::new()
+            };
+            checks.extend(self.copy_checks(&sg, &copy, allowed));
+        }
+        ReplicationHealth {
+            server: self.id.to_string(),
+            checks,
+        }
+    }
+
+    /// Test-ReplicationHealth's checks of one storage group's passive copy.
+    fn copy_checks(&self, sg: &str, copy: &CopyStatus, allowed: u32) -> Vec<HealthCheck> {
+        let check = |name: &str, passed: bool, detail: String| HealthCheck {
+            check: name.into(),
+            passed,
+            detail: format!("{sg}{detail}"),
+        };
+        vec![
             check(
                 "SGCopySuspended",
                 copy.summary != SummaryCopyStatus::Suspended,
@@ -161,10 +190,6 @@ impl Node {
                     copy.copy_queue_length
                 ),
             ),
-        ];
-        ReplicationHealth {
-            server: self.id.to_string(),
-            checks,
-        }
+        ]
     }
 }

@@ -45,7 +45,10 @@ impl Node {
             Some("Stop-ClusteredMailboxServer needs a StopReason saying why")
         } else if self.intent.stopped {
             Some("the clustered mailbox server is already stopped")
-        } else if matches!(self.role, Role::Owner(OwnerState::Moving(_))) {
+        } else if self
+            .groups()
+            .any(|g| matches!(g.role, Role::Owner(OwnerState::Moving(_))))
+        {
             Some("a move of the clustered mailbox server is under way")
         } else {
             None
@@ -119,31 +122,35 @@ impl Node {
             return;
         }
         if !self.intent.stopped {
-            if let Role::Owner(OwnerState::Offline { reason }) = &self.role {
-                if reason.starts_with(STOPPED_BY_ADMIN) {
-                    self.role = Role::Owner(OwnerState::Offline {
-                        reason: "started by an administrator".into(),
-                    });
+            self.each_group(|node| {
+                if let Role::Owner(OwnerState::Offline { reason }) = &node.sg.role {
+                    if reason.starts_with(STOPPED_BY_ADMIN) {
+                        node.sg.role = Role::Owner(OwnerState::Offline {
+                            reason: "started by an administrator".into(),
+                        });
+                    }
                 }
-            }
+            });
             return;
         }
         let reason = self.stopped_reason();
-        match &self.role {
+        // No takeover of a stopped server: nothing should come online.
+        self.arbitrate_at = None;
+        self.each_group(|node| match &node.sg.role {
             Role::Owner(OwnerState::Moving(_)) => {}
             Role::Owner(OwnerState::Offline { reason: r }) if *r == reason => {}
             Role::Owner(_) => {
-                self.sg.fetch = None;
-                self.sg.ahead.clear();
-                self.dismount(now, OwnerState::Offline { reason });
+                node.sg.fetch = None;
+                node.sg.ahead.clear();
+                node.dismount(
+                    now,
+                    OwnerState::Offline {
+                        reason: reason.clone(),
+                    },
+                );
             }
-            Role::Passive { arbitrate_at } => {
-                // No takeover of a stopped server: nothing should come online.
-                if arbitrate_at.is_some() {
-                    self.role = Role::Passive { arbitrate_at: None };
-                }
-            }
-        }
+            Role::Passive => {}
+        });
     }
 
     /// Asks the witness to keep a stop or start it does not hold yet (once per heartbeat
@@ -173,7 +180,8 @@ impl Node {
     /// from us may serve until its leases run out; swarm@10:1133.)
     fn peer_cannot_serve(&self, now: Now, seq: u64) -> bool {
         if !self.peer_down(now) {
-            return self.peer_intent_seq >= seq && self.peer.as_ref().is_some_and(|p| !p.serving);
+            return self.peer_intent_seq >= seq
+                && self.peer.as_ref().is_some_and(|p| !p.serving_any());
         }
         now.mono >= self.takeover_guard_until()
             && self.witness_valid(now)
@@ -201,8 +209,10 @@ impl Node {
             return;
         }
         if self.intent.stopped {
-            let quiet_here =
-                !self.is_serving() && !self.sg.commit_in_flight && self.sg.batch_ids.is_empty();
+            let quiet_here = !self.serving_any()
+                && self
+                    .groups()
+                    .all(|g| !g.commit_in_flight && g.batch_ids.is_empty());
             if !(quiet_here && self.peer_cannot_serve(now, seq)) {
                 return;
             }

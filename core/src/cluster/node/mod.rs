@@ -22,12 +22,14 @@ mod store;
 use group::Group;
 pub use group::GroupFiles;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use super::boot::{Boot, PersistedState};
 use super::config::ClusterConfig;
 use super::status::{CmsState, CmsStatus, CopyStatus, OperationalMachine, SummaryCopyStatus};
-use super::wire::{BackupKind, CmsIntent, CopyReport, Heartbeat, LineageEntry, Msg, View};
+use super::wire::{
+    BackupKind, BackupMark, CmsIntent, CopyReport, GroupBeat, Heartbeat, LineageEntry, Msg, View,
+};
 use super::{Endpoint, HubId, Net, NodeId, Now};
 use crate::disk::{DiskError, DiskOp};
 use crate::storage::database::Database;
@@ -78,6 +80,31 @@ pub enum Admin {
     /// A backup of this node's copy (Windows Server Backup or a VSS requestor, from either
     /// copy); logs are truncated after it.
     Backup { kind: BackupKind },
+    /// A storage group's command for the second storage group on (`-Identity
+    /// CMS\Second Storage Group`); a bare one is the first's.
+    ForGroup { group: u8, cmd: Box<Admin> },
+}
+
+impl Admin {
+    /// `cmd` for storage group `group`: bare for the first.
+    pub fn for_group(group: u8, cmd: Admin) -> Admin {
+        if group == 0 {
+            cmd
+        } else {
+            Admin::ForGroup {
+                group,
+                cmd: Box::new(cmd),
+            }
+        }
+    }
+
+    /// The storage group a command is for and the command itself.
+    pub fn into_group(self) -> (u8, Admin) {
+        match self {
+            Admin::ForGroup { group, cmd } => (group, *cmd),
+            cmd => (0, cmd),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,6 +217,44 @@ pub enum NodeEvent {
         through: Generation,
         removed: u32,
     },
+    /// An event of the second storage group on; a bare one of a storage group's own is the
+    /// first's.
+    InGroup {
+        group: u8,
+        event: Box<NodeEvent>,
+    },
+}
+
+impl NodeEvent {
+    /// Whether the event is one storage group's (a mount, a copied log) rather than the
+    /// server's (a view, a takeover, a move, the store process).
+    pub fn is_group_level(&self) -> bool {
+        !matches!(
+            self,
+            NodeEvent::ViewChanged { .. }
+                | NodeEvent::TakeoverStarted
+                | NodeEvent::WitnessWon { .. }
+                | NodeEvent::WitnessDenied { .. }
+                | NodeEvent::MoveStarted { .. }
+                | NodeEvent::MoveCompleted { .. }
+                | NodeEvent::MoveRefused { .. }
+                | NodeEvent::PublicNetworkFailed
+                | NodeEvent::ServicesRestarted
+                | NodeEvent::StoreFailed { .. }
+                | NodeEvent::CmsStopped { .. }
+                | NodeEvent::CmsStarted
+                | NodeEvent::InGroup { .. }
+        )
+    }
+
+    /// The storage group the event is about (0 for the first, and for the server's own) and
+    /// the event itself.
+    pub fn group(&self) -> (u8, &NodeEvent) {
+        match self {
+            NodeEvent::InGroup { group, event } => (*group, event),
+            event => (0, event),
+        }
+    }
 }
 
 /// Test-only planted bugs, so the checkers can be shown firing.
@@ -284,6 +349,8 @@ struct MoveState {
     deadline: u64,
     /// Set once `MovePrepare` went out: the last generation the target must have.
     prepared: Option<Generation>,
+    /// Set once the target said this group's copy is ready (`MoveReady`).
+    ready: bool,
     /// Set once the target is ready and the new view is being persisted.
     handing_over: bool,
     /// The target has not caught up: it drains the old owner's share before it mounts.
@@ -292,10 +359,7 @@ struct MoveState {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Role {
-    Passive {
-        /// When a takeover may arbitrate the witness, once the owner looks down.
-        arbitrate_at: Option<u64>,
-    },
+    Passive,
     Owner(OwnerState),
 }
 
@@ -356,6 +420,13 @@ enum Fetch {
 pub struct Node {
     /// The storage group: its log stream, copy, database and store.
     sg: Group,
+    /// The other storage groups, by number; `None` at the one in `sg` (see `focus`).
+    parked: Vec<Option<Group>>,
+    /// The number of the storage group in `sg`.
+    focused: u8,
+    /// A takeover of the whole server: when it may arbitrate the witness, once the owner
+    /// looks down.
+    arbitrate_at: Option<u64>,
     id: NodeId,
     config: ClusterConfig,
     boot_mono: u64,
@@ -378,7 +449,6 @@ pub struct Node {
     last_intent_record: Option<u64>,
 
     // Cluster service.
-    role: Role,
     next_heartbeat: u64,
     last_heard: [Option<u64>; 2],
     /// When a hub last answered a ping over the public network (any hub: the public network
@@ -397,10 +467,6 @@ pub struct Node {
     witness: WitnessHold,
     witness_holder: Option<NodeId>,
 
-    /// When a move to this node is over for certain, whatever became of it: its source gives
-    /// up after `move_timeout_ms`. (A source that restarted meanwhile never says so.)
-    move_over_by: u64,
-
     store_failure: Option<String>,
     /// When to ask the host to restart the failed store.
     store_restart_at: Option<u64>,
@@ -410,89 +476,33 @@ pub struct Node {
     last_redelivery_request: u64,
 
     next_token: u64,
-    io: BTreeMap<u64, Io>,
+    /// Disk batches in flight: the storage group each was issued for, and what it was for.
+    io: BTreeMap<u64, (u8, Io)>,
     out: VecDeque<Action>,
     last_tick: u64,
 }
 
 impl Node {
     pub fn new(id: NodeId, config: ClusterConfig, boot: Boot, now: Now) -> Node {
-        let Boot {
-            state,
-            db,
-            closed,
-            writer,
-            damaged,
-            log_files,
-        } = boot;
-        // Replaced by reset_inspector below, once the logs are in place.
-        let inspector = Inspector::new(config.signature, 1, Some(0));
-        // A damaged copy never serves, even where the view says this node owns the server:
-        // it stays a passive that reports its copy Failed, the peer takes the server over,
-        // and an administrator reseeds it.
-        let role = if state.view.owner == id && damaged.is_none() {
-            Role::Owner(OwnerState::Offline {
-                reason: "starting".into(),
-            })
-        } else {
-            Role::Passive { arbitrate_at: None }
-        };
-        let flushed_applied = db.applied();
-        let db_file_checkpoint = db.file_checkpoint();
+        let Boot { state, groups } = boot;
+        assert_eq!(
+            groups.len(),
+            usize::from(config.storage_groups),
+            "booted as many storage groups as configured"
+        );
+        let owner = state.view.owner == id;
+        let mut groups = groups
+            .into_iter()
+            .zip(0..)
+            .map(|(boot, index)| Group::new(index, boot, state.group(index), owner, &config));
+        let first = groups.next().expect("at least one storage group");
+        let parked = std::iter::once(None).chain(groups.map(Some)).collect();
         let intent_durable = state.intent.seq;
         let mut node = Node {
-            sg: Group {
-                files: GroupFiles::of(0),
-                lineage: state.lineage,
-                // A passive copies only once it has compared its logs with a serving owner's
-                // lineage and adopted it; an owner's stream is its own.
-                resolved: state.view.owner == id,
-                db,
-                closed,
-                writer_recovered: writer.is_some(),
-                writer,
-                inspector,
-                replay_queue: VecDeque::new(),
-                flushed_applied,
-                db_file_checkpoint,
-                db_writes: BTreeMap::new(),
-                backup: state.backup,
-                peer_head: 0,
-                witness_head: 0,
-                fetch: None,
-                ahead: BTreeMap::new(),
-                copy_retry_at: 0,
-                copy_writing: false,
-                suspended: false,
-                suspend_comment: None,
-                copy_failure: None,
-                reseed_required: damaged.clone(),
-                copy_damaged: damaged.is_some(),
-                damaged_files: log_files,
-                inspection_failures: None,
-                reseed_before: None,
-                seeding: false,
-                move_target: None,
-                move_promised: None,
-                drain_finished: false,
-                open_log_due: false,
-                copy_round: 0,
-                drain_state_done: false,
-                force_mount: false,
-                mount_asked: false,
-                replayed_at_takeover: None,
-                blocked_since: None,
-                last_replayed_ms: None,
-                batch: Vec::new(),
-                batch_ids: Vec::new(),
-                unsynced: BTreeSet::new(),
-                commit_in_flight: false,
-                open_log_since: None,
-                redelivery_pending: state.redelivery_pending,
-                redelivery_confirmed: BTreeSet::new(),
-                redelivery_window: state.redelivery_window,
-                inherited_window: None,
-            },
+            sg: first,
+            parked,
+            focused: 0,
+            arbitrate_at: None,
             id,
             boot_mono: now.mono,
             bugs: PlantedBugs::default(),
@@ -505,7 +515,6 @@ impl Node {
             intent_durable,
             state_writes: BTreeMap::new(),
             last_intent_record: None,
-            role,
             next_heartbeat: now.mono,
             last_heard: [None; 2],
             public_pong: None,
@@ -518,7 +527,6 @@ impl Node {
             peer_lease_until: None,
             witness: WitnessHold::default(),
             witness_holder: None,
-            move_over_by: 0,
             store_failure: None,
             store_restart_at: None,
             store_failures: state.store_failures,
@@ -531,14 +539,107 @@ impl Node {
             last_tick: 0,
             config,
         };
-        node.reset_inspector();
-        if let Some(reason) = damaged {
-            node.emit(NodeEvent::CopyFailed {
-                reason: format!("damaged at rest, reseed required: {reason}"),
-            });
-        }
+        node.each_group(|node| {
+            node.reset_inspector();
+            if node.sg.copy_damaged {
+                let reason = node.sg.reseed_required.clone().unwrap_or_default();
+                node.emit(NodeEvent::CopyFailed {
+                    reason: format!("damaged at rest, reseed required: {reason}"),
+                });
+            }
+        });
         node.tick(now);
         node
+    }
+
+    /// Makes storage group `group` the one the group-level methods work on. (A node keeps one
+    /// storage group's state in `sg` and the others parked: the rules of one group are
+    /// written once, against `sg`, and disjoint borrows of its fields and the node's stay
+    /// possible.) Outside a call into the node the first group is in focus.
+    fn focus(&mut self, group: u8) {
+        if group == self.focused {
+            return;
+        }
+        let next = self.parked[usize::from(group)]
+            .take()
+            .expect("a storage group not in focus is parked");
+        let previous = std::mem::replace(&mut self.sg, next);
+        self.parked[usize::from(self.focused)] = Some(previous);
+        self.focused = group;
+    }
+
+    /// Runs `f` with storage group `group` in focus, then restores the focus.
+    fn with_group(&mut self, group: u8, f: impl FnOnce(&mut Node)) {
+        let back = self.focused;
+        self.focus(group);
+        f(self);
+        self.focus(back);
+    }
+
+    /// Runs `f` once per storage group, each in focus in turn, then restores the focus.
+    fn each_group(&mut self, mut f: impl FnMut(&mut Node)) {
+        let back = self.focused;
+        for group in 0..self.group_count() {
+            self.focus(group);
+            f(self);
+        }
+        self.focus(back);
+    }
+
+    fn group_count(&self) -> u8 {
+        u8::try_from(self.parked.len()).expect("at most 50 storage groups")
+    }
+
+    /// Storage group `group`, in focus or parked.
+    fn group(&self, group: u8) -> &Group {
+        if group == self.focused {
+            &self.sg
+        } else {
+            self.parked[usize::from(group)]
+                .as_ref()
+                .expect("a storage group not in focus is parked")
+        }
+    }
+
+    fn groups(&self) -> impl Iterator<Item = &Group> {
+        (0..self.group_count()).map(|g| self.group(g))
+    }
+
+    /// Whether any storage group's database is mounted here.
+    pub fn serving_any(&self) -> bool {
+        self.groups().any(Group::is_serving)
+    }
+
+    /// Whether this node owns the server with at least one storage group.
+    fn owner_side(&self) -> bool {
+        self.groups().any(|g| matches!(g.role, Role::Owner(_)))
+    }
+
+    /// How many storage groups the server has.
+    pub fn storage_groups(&self) -> u8 {
+        self.group_count()
+    }
+
+    /// Whether storage group `group`'s database is mounted here.
+    pub fn is_serving_group(&self, group: u8) -> bool {
+        self.group(group).is_serving()
+    }
+
+    /// Storage group `group`'s database.
+    pub fn database_of(&self, group: u8) -> &Database {
+        &self.group(group).db
+    }
+
+    /// Storage group `group`'s closed logs and their checksums.
+    pub fn closed_logs_of(&self, group: u8) -> &BTreeMap<Generation, u32> {
+        &self.group(group).closed
+    }
+
+    /// Whether the store has storage group `group`'s open log in use (the share then will
+    /// not serve it).
+    pub fn store_running_in(&self, group: u8) -> bool {
+        let g = self.group(group);
+        matches!(g.role, Role::Owner(_)) && g.writer.is_some()
     }
 
     pub fn plant_bugs(&mut self, bugs: PlantedBugs) {
@@ -590,21 +691,28 @@ impl Node {
         &self.sg.db
     }
 
-    /// Mounted and accepting writes.
+    /// The storage group in focus (the first, outside a call into the node) is mounted and
+    /// accepting writes.
     pub fn is_serving(&self) -> bool {
-        matches!(self.role, Role::Owner(OwnerState::Serving))
+        self.sg.is_serving()
     }
 
-    /// The passive copy diverged beyond what lost-log resilience can undo and waits for
-    /// `Update-StorageGroupCopy`.
+    /// A passive copy diverged beyond what lost-log resilience can undo (or is damaged) and
+    /// waits for `Update-StorageGroupCopy`, in any storage group.
     pub fn reseed_required(&self) -> bool {
-        self.sg.reseed_required.is_some()
+        self.groups().any(|g| g.reseed_required.is_some())
     }
 
-    /// What the node is doing, in one word (for traces and reports).
+    /// What the node is doing with the first storage group, in one word (for traces and
+    /// reports).
     pub fn role_name(&self) -> &'static str {
-        match &self.role {
-            Role::Passive { .. } => "passive",
+        self.role_name_of(0)
+    }
+
+    /// What the node is doing with storage group `group`, in one word.
+    pub fn role_name_of(&self, group: u8) -> &'static str {
+        match &self.group(group).role {
+            Role::Passive => "passive",
             Role::Owner(OwnerState::Serving) => "active",
             Role::Owner(OwnerState::Onlining { .. }) => "onlining",
             Role::Owner(OwnerState::Draining { .. }) => "draining",
@@ -614,9 +722,18 @@ impl Node {
         }
     }
 
-    /// Whether the store has the open log in use (the share then will not serve it).
+    /// For each storage group, whether the store has its open log in use (what the log share
+    /// needs to know).
+    pub fn stores_running(&self) -> Vec<bool> {
+        (0..self.group_count())
+            .map(|g| self.store_running_in(g))
+            .collect()
+    }
+
+    /// Whether the store has the first storage group's open log in use (the share then will
+    /// not serve it).
     pub fn store_running(&self) -> bool {
-        matches!(self.role, Role::Owner(_)) && self.sg.writer.is_some()
+        self.store_running_in(0)
     }
 
     /// Newest closed generation in the log folder (0 for none).
@@ -633,9 +750,26 @@ impl Node {
         // A lease may have run out since the last tick; no input is handled on an expired one.
         self.check_quorum(now);
         match input {
-            Input::Message { from, net, msg } => self.on_message(now, from, net, msg),
+            Input::Message { from, net, msg } => {
+                let (group, msg) = msg.into_group();
+                if group < self.group_count() {
+                    self.with_group(group, |node| node.on_message(now, from, net, msg));
+                }
+            }
             Input::DiskDone { token, result } => self.on_disk_done(now, token, result),
-            Input::Admin(cmd) => self.on_admin(now, cmd),
+            Input::Admin(cmd) => {
+                let (group, cmd) = cmd.into_group();
+                if group < self.group_count() {
+                    self.with_group(group, |node| node.on_admin(now, cmd));
+                } else {
+                    self.emit(NodeEvent::AdminRefused {
+                        reason: format!(
+                            "there is no storage group E{group:02X}: the server has {}",
+                            self.group_count()
+                        ),
+                    });
+                }
+            }
         }
         self.tick(now);
     }
@@ -650,16 +784,6 @@ impl Node {
 
     /// The next time the node needs `handle_timeout`, on its monotonic clock.
     pub fn poll_timeout(&self) -> Option<u64> {
-        let role = match &self.role {
-            Role::Passive { arbitrate_at } => *arbitrate_at,
-            Role::Owner(state) => match state {
-                OwnerState::Draining { deadline } => Some(*deadline),
-                OwnerState::Blocked { retry_at, .. } => Some(*retry_at),
-                OwnerState::Onlining { ready_at, .. } => Some(*ready_at),
-                OwnerState::Moving(m) => Some(m.deadline),
-                OwnerState::Offline { .. } | OwnerState::Serving => None,
-            },
-        };
         let candidates = [
             Some(self.next_heartbeat),
             self.peer_lease_until,
@@ -667,15 +791,31 @@ impl Node {
             (self.witness.guard_until > 0).then_some(self.witness.guard_until),
             Some(self.takeover_guard_until()),
             Some(self.peer_down_at()),
-            self.sg.fetch.map(|(_, deadline)| deadline),
-            Some(self.sg.copy_retry_at),
             self.store_restart_at,
-            self.idle_roll_at(),
-            role,
+            self.arbitrate_at,
         ];
+        let groups = self.groups().flat_map(|g| {
+            let role = match &g.role {
+                Role::Passive => None,
+                Role::Owner(state) => match state {
+                    OwnerState::Draining { deadline } => Some(*deadline),
+                    OwnerState::Blocked { retry_at, .. } => Some(*retry_at),
+                    OwnerState::Onlining { ready_at, .. } => Some(*ready_at),
+                    OwnerState::Moving(m) => Some(m.deadline),
+                    OwnerState::Offline { .. } | OwnerState::Serving => None,
+                },
+            };
+            [
+                g.fetch.map(|(_, deadline)| deadline),
+                Some(g.copy_retry_at),
+                self.idle_roll_at(g),
+                role,
+            ]
+        });
         // Deadlines at or before the last tick have been dealt with.
         candidates
             .into_iter()
+            .chain(groups)
             .flatten()
             .filter(|&d| d > self.last_tick)
             .min()
@@ -686,7 +826,8 @@ impl Node {
         self.last_tick = now.mono;
         self.check_quorum(now);
         self.obey_intent(now, false);
-        self.progress_role(now);
+        self.progress_takeover(now);
+        self.each_group(|node| node.progress_role(now));
         self.leave_if_public_network_failed(now);
         if self.store_restart_at.is_some_and(|t| now.mono >= t) {
             self.store_restart_at = None;
@@ -695,10 +836,12 @@ impl Node {
         self.request_witness_if_needed(now);
         self.record_intent_if_needed(now);
         self.confirm_intent(now);
-        self.forget_move_if_over(now);
-        self.copy_if_needed(now);
-        self.roll_idle_log(now);
-        self.truncate_logs(now);
+        self.each_group(|node| {
+            node.forget_move_if_over(now);
+            node.copy_if_needed(now);
+            node.roll_idle_log(now);
+            node.truncate_logs(now);
+        });
         self.send_heartbeats_if_due(now);
     }
 
@@ -721,15 +864,20 @@ impl Node {
                 head,
                 view,
                 intent,
+                heads,
             } => {
                 self.learn_intent_from_witness(now, intent);
-                self.learn_from_witness(now, head, view);
+                self.learn_from_witness(now, head, &heads, view);
                 self.on_witness_granted(now, stamp, epoch)
             }
             Msg::WitnessDenied {
-                holder, head, view, ..
+                holder,
+                head,
+                view,
+                heads,
+                ..
             } => {
-                self.learn_from_witness(now, head, view);
+                self.learn_from_witness(now, head, &heads, view);
                 self.witness_holder = Some(holder);
                 self.emit(NodeEvent::WitnessDenied { holder });
             }
@@ -759,7 +907,8 @@ impl Node {
                 comment,
                 drain,
                 window,
-            } => self.on_hand_over(now, view, comment, drain, window),
+                windows,
+            } => self.on_hand_over(now, view, comment, drain, window, windows),
             Msg::RedeliveryAccepted { request } if self.sg.redelivery_pending == Some(request) => {
                 let Endpoint::Hub(hub) = from else { return };
                 if !self.sg.redelivery_confirmed.insert(hub) {
@@ -792,19 +941,25 @@ impl Node {
     }
 
     fn on_disk_done(&mut self, now: Now, token: u64, result: Result<(), DiskError>) {
-        if let Some(checkpoint) = self.sg.db_writes.remove(&token) {
-            if result.is_ok() {
-                self.sg.db_file_checkpoint = checkpoint;
-            }
-        }
         if let Some(seq) = self.state_writes.remove(&token) {
             if result.is_ok() {
                 self.intent_durable = self.intent_durable.max(seq);
             }
         }
-        let Some(io) = self.io.remove(&token) else {
+        let Some((group, io)) = self.io.remove(&token) else {
             return;
         };
+        self.with_group(group, |node| {
+            node.on_group_disk_done(now, token, io, result)
+        });
+    }
+
+    fn on_group_disk_done(&mut self, now: Now, token: u64, io: Io, result: Result<(), DiskError>) {
+        if let Some(checkpoint) = self.sg.db_writes.remove(&token) {
+            if result.is_ok() {
+                self.sg.db_file_checkpoint = checkpoint;
+            }
+        }
         match io {
             Io::Commit {
                 ids,
@@ -860,14 +1015,34 @@ impl Node {
             Admin::StopCms { reason } => self.stop_cms(now, reason),
             Admin::StartCms => self.start_cms(now),
             Admin::Backup { kind } => self.take_backup(now, kind),
+            // Unwrapped in `handle`: one inside another names no storage group.
+            Admin::ForGroup { .. } => self.emit(NodeEvent::AdminRefused {
+                reason: "a storage group's command inside another's".into(),
+            }),
         }
     }
 
+    /// Reports an event; one of a storage group's own (a mount, a copied log) names the
+    /// group when it is not the first.
     fn emit(&mut self, event: NodeEvent) {
+        let event = if self.focused != 0 && event.is_group_level() {
+            NodeEvent::InGroup {
+                group: self.focused,
+                event: Box::new(event),
+            }
+        } else {
+            event
+        };
         self.out.push_back(Action::Event(event));
     }
 
+    /// Sends a message; one about a storage group's logs, mail or move goes as that group's.
     fn send(&mut self, to: Endpoint, net: Net, msg: Msg) {
+        let msg = if msg.is_group_level() {
+            Msg::for_group(self.focused, msg)
+        } else {
+            msg
+        };
         self.out.push_back(Action::Send { to, net, msg });
     }
 
@@ -894,22 +1069,27 @@ impl Node {
         if writes_state {
             self.state_writes.insert(token, self.intent.seq);
         }
-        self.io.insert(token, io);
+        self.io.insert(token, (self.focused, io));
         self.out.push_back(Action::Disk { token, ops });
     }
 
     fn persisted_state(&self) -> PersistedState {
-        PersistedState {
+        let mut state = PersistedState {
             view: self.view,
-            lineage: self.sg.lineage.clone(),
+            lineage: Vec::new(),
             last_move_comment: self.last_move_comment.clone(),
-            redelivery_pending: self.sg.redelivery_pending,
+            redelivery_pending: None,
             last_redelivery_request: self.last_redelivery_request,
-            redelivery_window: self.sg.redelivery_window,
+            redelivery_window: None,
             store_failures: self.store_failures.clone(),
             intent: self.intent.clone(),
-            backup: self.sg.backup,
+            backup: BackupMark::default(),
+            groups: Vec::new(),
+        };
+        for group in self.groups() {
+            state.set_group(group.index, group.persisted());
         }
+        state
     }
 
     fn persist_state(&mut self) {
@@ -922,32 +1102,25 @@ impl Node {
             return;
         }
         self.next_heartbeat = now.mono + self.config.heartbeat_interval_ms();
-        let owner_side = matches!(self.role, Role::Owner(_));
+        let mut beats = Vec::new();
+        self.each_group(|node| beats.push(node.group_beat()));
+        let first = beats.remove(0);
         let hb = Heartbeat {
             stamp: now.mono,
             echo: self.peer_stamp,
             view: self.view,
             grants_lease: self.grants_lease(),
-            serving: self.is_serving(),
-            open_generation: self
-                .sg
-                .writer
-                .as_ref()
-                .filter(|_| owner_side)
-                .map(|w| w.generation()),
-            open_records: self
-                .sg
-                .writer
-                .as_ref()
-                .filter(|_| owner_side)
-                .map_or(0, |w| w.records_in_open_log()),
-            last_closed: self.last_closed(),
-            lineage: self.sg.lineage.clone(),
-            copy: (!owner_side).then(|| self.copy_report()),
+            serving: first.serving,
+            open_generation: first.open_generation,
+            open_records: first.open_records,
+            last_closed: first.last_closed,
+            lineage: first.lineage,
+            copy: first.copy,
             public_ok: self.public_ok(now),
             intent: self.intent.clone(),
-            backup: self.sg.backup,
-            db_checkpoint: self.sg.db_file_checkpoint,
+            backup: first.backup,
+            db_checkpoint: first.db_checkpoint,
+            groups: beats,
         };
         self.note_ping(now);
         for hub in self.hubs() {
@@ -964,8 +1137,26 @@ impl Node {
                 Msg::Heartbeat(hb.clone()),
             );
         }
-        if self.is_serving() {
-            self.announce();
+        self.each_group(|node| {
+            if node.is_serving() {
+                node.announce();
+            }
+        });
+    }
+
+    /// What the heartbeat tells of the storage group in focus.
+    fn group_beat(&self) -> GroupBeat {
+        let owner_side = matches!(self.sg.role, Role::Owner(_));
+        let writer = self.sg.writer.as_ref().filter(|_| owner_side);
+        GroupBeat {
+            serving: self.is_serving(),
+            open_generation: writer.map(|w| w.generation()),
+            open_records: writer.map_or(0, |w| w.records_in_open_log()),
+            last_closed: self.last_closed(),
+            lineage: self.sg.lineage.clone(),
+            copy: (!owner_side).then(|| self.copy_report()),
+            backup: self.sg.backup,
+            db_checkpoint: self.sg.db_file_checkpoint,
         }
     }
 
@@ -1007,7 +1198,7 @@ impl Node {
 
     fn copy_report(&self) -> CopyReport {
         CopyReport {
-            status: self.summary_copy_status(),
+            status: self.summary_copy_status(&self.sg),
             reseed_required: self.sg.reseed_required.is_some(),
             last_inspected: self.sg.inspector.last_inspected(),
             last_replayed: self.sg.db.applied(),
@@ -1019,9 +1210,65 @@ impl Node {
         }
     }
 
-    /// `Get-ClusteredMailboxServerStatus` as this node sees it.
+    /// `Get-ClusteredMailboxServerStatus` as this node sees it. With some storage groups
+    /// mounted and others not, the server is Partially Online, and the reason names the
+    /// groups that are not.
     pub fn cms_status(&self, now: Now) -> CmsStatus {
-        let (state, reason) = match &self.role {
+        let states: Vec<(CmsState, Option<String>)> = self
+            .groups()
+            .map(|g| self.group_cms_state(g, now))
+            .collect();
+        let (state, reason) = if states.iter().all(|(s, _)| *s == states[0].0) {
+            states[0].clone()
+        } else if states.iter().any(|(s, _)| *s == CmsState::Online) {
+            let down: Vec<String> = states
+                .iter()
+                .zip(self.groups())
+                .filter(|((s, _), _)| *s != CmsState::Online)
+                .map(|((s, r), g)| {
+                    let why = r.as_ref().map_or(String::new(), |r| format!(": {r}"));
+                    format!("{} {s}{why}", g.files.logs.prefix())
+                })
+                .collect();
+            (CmsState::PartiallyOnline, Some(down.join("; ")))
+        } else {
+            let rank = |s: CmsState| match s {
+                CmsState::Failed => 0,
+                CmsState::OfflinePending => 1,
+                CmsState::OnlinePending => 2,
+                _ => 3,
+            };
+            states
+                .iter()
+                .min_by_key(|(s, _)| rank(*s))
+                .cloned()
+                .expect("at least one storage group")
+        };
+        let quorum_owner = self.witness_holder.unwrap_or(self.view.owner);
+        let mut machines = vec![self.id];
+        if !self.peer_down(now) {
+            machines.push(self.id.peer());
+        }
+        machines.sort();
+        CmsStatus {
+            identity: self.config.cms_name.clone(),
+            state,
+            operational_machines: machines
+                .into_iter()
+                .map(|node| OperationalMachine {
+                    node,
+                    active: node == self.view.owner,
+                    quorum_owner: node == quorum_owner,
+                })
+                .collect(),
+            reason,
+            last_move_comment: self.last_move_comment.clone(),
+        }
+    }
+
+    /// One storage group's part in the server's state.
+    fn group_cms_state(&self, g: &Group, now: Now) -> (CmsState, Option<String>) {
+        match &g.role {
             Role::Owner(OwnerState::Serving) => (CmsState::Online, None),
             Role::Owner(OwnerState::Onlining { .. }) | Role::Owner(OwnerState::Draining { .. }) => {
                 (CmsState::OnlinePending, None)
@@ -1046,85 +1293,66 @@ impl Node {
                 };
                 (state, Some(reason.clone()))
             }
-            Role::Passive { .. } if self.peer_serving(now) => (CmsState::Online, None),
-            Role::Passive { .. } if self.intent.stopped => {
+            Role::Passive if self.peer_serving(now) => (CmsState::Online, None),
+            Role::Passive if self.intent.stopped => {
                 (CmsState::Offline, Some(self.stopped_reason()))
             }
-            Role::Passive { .. } => (CmsState::Offline, None),
-        };
-        let quorum_owner = self.witness_holder.unwrap_or(self.view.owner);
-        let mut machines = vec![self.id];
-        if !self.peer_down(now) {
-            machines.push(self.id.peer());
-        }
-        machines.sort();
-        CmsStatus {
-            identity: self.config.cms_name.clone(),
-            state,
-            operational_machines: machines
-                .into_iter()
-                .map(|node| OperationalMachine {
-                    node,
-                    active: node == self.view.owner,
-                    quorum_owner: node == quorum_owner,
-                })
-                .collect(),
-            reason,
-            last_move_comment: self.last_move_comment.clone(),
+            Role::Passive => (CmsState::Offline, None),
         }
     }
 
     pub(super) fn peer_serving(&self, now: Now) -> bool {
-        !self.peer_down(now) && self.peer.as_ref().is_some_and(|p| p.serving)
+        !self.peer_down(now) && self.peer.as_ref().is_some_and(|p| p.serving_any())
     }
 
-    /// `Get-StorageGroupCopyStatus`: this node's copy if passive, else the passive's as its
-    /// heartbeats report it.
+    /// `Get-StorageGroupCopyStatus` of the first storage group: this node's copy if passive,
+    /// else the passive's as its heartbeats report it.
     pub fn copy_status(&self) -> CopyStatus {
-        let last_inspected = self.sg.inspector.last_inspected();
-        let last_replayed = self.sg.db.applied();
-        let source_last = self
+        self.copy_status_of(0)
+    }
+
+    /// `Get-StorageGroupCopyStatus` of storage group `group`: this node's copy.
+    pub fn copy_status_of(&self, group: u8) -> CopyStatus {
+        let g = self.group(group);
+        let last_inspected = g.inspector.last_inspected();
+        let last_replayed = g.db.applied();
+        let source_last = g
             .peer
             .as_ref()
-            .filter(|p| p.view.owner != self.id)
+            .filter(|_| self.peer.as_ref().is_some_and(|p| p.view.owner != self.id))
             .map_or(last_inspected, |p| p.last_closed);
         CopyStatus {
             node: self.id,
-            summary: self.summary_copy_status(),
+            summary: self.summary_copy_status(g),
             copy_queue_length: source_last.saturating_sub(last_inspected),
             replay_queue_length: last_inspected.saturating_sub(last_replayed),
             last_inspected_generation: last_inspected,
             last_replayed_generation: last_replayed,
-            last_inspected_log_time: self.sg.inspector.last_inspected_ms(),
-            last_replayed_log_time: self.sg.last_replayed_ms,
-            failed_message: self
-                .sg
+            last_inspected_log_time: g.inspector.last_inspected_ms(),
+            last_replayed_log_time: g.last_replayed_ms,
+            failed_message: g
                 .reseed_required
                 .clone()
                 .or_else(|| self.store_failure.clone())
-                .or_else(|| self.sg.copy_failure.clone()),
-            suspend_comment: self
-                .sg
-                .suspended
-                .then(|| self.sg.suspend_comment.clone())
-                .flatten(),
+                .or_else(|| g.copy_failure.clone()),
+            suspend_comment: g.suspended.then(|| g.suspend_comment.clone()).flatten(),
         }
     }
 
-    fn summary_copy_status(&self) -> SummaryCopyStatus {
-        if matches!(self.role, Role::Owner(_)) {
+    fn summary_copy_status(&self, g: &Group) -> SummaryCopyStatus {
+        if matches!(g.role, Role::Owner(_)) {
             SummaryCopyStatus::Disabled
-        } else if self.sg.reseed_required.is_some() {
+        } else if g.reseed_required.is_some() {
             SummaryCopyStatus::Failed
-        } else if self.sg.seeding {
+        } else if g.seeding {
             SummaryCopyStatus::Seeding
-        } else if self.sg.suspended {
+        } else if g.suspended {
             SummaryCopyStatus::Suspended
-        } else if self.sg.copy_failure.is_some() || self.store_failure.is_some() {
+        } else if g.copy_failure.is_some() || self.store_failure.is_some() {
             SummaryCopyStatus::Failed
         } else if self.peer.is_none() {
             SummaryCopyStatus::Initializing
-        } else if !self.sg.resolved {
+        } else if !g.resolved {
             SummaryCopyStatus::Resynchronizing
         } else {
             SummaryCopyStatus::Healthy

@@ -8,33 +8,40 @@ use crate::cluster::wire::{LineageEntry, Msg, TimeWindow, View};
 use crate::cluster::{Endpoint, Net, NodeId, Now};
 use crate::disk::DiskOp;
 use crate::storage::writer::LogWriter;
+use crate::storage::Generation;
 
 impl Node {
+    /// A passive whose owner is down (or cannot serve) starts a takeover of the whole server,
+    /// when one of its copies could be mounted.
+    pub(super) fn progress_takeover(&mut self, now: Now) {
+        if self.arbitrate_at.is_some() || self.owner_side() {
+            return;
+        }
+        let may_take_over = self.view.owner == self.id.peer()
+            && (self.peer_down(now) || self.owner_copy_damaged())
+            && self
+                .groups()
+                .any(|g| g.reseed_required.is_none() && !g.seeding)
+            && self.store_failure.is_none()
+            && !self.held_stopped();
+        if may_take_over {
+            self.arbitrate_at = Some(now.mono + self.config.passive_arbitration_delay_ms);
+            self.emit(NodeEvent::TakeoverStarted);
+        }
+    }
+
     pub(super) fn progress_role(&mut self, now: Now) {
-        match self.role.clone() {
-            Role::Passive { arbitrate_at: None } => {
-                let may_take_over = self.view.owner == self.id.peer()
-                    && (self.peer_down(now) || self.owner_copy_damaged())
-                    && self.sg.reseed_required.is_none()
-                    && !self.sg.seeding
-                    && self.store_failure.is_none()
-                    && !self.held_stopped();
-                if may_take_over {
-                    self.role = Role::Passive {
-                        arbitrate_at: Some(now.mono + self.config.passive_arbitration_delay_ms),
-                    };
-                    self.emit(NodeEvent::TakeoverStarted);
-                }
-            }
-            Role::Passive { .. } => {}
+        match self.sg.role.clone() {
+            Role::Passive => {}
             Role::Owner(OwnerState::Offline { .. }) => {
                 if self.store_failure.is_none()
                     && !self.held_stopped()
+                    && self.sg.unmountable().is_none()
                     && self.may_mount(now).is_ok()
                 {
                     if self.mounted_in_this_epoch() {
                         // Our own stream continues: a remount.
-                        self.role = Role::Owner(OwnerState::Onlining {
+                        self.sg.role = Role::Owner(OwnerState::Onlining {
                             ready_at: now.mono + self.config.online_delay_ms,
                             lost: 0,
                             forced: false,
@@ -74,14 +81,14 @@ impl Node {
                         // stands now: the old owner may have told of newer logs meanwhile.
                         let have = self.sg.inspector.last_inspected();
                         let missing = self.known_head().max(have) - have;
-                        if let Role::Owner(OwnerState::Onlining { lost, .. }) = &mut self.role {
+                        if let Role::Owner(OwnerState::Onlining { lost, .. }) = &mut self.sg.role {
                             *lost = (*lost).max(missing);
                         }
                     } else if judged {
                         match self.judge_dial() {
                             MountDecision::Mount { lost } => {
                                 if let Role::Owner(OwnerState::Onlining { lost: l, .. }) =
-                                    &mut self.role
+                                    &mut self.sg.role
                                 {
                                     *l = lost;
                                 }
@@ -117,20 +124,24 @@ impl Node {
         self.view = view;
         self.emit(NodeEvent::ViewChanged { view });
         self.persist_state();
-        if view.owner == self.id && self.sg.copy_damaged {
-            // Nothing of the copy is loaded: stay passive, reporting it damaged, so that the
-            // peer takes the server back.
-            self.demote(now, "this copy is damaged and cannot mount");
-        } else if view.owner == self.id {
-            // A hand-over whose message we missed, or our own takeover that a restart made us
-            // forget: mount the way an owner new to its epoch does (drain, dial, redelivery).
-            self.sg.move_target = None;
-            self.role = Role::Owner(OwnerState::Offline {
-                reason: "became the owner".into(),
-            });
-        } else {
-            self.demote(now, "another node owns the clustered mailbox server");
-        }
+        self.arbitrate_at = None;
+        self.each_group(|node| {
+            if view.owner == node.id && node.sg.copy_damaged {
+                // Nothing of the copy is loaded: stay passive, reporting it damaged, so that
+                // the peer takes the server back.
+                node.demote(now, "this copy is damaged and cannot mount");
+            } else if view.owner == node.id {
+                // A hand-over whose message we missed, or our own takeover that a restart
+                // made us forget: mount the way an owner new to its epoch does (drain, dial,
+                // redelivery).
+                node.sg.move_target = None;
+                node.sg.role = Role::Owner(OwnerState::Offline {
+                    reason: "became the owner".into(),
+                });
+            } else {
+                node.demote(now, "another node owns the clustered mailbox server");
+            }
+        });
     }
 
     /// Becomes a passive copy: the store dismounts and an empty open log is dropped (the new
@@ -142,7 +153,7 @@ impl Node {
                 reason: reason.into(),
             });
         }
-        self.role = Role::Passive { arbitrate_at: None };
+        self.sg.role = Role::Passive;
         self.sg.replayed_at_takeover = None;
         // Mail accepted but not yet written belongs to this epoch's stream, which another
         // owner carries on now: unacknowledged, the hub sends it to that owner. Kept, it was
@@ -196,7 +207,17 @@ impl Node {
         // Register the new view at the witness at once, so that a node coming back while we
         // work learns it was superseded.
         self.witness.last_request = None;
-        self.start_drain(now);
+        self.arbitrate_at = None;
+        self.each_group(|node| {
+            if node.sg.copy_damaged {
+                // Stays a passive that reports its copy damaged (see `adopt_view`).
+            } else if let Some(reason) = node.sg.unmountable() {
+                // The other groups mount; this one stays dismounted (Partially Online).
+                node.sg.role = Role::Owner(OwnerState::Offline { reason });
+            } else {
+                node.start_drain(now);
+            }
+        });
     }
 
     pub(super) fn start_drain(&mut self, now: Now) {
@@ -224,7 +245,7 @@ impl Node {
         } else {
             now.mono.max(self.takeover_guard_until())
         };
-        self.role = Role::Owner(OwnerState::Draining {
+        self.sg.role = Role::Owner(OwnerState::Draining {
             deadline: from + self.config.lost_log_copy_timeout_ms,
         });
         self.sg
@@ -277,7 +298,7 @@ impl Node {
                     .take()
                     .map_or(0, |from| self.sg.db.applied().saturating_sub(from));
                 let replay_ms = u64::from(replayed) * self.config.storage.replay_ms_per_log;
-                self.role = Role::Owner(OwnerState::Onlining {
+                self.sg.role = Role::Owner(OwnerState::Onlining {
                     ready_at: now.mono + self.config.online_delay_ms + replay_ms,
                     lost,
                     forced,
@@ -299,7 +320,7 @@ impl Node {
                 }
                 self.emit(NodeEvent::StayDismounted { missing, allowed });
                 let retry_at = now.mono + self.config.copy_retry_ms;
-                self.role = Role::Owner(OwnerState::Blocked {
+                self.sg.role = Role::Owner(OwnerState::Blocked {
                     missing,
                     allowed,
                     retry_at: force_at.map_or(retry_at, |at| retry_at.min(at)),
@@ -320,7 +341,7 @@ impl Node {
             forced,
             judged,
             ..
-        }) = self.role
+        }) = self.sg.role
         else {
             unreachable!("mount only from Onlining");
         };
@@ -407,7 +428,7 @@ impl Node {
             let (writer, start) = LogWriter::start(
                 &self.sg.files.logs,
                 self.config.storage.log_size,
-                self.config.signature,
+                self.config.group_signature(self.sg.index),
                 next,
                 last.filter(|(g, _)| *g > 0),
                 now.wall,
@@ -418,7 +439,7 @@ impl Node {
         }
         ops.extend(self.persisted_state().persist_ops());
         self.disk(ops, Io::Background);
-        self.role = Role::Owner(OwnerState::Serving);
+        self.sg.role = Role::Owner(OwnerState::Serving);
         self.sg.fetch = None;
         // Whatever move to this node was under way ended with this mount.
         self.sg.move_target = None;
@@ -440,7 +461,7 @@ impl Node {
             };
             self.emit(NodeEvent::Dismounted { reason });
         }
-        self.role = Role::Owner(next);
+        self.sg.role = Role::Owner(next);
     }
 
     /// Whether the peer, up and talking, holds a stream written in a later epoch than ours:
@@ -448,7 +469,7 @@ impl Node {
     fn peer_stream_is_newer(&self, now: Now) -> bool {
         let ours = self.sg.lineage.last().map_or(0, |e| e.epoch);
         !self.peer_down(now)
-            && self.peer.as_ref().is_some_and(|p| {
+            && self.sg.peer.as_ref().is_some_and(|p| {
                 // A copy being seeded holds nothing to mount.
                 let has_copy = p
                     .copy
@@ -481,10 +502,13 @@ impl Node {
         self.emit(NodeEvent::StoreFailed {
             reason: reason.clone(),
         });
-        if !matches!(self.role, Role::Owner(_)) {
+        if !self.owner_side() {
             return;
         }
-        if matches!(&self.role, Role::Owner(OwnerState::Moving(m)) if m.handing_over) {
+        let handing_over = self
+            .groups()
+            .any(|g| matches!(&g.role, Role::Owner(OwnerState::Moving(m)) if m.handing_over));
+        if handing_over {
             // The server is already going (the new view is being persisted): let the
             // hand-over finish; this node restarts as the passive.
             return;
@@ -511,21 +535,55 @@ impl Node {
             );
             self.hand_over_group(now, target, comment, true);
         } else {
-            self.dismount(now, OwnerState::Offline { reason });
+            self.each_group(|node| {
+                if matches!(node.sg.role, Role::Owner(_)) {
+                    node.dismount(
+                        now,
+                        OwnerState::Offline {
+                            reason: reason.clone(),
+                        },
+                    );
+                }
+            });
             // Kept for a rebuilt node too; on a failing disk this write may fail, and the
             // host's in-place restart carries the count anyway.
             self.persist_state();
         }
     }
 
-    /// The peer is up and its copy could become the active one.
+    /// The peer is up and one of its copies could become an active one.
     fn peer_can_take_the_group(&self, now: Now) -> bool {
         !self.peer_down(now)
-            && self.peer.as_ref().is_some_and(|p| {
-                p.copy
-                    .as_ref()
-                    .is_some_and(|c| c.status == SummaryCopyStatus::Healthy && !c.reseed_required)
+            && self.groups().any(|g| {
+                g.peer.as_ref().is_some_and(|p| {
+                    p.copy.as_ref().is_some_and(|c| {
+                        c.status == SummaryCopyStatus::Healthy && !c.reseed_required
+                    })
+                })
             })
+    }
+
+    /// Every storage group's copy on the peer is Healthy, as a scheduled move needs.
+    fn peer_copies_healthy(&self) -> Result<(), String> {
+        for g in self.groups() {
+            let status = g
+                .peer
+                .as_ref()
+                .and_then(|p| p.copy.as_ref())
+                .map(|c| c.status);
+            if status != Some(SummaryCopyStatus::Healthy) {
+                let group = if self.group_count() > 1 {
+                    format!(" of {}", g.files.logs.prefix())
+                } else {
+                    String::new()
+                };
+                return Err(format!(
+                    "the copy{group} on {} is not healthy ({status:?})",
+                    self.id.peer()
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Gives the server to `target` at once, without waiting for it to catch up: the cluster
@@ -559,17 +617,15 @@ impl Node {
             });
             return;
         }
-        match self.role.clone() {
+        match self.sg.role.clone() {
             // Readied: the loss is accepted, and Mount-Database mounts it.
             Role::Owner(OwnerState::Blocked { .. }) | Role::Owner(OwnerState::Draining { .. }) => {
                 self.sg.force_mount = true;
                 self.emit(NodeEvent::CopyRestored);
             }
-            Role::Passive { .. } if self.view.owner == self.id.peer() && self.peer_down(now) => {
+            Role::Passive if self.view.owner == self.id.peer() && self.peer_down(now) => {
                 self.sg.force_mount = true;
-                self.role = Role::Passive {
-                    arbitrate_at: Some(now.mono),
-                };
+                self.arbitrate_at = Some(now.mono);
                 self.emit(NodeEvent::CopyRestored);
                 self.emit(NodeEvent::TakeoverStarted);
             }
@@ -594,7 +650,7 @@ impl Node {
                 "the clustered mailbox server is stopped; start it first",
             );
         }
-        match self.role.clone() {
+        match self.sg.role.clone() {
             Role::Owner(OwnerState::Serving) => refuse(self, "the database is already mounted"),
             Role::Owner(OwnerState::Blocked { .. }) | Role::Owner(OwnerState::Draining { .. })
                 if !self.sg.force_mount =>
@@ -611,7 +667,7 @@ impl Node {
                 self.sg.mount_asked = true;
                 self.finish_drain(now);
             }
-            Role::Passive { .. } if self.sg.force_mount => self.sg.mount_asked = true,
+            Role::Passive if self.sg.force_mount => self.sg.mount_asked = true,
             _ => refuse(
                 self,
                 "no database here waits for it (only one the dial keeps dismounted, after \
@@ -623,24 +679,18 @@ impl Node {
     /// `Move-ClusteredMailboxServer`: refused unless this node serves and the target is up
     /// with a healthy copy.
     pub(super) fn start_move(&mut self, now: Now, target: NodeId, comment: String) {
-        let target_copy = self.peer.as_ref().and_then(|p| p.copy.as_ref());
         let refusal = if comment.trim().is_empty() {
             Some("Move-ClusteredMailboxServer needs a MoveComment saying why".to_string())
         } else if target == self.id {
             Some(format!(
                 "{target} already owns the clustered mailbox server"
             ))
-        } else if !self.is_serving() {
+        } else if !self.serving_any() {
             Some("the clustered mailbox server is not online on this node".to_string())
         } else if self.peer_down(now) {
             Some(format!("{target} is not an operational machine"))
-        } else if target_copy.is_none_or(|c| c.status != SummaryCopyStatus::Healthy) {
-            Some(format!(
-                "the copy on {target} is not healthy ({:?})",
-                target_copy.map(|c| c.status)
-            ))
         } else {
-            None
+            self.peer_copies_healthy().err()
         };
         if let Some(reason) = refusal {
             self.emit(NodeEvent::MoveRefused { reason });
@@ -664,19 +714,27 @@ impl Node {
             target,
             comment: comment.clone(),
         });
-        let prepared = handing_over.then(|| self.last_closed());
-        self.dismount(
-            now,
-            OwnerState::Moving(MoveState {
-                id: now.mono,
-                target,
-                comment,
-                deadline: now.mono + self.config.move_timeout_ms,
-                prepared,
-                handing_over,
-                drain,
-            }),
-        );
+        // Every storage group dismounts into the move; each catches its target copy up on its
+        // own, and the server goes over once all of them are ready.
+        self.each_group(|node| {
+            if !matches!(node.sg.role, Role::Owner(_)) {
+                return;
+            }
+            let prepared = handing_over.then(|| node.last_closed());
+            node.dismount(
+                now,
+                OwnerState::Moving(MoveState {
+                    id: now.mono,
+                    target,
+                    comment: comment.clone(),
+                    deadline: now.mono + node.config.move_timeout_ms,
+                    prepared,
+                    ready: handing_over,
+                    handing_over,
+                    drain,
+                }),
+            );
+        });
     }
 
     fn progress_move(&mut self, now: Now, m: MoveState) {
@@ -699,7 +757,7 @@ impl Node {
                 self.disk(ops, Io::Background);
             }
             let last_generation = self.last_closed();
-            if let Role::Owner(OwnerState::Moving(state)) = &mut self.role {
+            if let Role::Owner(OwnerState::Moving(state)) = &mut self.sg.role {
                 state.prepared = Some(last_generation);
             }
             self.send(
@@ -714,18 +772,42 @@ impl Node {
     }
 
     pub(super) fn on_move_ready(&mut self, _now: Now, move_id: u64) {
-        let Role::Owner(OwnerState::Moving(m)) = &mut self.role else {
+        let Role::Owner(OwnerState::Moving(m)) = &mut self.sg.role else {
             return;
         };
         if m.id != move_id || m.prepared.is_none() || m.handing_over {
             return;
         }
-        m.handing_over = true;
+        m.ready = true;
+        self.hand_over_if_all_ready(move_id);
+    }
+
+    /// Once the target said every storage group's copy is caught up, the new view is
+    /// persisted and the server handed over.
+    fn hand_over_if_all_ready(&mut self, move_id: u64) {
+        let mut moving = self.groups().filter_map(|g| match &g.role {
+            Role::Owner(OwnerState::Moving(m)) => Some(m),
+            _ => None,
+        });
+        let Some(first) = moving.next().cloned() else {
+            return;
+        };
+        let all_ready = std::iter::once(&first)
+            .chain(moving)
+            .all(|m| m.id == move_id && m.ready && !m.handing_over);
+        if !all_ready {
+            return;
+        }
+        self.each_group(|node| {
+            if let Role::Owner(OwnerState::Moving(m)) = &mut node.sg.role {
+                m.handing_over = true;
+            }
+        });
         let view = View {
             epoch: self.view.epoch + 1,
-            owner: m.target,
+            owner: first.target,
         };
-        self.last_move_comment = Some(m.comment.clone());
+        self.last_move_comment = Some(first.comment);
         self.view = view;
         self.emit(NodeEvent::ViewChanged { view });
         let ops = self.persisted_state().persist_ops();
@@ -743,9 +825,19 @@ impl Node {
                 reason: format!("persisting the hand-over: {e}"),
             });
         }
-        let Role::Owner(OwnerState::Moving(m)) = self.role.clone() else {
+        let m = self.groups().find_map(|g| match &g.role {
+            Role::Owner(OwnerState::Moving(m)) if m.handing_over => Some(m.clone()),
+            _ => None,
+        });
+        let Some(m) = m else {
             return;
         };
+        // Each storage group's failover window the hubs have not answered yet goes along.
+        let mut windows: Vec<Option<TimeWindow>> = self
+            .groups()
+            .map(|g| g.redelivery_pending.and(g.redelivery_window))
+            .collect();
+        let window = windows.remove(0);
         for net in Net::ALL {
             self.send(
                 Endpoint::Node(m.target),
@@ -754,7 +846,8 @@ impl Node {
                     view,
                     comment: m.comment.clone(),
                     drain: m.drain,
-                    window: self.sg.redelivery_pending.and(self.sg.redelivery_window),
+                    window,
+                    windows: windows.clone(),
                 },
             );
         }
@@ -762,11 +855,15 @@ impl Node {
             target: m.target,
             comment: m.comment,
         });
-        self.demote(now, "moved");
+        self.each_group(|node| {
+            if matches!(node.sg.role, Role::Owner(_)) {
+                node.demote(now, "moved");
+            }
+        });
     }
 
     pub(super) fn abort_move(&mut self, now: Now, move_id: u64, reason: String) {
-        match &self.role {
+        match &self.sg.role {
             Role::Owner(OwnerState::Moving(m)) if m.id == move_id && !m.handing_over => {
                 let target = m.target;
                 self.send(
@@ -780,15 +877,15 @@ impl Node {
                 self.emit(NodeEvent::MoveFailed {
                     reason: reason.clone(),
                 });
-                self.role = Role::Owner(OwnerState::Offline {
+                self.sg.role = Role::Owner(OwnerState::Offline {
                     reason: format!("move failed: {reason}"),
                 });
             }
-            Role::Passive { .. } if self.sg.move_target.is_some_and(|(id, _)| id == move_id) => {
+            Role::Passive if self.sg.move_target.is_some_and(|(id, _)| id == move_id) => {
                 self.sg.move_target = None;
                 self.sg.move_promised = None;
             }
-            Role::Passive { .. } => self.sg.move_promised = None,
+            Role::Passive => self.sg.move_promised = None,
             _ => {}
         }
     }
@@ -800,14 +897,44 @@ impl Node {
         comment: String,
         drain: bool,
         window: Option<TimeWindow>,
+        windows: Vec<Option<TimeWindow>>,
     ) {
-        if view.epoch > self.view.epoch && view.owner == self.id && self.sg.copy_damaged {
-            self.adopt_view(now, view);
-        } else if view.epoch > self.view.epoch && view.owner == self.id {
-            self.sg.inherited_window = TimeWindow::earliest(self.sg.inherited_window, window);
-            self.last_move_comment = Some(comment);
-            let promised = self.sg.move_promised.take();
-            self.adopt_view(now, view);
+        if view.epoch <= self.view.epoch || view.owner != self.id {
+            return;
+        }
+        self.last_move_comment = Some(comment);
+        let mut promised = Vec::new();
+        self.each_group(|node| promised.push(node.sg.move_promised.take()));
+        self.adopt_view(now, view);
+        self.each_group(|node| {
+            let g = usize::from(node.focused);
+            let window = if g == 0 {
+                window
+            } else {
+                windows.get(g - 1).copied().flatten()
+            };
+            node.take_handed_over_group(now, drain, window, promised[g]);
+        });
+    }
+
+    /// One storage group of a server handed over to this node.
+    fn take_handed_over_group(
+        &mut self,
+        now: Now,
+        drain: bool,
+        window: Option<TimeWindow>,
+        promised: Option<Generation>,
+    ) {
+        if self.sg.copy_damaged {
+            // `adopt_view` left it passive.
+            return;
+        }
+        self.sg.inherited_window = TimeWindow::earliest(self.sg.inherited_window, window);
+        if let Some(reason) = self.sg.unmountable() {
+            self.sg.role = Role::Owner(OwnerState::Offline { reason });
+            return;
+        }
+        {
             if drain || promised.is_some_and(|g| self.sg.inspector.last_inspected() < g) {
                 // This copy no longer holds what it promised the old owner (a reseed slipped
                 // in between, say): take the server as after a failure — copy what the old
@@ -816,7 +943,7 @@ impl Node {
             } else {
                 // The old owner dismounted and waited for our MoveReady (or handed us the
                 // newer stream we hold): we are caught up.
-                self.role = Role::Owner(OwnerState::Onlining {
+                self.sg.role = Role::Owner(OwnerState::Onlining {
                     ready_at: now.mono + self.config.online_delay_ms,
                     lost: 0,
                     forced: false,

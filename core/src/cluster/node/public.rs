@@ -56,18 +56,19 @@ impl Node {
             .is_some_and(|t| now.mono < t + 2 * self.config.heartbeat_interval_ms())
             && now.mono >= self.private_since + self.config.peer_down_after_ms();
         if !self.config.public_network_failover
-            || !self.is_serving()
+            || !self.serving_any()
             || self.public_ok(now)
             || !peer_heard_privately
         {
             return;
         }
-        let peer_ready = self.peer.as_ref().is_some_and(|p| {
-            p.public_ok
-                && p.copy
+        let peer_ready = self.peer.as_ref().is_some_and(|p| p.public_ok)
+            && self.groups().all(|g| {
+                g.peer
                     .as_ref()
+                    .and_then(|p| p.copy.as_ref())
                     .is_some_and(|c| c.status == SummaryCopyStatus::Healthy)
-        });
+            });
         let tried_recently = self
             .public_move_tried
             .is_some_and(|t| now.mono < t + self.config.peer_down_after_ms());

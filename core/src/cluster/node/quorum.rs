@@ -3,14 +3,18 @@
 //! is still serving? (The argument is in ARCHITECTURE.md, "Why two nodes never both serve".)
 
 use super::{Node, NodeEvent, OwnerState, Role};
-use crate::cluster::wire::{Heartbeat, Msg, View};
+use crate::cluster::wire::{GroupBeat, Heartbeat, Msg, View};
 use crate::cluster::{Endpoint, Net, Now};
 use crate::storage::Generation;
 
 impl Node {
     pub(super) fn on_heartbeat(&mut self, now: Now, net: Net, hb: Heartbeat) {
         self.learn_intent_from_peer(now, &hb);
-        self.learn_backup(hb.backup);
+        self.each_group(|node| {
+            if let Some(beat) = hb.group(node.focused) {
+                node.learn_backup(beat.backup);
+            }
+        });
         self.note_heard(now, net);
         let heard = &mut self.last_heard[net.index()];
         *heard = Some(heard.map_or(now.mono, |h| h.max(now.mono)));
@@ -25,51 +29,72 @@ impl Node {
                 self.peer_lease_until = Some(self.peer_lease_until.map_or(until, |u| u.max(until)));
             }
         }
-        // (An owner whose copy is damaged reports a copy instead, and no stream: it has none
-        // loaded, and what it wrote before is not undone by its saying nothing of it.)
-        if hb.view.owner == self.id.peer() && hb.copy.is_none() {
-            let head = match hb.open_generation {
-                Some(g) if hb.open_records > 0 => g,
-                _ => hb.last_closed,
-            };
-            if hb.view.epoch >= self.view.epoch {
-                self.sg.peer_head = head;
-            } else {
-                // The owner we are replacing, still writing in its epoch (resumed from a
-                // pause, say, before it learned of ours): what it wrote is the end of the
-                // stream we take over, and the mount dial must count it.
-                self.sg.peer_head = self.sg.peer_head.max(head);
+        self.each_group(|node| {
+            if let Some(beat) = hb.group(node.focused) {
+                node.learn_peer_head(hb.view, &beat);
             }
-        }
+        });
         if hb.view.epoch > self.view.epoch {
             self.adopt_view(now, hb.view);
         }
         // Only an owner that writes has a stream to compare with; one still gathering the
         // logs (perhaps ours) is left alone.
-        let from_owner = hb.view == self.view && hb.view.owner == self.id.peer() && hb.serving;
-        let lineage = hb.lineage.clone();
+        let from_owner = hb.view == self.view && hb.view.owner == self.id.peer();
+        let mut lineages = Vec::new();
+        self.each_group(|node| {
+            let beat = hb.group(node.focused);
+            let serving = beat.as_ref().is_some_and(|b| b.serving);
+            lineages.push(
+                (from_owner && serving)
+                    .then(|| beat.as_ref().map(|b| b.lineage.clone()).unwrap_or_default()),
+            );
+            node.sg.peer = beat;
+        });
         self.peer = Some(hb);
-        let damaged_owner = self.owner_copy_damaged();
-        if let Role::Passive { arbitrate_at } = &mut self.role {
-            // The owner is alive after all: no takeover — unless it says its copy is damaged
-            // and it cannot serve (the cluster resource failing for good on that node).
-            if !damaged_owner {
-                *arbitrate_at = None;
-            }
+        // The owner is alive after all: no takeover — unless it says its copy is damaged and
+        // it cannot serve (the cluster resource failing for good on that node).
+        if !self.owner_copy_damaged() {
+            self.arbitrate_at = None;
         }
-        if from_owner {
-            self.follow_owner_lineage(now, &lineage);
+        let mut lineages = lineages.into_iter();
+        self.each_group(|node| {
+            if let Some(lineage) = lineages.next().flatten() {
+                node.follow_owner_lineage(now, &lineage);
+            }
+        });
+    }
+
+    /// What the peer's heartbeat says of the newest generation of the group's stream.
+    fn learn_peer_head(&mut self, view: View, beat: &GroupBeat) {
+        // (An owner whose copy is damaged reports a copy instead, and no stream: it has none
+        // loaded, and what it wrote before is not undone by its saying nothing of it.)
+        if view.owner != self.id.peer() || beat.copy.is_some() {
+            return;
+        }
+        let head = match beat.open_generation {
+            Some(g) if beat.open_records > 0 => g,
+            _ => beat.last_closed,
+        };
+        if view.epoch >= self.view.epoch {
+            self.sg.peer_head = head;
+        } else {
+            // The owner we are replacing, still writing in its epoch (resumed from a
+            // pause, say, before it learned of ours): what it wrote is the end of the
+            // stream we take over, and the mount dial must count it.
+            self.sg.peer_head = self.sg.peer_head.max(head);
         }
     }
 
-    /// The owner of our view is up but reports its own copy Failed, needing a reseed (damaged
-    /// at rest): it will never mount, so the server must move here.
+    /// The owner of our view is up but serves nothing and reports a copy Failed, needing a
+    /// reseed (damaged at rest): it will never mount, so the server must move here.
     pub(super) fn owner_copy_damaged(&self) -> bool {
         self.peer.as_ref().is_some_and(|p| {
             p.view == self.view
                 && p.view.owner == self.id.peer()
-                && !p.serving
-                && p.copy.as_ref().is_some_and(|c| c.reseed_required)
+                && !p.serving_any()
+                && (0..self.group_count())
+                    .filter_map(|g| p.group(g))
+                    .any(|b| b.copy.as_ref().is_some_and(|c| c.reseed_required))
         })
     }
 
@@ -77,7 +102,8 @@ impl Node {
     /// trying to take over.
     pub(super) fn grants_lease(&self) -> bool {
         self.view.owner == self.id.peer()
-            && matches!(self.role, Role::Passive { arbitrate_at: None })
+            && self.arbitrate_at.is_none()
+            && self.groups().all(|g| matches!(g.role, Role::Passive))
     }
 
     pub(super) fn peer_lease_valid(&self, now: Now) -> bool {
@@ -140,24 +166,30 @@ impl Node {
 
     /// A serving owner without quorum stops at once.
     pub(super) fn check_quorum(&mut self, now: Now) {
-        if self.is_serving() && !self.has_quorum(now) {
-            self.dismount(
-                now,
-                OwnerState::Offline {
-                    reason: "lost quorum: cannot see the peer and does not hold the witness".into(),
-                },
-            );
+        if self.serving_any() && !self.has_quorum(now) {
+            self.each_group(|node| {
+                if node.is_serving() {
+                    node.dismount(
+                        now,
+                        OwnerState::Offline {
+                            reason: "lost quorum: cannot see the peer and does not hold the \
+                                     witness"
+                                .into(),
+                        },
+                    );
+                }
+            });
         }
     }
 
     /// Asks the witness for its vote when we need it: an owner whose peer lease is about to
     /// run out, or a passive taking over. Once per heartbeat interval.
     pub(super) fn request_witness_if_needed(&mut self, now: Now) {
-        let wanted = match &self.role {
-            Role::Owner(_) => self
-                .peer_lease_until
-                .is_none_or(|u| now.mono + self.config.witness_prefetch_ms >= u),
-            Role::Passive { arbitrate_at } => arbitrate_at.is_some_and(|at| now.mono >= at),
+        let wanted = if self.owner_side() {
+            self.peer_lease_until
+                .is_none_or(|u| now.mono + self.config.witness_prefetch_ms >= u)
+        } else {
+            self.arbitrate_at.is_some_and(|at| now.mono >= at)
         };
         let due = self
             .witness
@@ -165,7 +197,9 @@ impl Node {
             .is_none_or(|t| now.mono >= t + self.config.heartbeat_interval_ms());
         if wanted && due {
             self.witness.last_request = Some(now.mono);
-            let head = self.known_head();
+            let mut heads = Vec::new();
+            self.each_group(|node| heads.push(node.known_head()));
+            let head = heads.remove(0);
             self.send(
                 Endpoint::Witness,
                 Net::Public,
@@ -173,6 +207,7 @@ impl Node {
                     stamp: now.mono,
                     head,
                     view: self.view,
+                    heads,
                 },
             );
         }
@@ -189,8 +224,22 @@ impl Node {
     }
 
     /// What the witness remembers: the stream's head and a newer ownership view, if any.
-    pub(super) fn learn_from_witness(&mut self, now: Now, head: Generation, view: View) {
-        self.sg.witness_head = self.sg.witness_head.max(head);
+    pub(super) fn learn_from_witness(
+        &mut self,
+        now: Now,
+        head: Generation,
+        heads: &[Generation],
+        view: View,
+    ) {
+        self.each_group(|node| {
+            let head = match node.focused {
+                0 => Some(head),
+                g => heads.get(usize::from(g) - 1).copied(),
+            };
+            if let Some(head) = head {
+                node.sg.witness_head = node.sg.witness_head.max(head);
+            }
+        });
         if view.epoch > self.view.epoch {
             self.adopt_view(now, view);
         }
@@ -208,10 +257,7 @@ impl Node {
         let until = stamp + self.config.witness_lease_ms;
         self.witness.until = Some(self.witness.until.map_or(until, |u| u.max(until)));
         self.witness_holder = Some(self.id);
-        if let Role::Passive {
-            arbitrate_at: Some(_),
-        } = self.role
-        {
+        if self.arbitrate_at.is_some() && !self.owner_side() {
             self.win_takeover(now);
         }
     }

@@ -47,8 +47,8 @@ impl Node {
             None if next == 1 => Some(0),
             None => None,
         };
-        self.sg.inspector =
-            Inspector::new(self.config.signature, next, prev).of_group(self.sg.files.logs.group());
+        self.sg.inspector = Inspector::new(self.config.group_signature(self.sg.index), next, prev)
+            .of_group(self.sg.files.logs.group());
     }
 
     /// Whether the node that owned the stream before us can no longer append to its open log:
@@ -61,7 +61,7 @@ impl Node {
             || self
                 .peer
                 .as_ref()
-                .is_some_and(|p| p.view == self.view && !p.serving)
+                .is_some_and(|p| p.view == self.view && !p.serving_any())
     }
 
     /// Sends the next copy request if one is due.
@@ -71,7 +71,7 @@ impl Node {
                 return;
             }
             self.sg.fetch = None;
-            if matches!(self.role, Role::Owner(OwnerState::Draining { .. })) {
+            if matches!(self.sg.role, Role::Owner(OwnerState::Draining { .. })) {
                 // The lost node's share does not answer: nothing more to learn or copy.
                 self.sg.drain_state_done = true;
                 self.sg.drain_finished = true;
@@ -91,7 +91,7 @@ impl Node {
         {
             return;
         }
-        if self.sg.seeding && matches!(self.role, Role::Passive { .. }) {
+        if self.sg.seeding && matches!(self.sg.role, Role::Passive) {
             if !self.peer_serving(now) {
                 // The active stopped serving before the seed came: give the reseed up. The
                 // old copy is still whole on disk (it goes only when a seed arrives), and it
@@ -109,7 +109,7 @@ impl Node {
             return;
         }
         let next = self.sg.inspector.next_expected();
-        let draining = matches!(self.role, Role::Owner(OwnerState::Draining { .. }));
+        let draining = matches!(self.sg.role, Role::Owner(OwnerState::Draining { .. }));
         if draining && !self.sg.drain_state_done {
             self.request(now, Fetch::State, Msg::FetchState);
             return;
@@ -124,13 +124,13 @@ impl Node {
             }
             return;
         }
-        match &self.role {
+        match &self.sg.role {
             Role::Owner(OwnerState::Draining { .. }) => {
                 if !self.sg.drain_finished {
                     self.request(now, Fetch::Log(next), Msg::FetchLog { generation: next });
                 }
             }
-            Role::Passive { .. } => {
+            Role::Passive => {
                 let following = self.sg.resolved
                     && self.sg.reseed_required.is_none()
                     && !self.sg.seeding
@@ -140,6 +140,7 @@ impl Node {
                     .peer
                     .as_ref()
                     .filter(|p| p.view.owner == self.id.peer())
+                    .and(self.sg.peer.as_ref())
                     .map_or(0, |p| p.last_closed)
                     .max(self.sg.move_target.map_or(0, |(_, g)| g));
                 if following && next <= source_last {
@@ -266,7 +267,7 @@ impl Node {
                     reason: reason.clone(),
                 });
                 if matches!(rejection, Rejection::BrokenChain { .. })
-                    && matches!(self.role, Role::Passive { .. })
+                    && matches!(self.sg.role, Role::Passive)
                 {
                     // Same generation, another history: this copy diverged in a way the
                     // lineage did not show. Never replayed blindly.
@@ -279,8 +280,7 @@ impl Node {
                         _ => 1,
                     };
                     self.sg.inspection_failures = Some((generation, failures));
-                    if failures >= INSPECTION_ATTEMPTS && matches!(self.role, Role::Passive { .. })
-                    {
+                    if failures >= INSPECTION_ATTEMPTS && matches!(self.sg.role, Role::Passive) {
                         self.sg.reseed_required = Some(format!(
                             "{name} failed inspection {failures} times, the last: {reason}"
                         ));
@@ -337,7 +337,7 @@ impl Node {
 
     /// Replays every inspected log (unless the copy is suspended).
     pub(super) fn replay_ready(&mut self) {
-        if self.sg.suspended && matches!(self.role, Role::Passive { .. }) {
+        if self.sg.suspended && matches!(self.sg.role, Role::Passive) {
             return;
         }
         while let Some(log) = self.sg.replay_queue.pop_front() {
@@ -375,7 +375,7 @@ impl Node {
         let Some((what, _)) = self.sg.fetch else {
             return;
         };
-        let draining = matches!(self.role, Role::Owner(OwnerState::Draining { .. }));
+        let draining = matches!(self.sg.role, Role::Owner(OwnerState::Draining { .. }));
         match (what, generation) {
             (Fetch::Log(g), Some(n)) if g == n => {
                 self.sg.fetch = None;
@@ -409,7 +409,7 @@ impl Node {
     pub(super) fn follow_owner_lineage(&mut self, now: Now, owner_lineage: &[LineageEntry]) {
         // After a failed write memory no longer says what the disk holds: rolling back or
         // sealing from it would act on logs that are not there. The restart from disk first.
-        if !matches!(self.role, Role::Passive { .. })
+        if !matches!(self.sg.role, Role::Passive)
             || self.sg.seeding
             || self.sg.reseed_required.is_some()
             || self.store_failure.is_some()
@@ -446,10 +446,11 @@ impl Node {
         let Ok(state) = serde_json::from_slice::<PersistedState>(&bytes) else {
             return;
         };
-        let theirs = state.lineage.last().map(|e| e.epoch);
+        let lineage = state.group(self.sg.index).lineage;
+        let theirs = lineage.last().map(|e| e.epoch);
         let ours = self.sg.lineage.last().map(|e| e.epoch);
         if theirs > ours {
-            if let Some(Err(_)) = self.reconcile(&state.lineage) {
+            if let Some(Err(_)) = self.reconcile(&lineage) {
                 // Our stream cannot continue theirs: keep ours, copy nothing of theirs; the
                 // lost node will find itself diverged when it returns.
                 self.sg.drain_finished = true;
@@ -535,7 +536,7 @@ impl Node {
             });
             return;
         }
-        if !matches!(self.role, Role::Passive { .. })
+        if !matches!(self.sg.role, Role::Passive)
             || !self.peer_serving(now)
             || self.view.owner == self.id
         {
@@ -584,6 +585,7 @@ impl Node {
                 );
                 self.disk(ops, Io::Background);
                 self.sg.lineage = self
+                    .sg
                     .peer
                     .as_ref()
                     .map(|p| p.lineage.clone())
@@ -602,14 +604,14 @@ impl Node {
 
     /// Target of a scheduled move: copy up to the owner's last generation, then say so.
     pub(super) fn on_move_prepare(&mut self, now: Now, move_id: u64, last_generation: Generation) {
-        let healthy = matches!(self.role, Role::Passive { .. })
+        let healthy = matches!(self.sg.role, Role::Passive)
             && self.sg.resolved
             && self.sg.reseed_required.is_none()
             && !self.sg.seeding
             && !self.sg.suspended;
         if healthy {
             self.sg.move_target = Some((move_id, last_generation));
-            self.move_over_by = now.mono + self.config.outlast(self.config.move_timeout_ms);
+            self.sg.move_over_by = now.mono + self.config.outlast(self.config.move_timeout_ms);
             self.check_move_ready();
         } else {
             self.send(
@@ -627,7 +629,7 @@ impl Node {
     /// restarted and forgot it) binds this copy no more: a reseed may go ahead (swarm@8:10).
     pub(super) fn forget_move_if_over(&mut self, now: Now) {
         if (self.sg.move_target.is_some() || self.sg.move_promised.is_some())
-            && now.mono >= self.move_over_by
+            && now.mono >= self.sg.move_over_by
         {
             self.sg.move_target = None;
             self.sg.move_promised = None;

@@ -1,7 +1,7 @@
 //! The active store: messages from the hub go into the open log; a batch is acknowledged once a
 //! sync made it durable (group commit); full logs roll.
 
-use super::{Io, Node};
+use super::{Group, Io, Node};
 use crate::cluster::wire::Msg;
 use crate::cluster::{Endpoint, HubId, Net, Now};
 use crate::disk::{DiskError, DiskOp};
@@ -156,16 +156,18 @@ impl Node {
 
     /// When an idle roll is due: the serving owner's open log has held records for the
     /// configured time.
-    pub(super) fn idle_roll_at(&self) -> Option<u64> {
-        let since = self.sg.open_log_since?;
-        (self.is_serving()).then_some(since + self.config.idle_log_roll()?)
+    pub(super) fn idle_roll_at(&self, group: &Group) -> Option<u64> {
+        let since = group.open_log_since?;
+        group
+            .is_serving()
+            .then_some(since + self.config.idle_log_roll()?)
     }
 
     /// Idle log roll (SP1): a quiet store closes its partly filled log, so the passive can
     /// copy it and a lossy failover at low load loses at most that much. Waits for a commit
     /// in flight (its records belong in the log it is closing).
     pub(super) fn roll_idle_log(&mut self, now: Now) {
-        if self.idle_roll_at().is_none_or(|at| now.mono < at)
+        if self.idle_roll_at(&self.sg).is_none_or(|at| now.mono < at)
             || self.sg.commit_in_flight
             || !self.sg.batch_ids.is_empty()
             || self.store_failure.is_some()
